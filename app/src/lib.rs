@@ -1,0 +1,1 @@
+//! Lumen application library: study I/O, annotation, export, jobs and UI.
