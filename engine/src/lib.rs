@@ -1,1 +1,4 @@
+//! Lumen engine: the SAM runtime on ONNX Runtime and data-free quantization. No GUI, no DICOM.
+
+pub mod model;
 pub mod runtime;

@@ -1,0 +1,69 @@
+//! Raw intensities (HU, MR signal) → the 8-bit grey image a model was trained on.
+
+use super::manifest::IntensityRule;
+use ndarray::{Array2, ArrayView2};
+
+impl IntensityRule {
+    /// Applies the rule to one slice. Non-finite values (padding, NaN) become 0.
+    pub fn to_u8(&self, slice: ArrayView2<f32>) -> Array2<u8> {
+        let (low, high) = match *self {
+            IntensityRule::Window { center, width } => {
+                (center - width / 2.0, center + width / 2.0)
+            }
+            IntensityRule::Percentile { low, high } => percentile_range(slice, low, high),
+        };
+        let span = (high - low).max(f32::EPSILON);
+        slice.mapv(|v| {
+            if v.is_finite() {
+                ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8
+            } else {
+                0
+            }
+        })
+    }
+}
+
+/// The values at the `low` and `high` percentiles of the finite values of `slice`.
+fn percentile_range(slice: ArrayView2<f32>, low: f32, high: f32) -> (f32, f32) {
+    let mut values: Vec<f32> = slice.iter().copied().filter(|v| v.is_finite()).collect();
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    let mut at = |percent: f32| {
+        let rank = ((percent / 100.0).clamp(0.0, 1.0) * (values.len() - 1) as f32).round() as usize;
+        *values.select_nth_unstable_by(rank, f32::total_cmp).1
+    };
+    (at(low), at(high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn window_maps_its_edges_to_black_and_white() {
+        let rule = IntensityRule::Window {
+            center: 40.0,
+            width: 400.0,
+        };
+        let hu = array![[-1000.0, -160.0, 40.0], [240.0, 3000.0, f32::NAN]];
+        let u8s = rule.to_u8(hu.view());
+        assert_eq!(u8s, array![[0, 0, 128], [255, 255, 0]]);
+    }
+
+    #[test]
+    fn percentile_rule_ignores_outliers() {
+        let mut values: Vec<f32> = (0..1000).map(|v| v as f32).collect();
+        values[999] = 1.0e6; // one hot pixel must not crush the contrast
+        let slice = Array2::from_shape_vec((10, 100), values).unwrap();
+        let rule = IntensityRule::Percentile {
+            low: 0.5,
+            high: 99.5,
+        };
+        let u8s = rule.to_u8(slice.view());
+        assert_eq!(u8s[[0, 0]], 0);
+        assert_eq!(u8s[[5, 0]], 128);
+        assert_eq!(u8s[[9, 99]], 255);
+    }
+}

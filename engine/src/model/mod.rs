@@ -1,0 +1,16 @@
+//! Model bundles and the SAM I/O contract: manifest, pre-processing, prompts, masks.
+
+mod bundle;
+mod error;
+mod intensity;
+mod manifest;
+mod preprocess;
+mod prompt;
+mod sam;
+
+pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
+pub use error::ModelError;
+pub use manifest::{FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, Precision};
+pub use preprocess::{InputFrame, encoder_input};
+pub use prompt::{BoxPrompt, Point, Prompt};
+pub use sam::{Embedding, Prediction, SamModel};

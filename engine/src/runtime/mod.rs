@@ -1,0 +1,62 @@
+//! The ONNX Runtime environment: finding the shared library, one environment per process,
+//! and sessions with Lumen's thread and optimization settings.
+
+mod library;
+mod session;
+
+pub use library::{LIBRARY_FILE, ORT_VERSION, candidate_paths, locate_library};
+pub use session::{SessionConfig, load_session, load_session_from_memory};
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Why ONNX Runtime could not be used. Every message says what is missing and how to fix it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime {ORT_VERSION} ({LIBRARY_FILE}) was not found. Looked in: {searched}. \
+         Install it with `python3 packaging/ort/provision.py` (or build Lumen with cargo, which does it), \
+         or point ORT_DYLIB_PATH at the library."
+    )]
+    LibraryNotFound { searched: String },
+    #[error(
+        "ONNX Runtime library {path} could not be loaded: {reason}. \
+         Re-install it with `python3 packaging/ort/provision.py` or point ORT_DYLIB_PATH at a working {LIBRARY_FILE}."
+    )]
+    LibraryLoad { path: PathBuf, reason: String },
+    #[error("ONNX Runtime could not create its environment: {0}")]
+    Environment(String),
+    #[error("ONNX Runtime could not load model {path}: {reason}")]
+    Session { path: String, reason: String },
+}
+
+/// The process's one ONNX Runtime environment, kept alive for the life of the process
+/// (ort only holds a weak reference to it).
+static ENVIRONMENT: OnceLock<Result<(ort::environment::Environment, PathBuf), RuntimeError>> =
+    OnceLock::new();
+
+/// Loads ONNX Runtime and creates the environment once; later calls return the first outcome.
+/// Returns the path of the library in use.
+pub fn init() -> Result<PathBuf, RuntimeError> {
+    environment().map(|(_, path)| path.clone())
+}
+
+/// The process's environment and the library path, created on first use.
+fn environment() -> Result<&'static (ort::environment::Environment, PathBuf), RuntimeError> {
+    ENVIRONMENT
+        .get_or_init(|| {
+            let path = locate_library()?;
+            let builder = ort::init_from(&path).map_err(|e| RuntimeError::LibraryLoad {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let environment = builder
+                .with_name("lumen")
+                .with_telemetry(false)
+                .build()
+                .map_err(|e| RuntimeError::Environment(e.to_string()))?;
+            Ok((environment, path))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}

@@ -1,0 +1,79 @@
+//! Sessions with Lumen's settings: full graph optimization, intra-op threads = cores.
+
+use super::{RuntimeError, environment};
+use ort::session::{Session, builder::GraphOptimizationLevel};
+use std::path::Path;
+
+/// How a session runs. The default uses every core and all graph optimizations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Threads for one operator; 0 means one per available core.
+    pub intra_threads: usize,
+    /// Graph optimizations (constant folding, fusions); off only for debugging.
+    pub optimize: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            intra_threads: 0,
+            optimize: true,
+        }
+    }
+}
+
+impl SessionConfig {
+    fn threads(&self) -> usize {
+        if self.intra_threads > 0 {
+            self.intra_threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    fn builder(&self, what: &str) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
+        let (env, _) = environment()?;
+        let fail = |e: String| RuntimeError::Session {
+            path: what.to_string(),
+            reason: e,
+        };
+        let level = if self.optimize {
+            GraphOptimizationLevel::All
+        } else {
+            GraphOptimizationLevel::Disable
+        };
+        Session::builder(env)
+            .map_err(|e| fail(e.to_string()))?
+            .with_optimization_level(level)
+            .map_err(|e| fail(e.to_string()))?
+            .with_intra_threads(self.threads())
+            .map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Opens an ONNX model file as a session.
+pub fn load_session(path: &Path, config: &SessionConfig) -> Result<Session, RuntimeError> {
+    let what = path.display().to_string();
+    config
+        .builder(&what)?
+        .commit_from_file(path)
+        .map_err(|e| RuntimeError::Session {
+            path: what,
+            reason: e.to_string(),
+        })
+}
+
+/// Opens an in-memory ONNX model (a graph built by the engine) as a session; `name` is used in errors.
+pub fn load_session_from_memory(
+    bytes: &[u8],
+    name: &str,
+    config: &SessionConfig,
+) -> Result<Session, RuntimeError> {
+    config
+        .builder(name)?
+        .commit_from_memory(bytes)
+        .map_err(|e| RuntimeError::Session {
+            path: name.to_string(),
+            reason: e.to_string(),
+        })
+}
