@@ -1,1 +1,15 @@
-fn main() {}
+//! `lumen`: the GUI by default, CLI subcommands for headless work.
+
+use clap::Parser;
+use lumen_app::cli::{Cli, run};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lumen: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

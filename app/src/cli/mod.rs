@@ -1,0 +1,39 @@
+//! Command-line interface: `lumen` alone opens the GUI; subcommands work headless.
+
+mod bench;
+mod info;
+mod parse;
+mod segment;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "lumen", version, about = "Segment organs in DICOM studies with SAM, offline, on a CPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a model bundle's manifest, files and tensor interface.
+    Info {
+        /// Model bundle folder (model.toml + encoder.onnx + decoder.onnx); default: the bundled model.
+        model: Option<PathBuf>,
+    },
+    /// Segment one 2D image with a box and/or points and write the mask as PNG.
+    Segment(segment::SegmentArgs),
+    /// Measure embed and predict latency and peak memory.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs what the command line asked for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => crate::ui::run_gui(),
+        Some(Command::Info { model }) => info::run(&model.unwrap_or_else(crate::paths::default_model_dir)),
+        Some(Command::Segment(args)) => segment::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
+    }
+}

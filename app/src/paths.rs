@@ -1,0 +1,23 @@
+//! Where Lumen finds its bundled assets and keeps its per-user files.
+
+use std::path::PathBuf;
+
+/// The bundled assets folder: `LUMEN_ASSETS`, else `assets/` next to the executable (a portable
+/// bundle), else the source tree's `assets/` (a `cargo run` from a clone).
+pub fn assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LUMEN_ASSETS").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("assets")));
+    match beside_exe {
+        Some(dir) if dir.is_dir() => dir,
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"),
+    }
+}
+
+/// The default model bundle: the project's own starter model.
+pub fn default_model_dir() -> PathBuf {
+    assets_dir().join("models").join("ct-starter")
+}
