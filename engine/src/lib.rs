@@ -2,3 +2,5 @@
 
 pub mod model;
 pub mod runtime;
+pub mod graph;
+pub mod grad;
