@@ -3,3 +3,5 @@
 pub mod cli;
 pub mod paths;
 pub mod ui;
+pub mod study;
+pub mod export;

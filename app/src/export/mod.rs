@@ -1,0 +1,348 @@
+//! Export of segmentations: DICOM SEG (for PACS), NIfTI label map + JSON sidecar (for research),
+//! PNG masks and overlays; and re-import of SEG / NIfTI onto a study.
+//!
+//! Every file is written atomically: a temporary file in the destination folder, then a rename.
+
+pub mod nifti;
+pub mod png;
+pub mod seg;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use nifti::{read_sidecar, reimport_nifti, sidecar_path, write_nifti_labels};
+pub use png::{write_png_masks, write_png_overlays};
+pub use seg::{SegOptions, SegSummary, read_seg, write_seg};
+
+/// A failure to write or re-import; every message names the file and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Writing failed.
+    #[error("{}: cannot write: {reason}", path.display())]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Reading (re-import) failed.
+    #[error("{}: cannot read: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The input does not fit the study (grid, geometry, references).
+    #[error("{}: does not match the study: {reason}", path.display())]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing to write or invalid arguments.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ExportError {
+    pub(crate) fn write(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Write { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+    pub(crate) fn read(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Read { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+    pub(crate) fn mismatch(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Mismatch { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+    pub(crate) fn invalid(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Invalid { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+}
+
+/// Result alias for export.
+pub type Result<T, E = ExportError> = std::result::Result<T, E>;
+
+/// A coded concept (code value, coding scheme designator, code meaning).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Code {
+    /// Code Value.
+    pub value: String,
+    /// Coding Scheme Designator (`SCT`, `DCM`, …).
+    pub scheme: String,
+    /// Code Meaning.
+    pub meaning: String,
+}
+
+impl Code {
+    /// A SNOMED-CT code.
+    pub fn sct(value: &str, meaning: &str) -> Self {
+        Self { value: value.into(), scheme: "SCT".into(), meaning: meaning.into() }
+    }
+}
+
+/// How a segment was made (DICOM Segment Algorithm Type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AlgorithmType {
+    /// Drawn by hand.
+    Manual,
+    /// Prompted model output, reviewed by a person (Lumen's normal case).
+    Semiautomatic,
+    /// Fully automatic.
+    Automatic,
+}
+
+impl AlgorithmType {
+    /// The DICOM code string.
+    pub fn as_dicom(self) -> &'static str {
+        match self {
+            Self::Manual => "MANUAL",
+            Self::Semiautomatic => "SEMIAUTOMATIC",
+            Self::Automatic => "AUTOMATIC",
+        }
+    }
+
+    /// Parse the DICOM code string.
+    pub fn from_dicom(s: &str) -> Self {
+        match s.trim() {
+            "MANUAL" => Self::Manual,
+            "AUTOMATIC" => Self::Automatic,
+            _ => Self::Semiautomatic,
+        }
+    }
+}
+
+/// Metadata of one segment (one label value).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    /// Label value in the label map (1..).
+    pub label: u16,
+    /// Name shown to the user (Segment Label).
+    pub name: String,
+    /// Display colour (sRGB).
+    pub color: [u8; 3],
+    /// Segmented Property Category.
+    pub category: Code,
+    /// Segmented Property Type.
+    pub property_type: Code,
+    /// Laterality or other type modifier (e.g. SCT 24028007 Right).
+    pub type_modifier: Option<Code>,
+    /// How it was made.
+    pub algorithm_type: AlgorithmType,
+}
+
+/// Default palette for segments without a known organ colour.
+const PALETTE: [[u8; 3]; 8] = [
+    [230, 25, 75],
+    [60, 180, 75],
+    [255, 225, 25],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+    [240, 50, 230],
+];
+
+struct Organ {
+    keys: &'static [&'static str],
+    code: &'static str,
+    meaning: &'static str,
+    side: Option<bool>, // Some(true) = right, Some(false) = left
+    color: [u8; 3],
+}
+
+const ORGANS: &[Organ] = &[
+    Organ { keys: &["liver"], code: "10200004", meaning: "Liver", side: None, color: [221, 130, 101] },
+    Organ { keys: &["spleen"], code: "78961009", meaning: "Spleen", side: None, color: [157, 108, 162] },
+    Organ { keys: &["kidney_right", "right kidney", "kidney right"], code: "64033007", meaning: "Kidney", side: Some(true), color: [185, 102, 83] },
+    Organ { keys: &["kidney_left", "left kidney", "kidney left"], code: "64033007", meaning: "Kidney", side: Some(false), color: [185, 102, 83] },
+    Organ { keys: &["kidney", "kidneys"], code: "64033007", meaning: "Kidney", side: None, color: [185, 102, 83] },
+    Organ { keys: &["pancreas"], code: "15776009", meaning: "Pancreas", side: None, color: [249, 180, 111] },
+    Organ { keys: &["stomach"], code: "69695003", meaning: "Stomach", side: None, color: [216, 132, 105] },
+    Organ { keys: &["aorta"], code: "15825003", meaning: "Aorta", side: None, color: [224, 97, 76] },
+    Organ { keys: &["gallbladder", "gall bladder"], code: "28231008", meaning: "Gallbladder", side: None, color: [139, 150, 98] },
+    Organ { keys: &["esophagus", "oesophagus"], code: "32849002", meaning: "Esophagus", side: None, color: [211, 171, 143] },
+    Organ { keys: &["inferior_vena_cava", "inferior vena cava", "ivc"], code: "64131007", meaning: "Inferior vena cava", side: None, color: [0, 151, 206] },
+    Organ { keys: &["portal_vein_and_splenic_vein", "portal vein", "portal_vein", "portal/splenic vein"], code: "32764006", meaning: "Portal vein", side: None, color: [0, 112, 165] },
+    Organ { keys: &["adrenal_gland_right", "right adrenal", "right adrenal gland"], code: "23451007", meaning: "Adrenal gland", side: Some(true), color: [244, 214, 49] },
+    Organ { keys: &["adrenal_gland_left", "left adrenal", "left adrenal gland"], code: "23451007", meaning: "Adrenal gland", side: Some(false), color: [244, 214, 49] },
+    Organ { keys: &["adrenal gland", "adrenal glands", "adrenal_gland"], code: "23451007", meaning: "Adrenal gland", side: None, color: [244, 214, 49] },
+    Organ { keys: &["lung_right", "right lung"], code: "39607008", meaning: "Lung", side: Some(true), color: [197, 165, 145] },
+    Organ { keys: &["lung_left", "left lung"], code: "39607008", meaning: "Lung", side: Some(false), color: [197, 165, 145] },
+    Organ { keys: &["lung", "lungs"], code: "39607008", meaning: "Lung", side: None, color: [197, 165, 145] },
+    Organ { keys: &["heart"], code: "80891009", meaning: "Heart", side: None, color: [206, 110, 84] },
+    Organ { keys: &["urinary_bladder", "bladder", "urinary bladder"], code: "89837001", meaning: "Urinary bladder", side: None, color: [222, 154, 132] },
+    Organ { keys: &["vertebrae", "vertebra", "spine"], code: "51282000", meaning: "Vertebra", side: None, color: [241, 214, 145] },
+    Organ { keys: &["duodenum"], code: "38848004", meaning: "Duodenum", side: None, color: [255, 253, 229] },
+    Organ { keys: &["colon"], code: "71854001", meaning: "Colon", side: None, color: [204, 168, 143] },
+    Organ { keys: &["small_bowel", "small bowel", "small intestine"], code: "30315005", meaning: "Small intestine", side: None, color: [205, 167, 142] },
+    Organ { keys: &["trachea"], code: "44567001", meaning: "Trachea", side: None, color: [182, 228, 255] },
+    Organ { keys: &["splenic vein", "splenic_vein"], code: "35819009", meaning: "Splenic vein", side: None, color: [0, 112, 165] },
+    Organ { keys: &["prostate"], code: "41216001", meaning: "Prostate", side: None, color: [230, 158, 140] },
+    Organ { keys: &["sacrum"], code: "54735007", meaning: "Sacrum", side: None, color: [241, 214, 145] },
+];
+
+fn normalize_name(name: &str) -> String {
+    name.trim().to_lowercase().replace('-', " ")
+}
+
+/// SNOMED-CT category (Anatomical Structure) and type (with laterality modifier) for an organ
+/// name Lumen knows (`liver`, `kidney_left`, `right adrenal`, `oesophagus`, `vertebrae_L3`, …).
+pub fn organ_codes(name: &str) -> Option<(Code, Code, Option<Code>)> {
+    let n = normalize_name(name);
+    let n_us = n.replace(' ', "_");
+    let organ = ORGANS.iter().find(|o| {
+        o.keys.iter().any(|k| {
+            let k_us = k.replace(' ', "_");
+            n == *k || n_us == k_us
+        })
+    });
+    let organ = organ.or_else(|| {
+        if n_us.starts_with("vertebrae") || n_us.starts_with("vertebra_") {
+            ORGANS.iter().find(|o| o.code == "51282000")
+        } else if n_us.starts_with("lung_") {
+            let right = n_us.contains("right");
+            ORGANS.iter().find(|o| o.code == "39607008" && o.side == Some(right))
+        } else {
+            None
+        }
+    })?;
+    let modifier = organ.side.map(|right| {
+        if right { Code::sct("24028007", "Right") } else { Code::sct("7771000", "Left") }
+    });
+    Some((anatomical_structure(), Code::sct(organ.code, organ.meaning), modifier))
+}
+
+fn anatomical_structure() -> Code {
+    Code::sct("91723000", "Anatomical Structure")
+}
+
+impl Segment {
+    /// A segment for `name`, with SNOMED codes and colour when Lumen knows the organ, else a
+    /// generic "Anatomical Structure / Organ" coding and a palette colour.
+    pub fn new(label: u16, name: &str) -> Self {
+        let color = ORGANS
+            .iter()
+            .find(|o| organ_codes(name).is_some_and(|(_, t, _)| t.value == o.code))
+            .map(|o| o.color)
+            .unwrap_or(PALETTE[usize::from(label.saturating_sub(1)) % PALETTE.len()]);
+        let (category, property_type, type_modifier) = organ_codes(name)
+            .unwrap_or_else(|| (anatomical_structure(), Code::sct("91772007", "Organ"), None));
+        Self {
+            label,
+            name: name.to_string(),
+            color,
+            category,
+            property_type,
+            type_modifier,
+            algorithm_type: AlgorithmType::Semiautomatic,
+        }
+    }
+}
+
+/// A new DICOM UID under the UUID-derived root `2.25`.
+pub fn new_uid() -> String {
+    format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
+}
+
+/// Write a file atomically: `write` fills a temporary file in the same folder, which is then
+/// synced and renamed over `path`. On error the temporary file is removed and `path` is untouched.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    with_temp_path(path, |tmp| {
+        let file = std::fs::File::create(tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w)?;
+        w.flush()?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })
+}
+
+/// Run `write` on a temporary path next to `path` (same folder, same extension), then rename it
+/// onto `path`. The temporary file is removed when `write` fails.
+pub fn with_temp_path(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| ExportError::invalid(path, "no file name"))?
+        .to_string_lossy()
+        .to_string();
+    if !dir.is_dir() {
+        return Err(ExportError::write(path, "the folder does not exist"));
+    }
+    // a dot-free stem plus the real extension(s), so writers that derive paths from it (.nii.gz) behave
+    let lower = name.to_lowercase();
+    let suffix = if lower.ends_with(".nii.gz") {
+        ".nii.gz".to_string()
+    } else {
+        path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default()
+    };
+    let tmp = dir.join(format!(".lumen-tmp-{}-{}{suffix}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    match write(&tmp) {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ExportError::write(path, format!("rename failed: {e}"))
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(ExportError::write(path, e))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organ_codes_cover_named_organs() {
+        let (cat, ty, m) = organ_codes("Liver").unwrap();
+        assert_eq!(cat.value, "91723000");
+        assert_eq!(ty.value, "10200004");
+        assert!(m.is_none());
+        let (_, ty, m) = organ_codes("kidney_left").unwrap();
+        assert_eq!(ty.value, "64033007");
+        assert_eq!(m.unwrap().value, "7771000");
+        assert_eq!(organ_codes("oesophagus").unwrap().1.value, "32849002");
+        assert_eq!(organ_codes("IVC").unwrap().1.value, "64131007");
+        assert_eq!(organ_codes("vertebrae_L3").unwrap().1.value, "51282000");
+        assert_eq!(organ_codes("right adrenal").unwrap().2.unwrap().value, "24028007");
+        assert!(organ_codes("tumour blob").is_none());
+        let s = Segment::new(3, "tumour blob");
+        assert_eq!(s.property_type.value, "91772007");
+        assert_eq!(s.color, PALETTE[2]);
+    }
+
+    #[test]
+    fn atomic_write_replaces_or_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_atomic(&p, |w| w.write_all(b"one")).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        let e = write_atomic(&p, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("boom"))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("a.txt") && e.to_string().contains("boom"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert!(new_uid().starts_with("2.25.") && new_uid().len() <= 64);
+    }
+}

@@ -1,0 +1,194 @@
+//! NIfTI label map writer (uint8/uint16, RAS, sform + qform) with a JSON sidecar of label names
+//! and colours; re-import of a NIfTI label map onto a study's grid.
+
+use std::path::{Path, PathBuf};
+
+use nifti::writer::WriterOptions;
+use nifti::{NiftiHeader, NiftiType};
+
+use super::{ExportError, Result, Segment, with_temp_path, write_atomic};
+use crate::study::geometry::{self, Mat4};
+use crate::study::{LabelVolume, Volume};
+
+/// The sidecar next to a NIfTI file: `labels.nii.gz` → `labels.json`.
+pub fn sidecar_path(nifti_path: &Path) -> PathBuf {
+    let name = nifti_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = name
+        .strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .unwrap_or(&name)
+        .to_string();
+    nifti_path.with_file_name(format!("{stem}.json"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    generator: String,
+    description: String,
+    segments: Vec<Segment>,
+}
+
+/// Write `labels` as a NIfTI-1 label map (RAS, sform and qform, code 1 "scanner anatomical") and
+/// a JSON sidecar (`sidecar_path`) with the segments' names, colours and codes.
+///
+/// uint8 when every label fits, else uint16. `.nii.gz` is gzip-compressed.
+pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<()> {
+    let [nx, ny, nz] = labels.dims;
+    if labels.labels.len() != nx * ny * nz {
+        return Err(ExportError::invalid(path, "label buffer does not match its dimensions"));
+    }
+    if nx > usize::from(u16::MAX) || ny > usize::from(u16::MAX) || nz > usize::from(u16::MAX) {
+        return Err(ExportError::invalid(path, "too large for NIfTI-1"));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+        return Err(ExportError::invalid(path, "a NIfTI file name must end in .nii or .nii.gz"));
+    }
+    let gz = name.ends_with(".gz");
+    let ras = geometry::mul(&geometry::RAS_FROM_LPS, &labels.patient_from_voxel);
+    let header = label_header(&ras, labels.dims);
+    let max = labels.labels.iter().copied().max().unwrap_or(0);
+
+    with_temp_path(path, |tmp| {
+        let opts = WriterOptions::new(tmp).reference_header(&header).compress(gz);
+        let res = if max <= u16::from(u8::MAX) {
+            let data: Vec<u8> = labels.labels.iter().map(|&l| l as u8).collect();
+            let arr = ndarray::Array3::from_shape_vec((nz, ny, nx), data)
+                .map_err(std::io::Error::other)?
+                .reversed_axes();
+            opts.write_nifti_with_type(&arr, NiftiType::Uint8)
+        } else {
+            let arr = ndarray::Array3::from_shape_vec((nz, ny, nx), labels.labels.clone())
+                .map_err(std::io::Error::other)?
+                .reversed_axes();
+            opts.write_nifti_with_type(&arr, NiftiType::Uint16)
+        };
+        res.map_err(std::io::Error::other)?;
+        std::fs::File::open(tmp)?.sync_all()
+    })?;
+
+    let sidecar = Sidecar {
+        generator: format!("Lumen {}", env!("CARGO_PKG_VERSION")),
+        description: "label map: voxel value = segment label; 0 = background".into(),
+        segments: segments.to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&sidecar).map_err(|e| ExportError::write(path, e))?;
+    write_atomic(&sidecar_path(path), |w| std::io::Write::write_all(w, &json))
+}
+
+fn label_header(ras: &Mat4, dims: [usize; 3]) -> NiftiHeader {
+    let (bcd, qfac, px, off) = geometry::to_quaternion(ras);
+    let row = |r: usize| [ras[r][0] as f32, ras[r][1] as f32, ras[r][2] as f32, ras[r][3] as f32];
+    let mut descrip = b"Lumen label map".to_vec();
+    descrip.resize(80, 0);
+    NiftiHeader {
+        dim: [3, dims[0] as u16, dims[1] as u16, dims[2] as u16, 1, 1, 1, 1],
+        pixdim: [qfac as f32, px[0] as f32, px[1] as f32, px[2] as f32, 1.0, 1.0, 1.0, 1.0],
+        xyzt_units: 2, // mm
+        intent_code: 1002, // NIFTI_INTENT_LABEL
+        qform_code: 1,
+        sform_code: 1,
+        quatern_b: bcd[0] as f32,
+        quatern_c: bcd[1] as f32,
+        quatern_d: bcd[2] as f32,
+        quatern_x: off[0] as f32,
+        quatern_y: off[1] as f32,
+        quatern_z: off[2] as f32,
+        srow_x: row(0),
+        srow_y: row(1),
+        srow_z: row(2),
+        descrip,
+        ..NiftiHeader::default()
+    }
+}
+
+/// Read the JSON sidecar of a NIfTI label map, if there is one.
+pub fn read_sidecar(nifti_path: &Path) -> Result<Option<Vec<Segment>>> {
+    let p = sidecar_path(nifti_path);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&p).map_err(|e| ExportError::read(&p, e))?;
+    let s: Sidecar = serde_json::from_slice(&bytes).map_err(|e| ExportError::read(&p, format!("bad sidecar JSON: {e}")))?;
+    Ok(Some(s.segments))
+}
+
+/// How the voxel grid `from` maps onto `to`: each axis of `to` is an axis of `from`, possibly
+/// flipped, with an integer offset. `None` unless the grids coincide exactly (within `tol` voxels).
+pub fn grid_mapping(from: &Mat4, from_dims: [usize; 3], to: &Mat4, to_dims: [usize; 3], tol: f64) -> Option<[(usize, i64, i64); 3]> {
+    // index_from = M · index_to, with M = inv(from) · to
+    let inv = geometry::inverse(from)?;
+    let m = geometry::mul(&inv, to);
+    let mut out = [(0usize, 0i64, 0i64); 3];
+    let mut used = [false; 3];
+    for (c, slot) in out.iter_mut().enumerate() {
+        // column c of M must be ±e_r
+        let col = [m[0][c], m[1][c], m[2][c]];
+        let r = (0..3).max_by(|&a, &b| col[a].abs().total_cmp(&col[b].abs()))?;
+        let sign = col[r].round();
+        if sign.abs() != 1.0 || (col[r] - sign).abs() > tol || used[r] {
+            return None;
+        }
+        if (0..3).any(|k| k != r && col[k].abs() > tol) {
+            return None;
+        }
+        used[r] = true;
+        *slot = (r, sign as i64, 0);
+    }
+    for (c, slot) in out.iter_mut().enumerate() {
+        let r = slot.0;
+        let t = m[r][3];
+        if (t - t.round()).abs() > tol {
+            return None;
+        }
+        slot.2 = t.round() as i64;
+        // every target index along c must land inside `from`
+        let a = slot.2;
+        let b = slot.2 + slot.1 * (to_dims[c] as i64 - 1);
+        if a.min(b) < 0 || a.max(b) >= from_dims[r] as i64 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Re-import a NIfTI label map onto `volume`'s grid. The label map must lie exactly on the study's
+/// voxels (any axis order or flip, as other tools may write it); its sidecar gives the segments.
+pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segment>)> {
+    let src = crate::study::load_nifti_labels(path).map_err(|e| ExportError::read(path, e))?;
+    let map = grid_mapping(&src.patient_from_voxel, src.dims, &volume.patient_from_voxel, volume.dims, 1e-3)
+        .ok_or_else(|| {
+            ExportError::mismatch(
+                path,
+                format!(
+                    "the label map grid {:?} does not lie on the study's voxels {:?} (different geometry)",
+                    src.dims, volume.dims
+                ),
+            )
+        })?;
+    let [nx, ny, nz] = volume.dims;
+    let mut labels = vec![0u16; nx * ny * nz];
+    let [sx, sy, _] = src.dims;
+    for z in 0..nz {
+        for y in 0..ny {
+            for x in 0..nx {
+                let to = [x as i64, y as i64, z as i64];
+                let mut from = [0i64; 3];
+                for c in 0..3 {
+                    let (r, sign, off) = map[c];
+                    from[r] = off + sign * to[c];
+                }
+                let si = (from[2] as usize * sy + from[1] as usize) * sx + from[0] as usize;
+                labels[(z * ny + y) * nx + x] = src.labels[si];
+            }
+        }
+    }
+    let segments = match read_sidecar(path)? {
+        Some(s) => s,
+        None => {
+            let lv = LabelVolume { dims: volume.dims, labels: labels.clone(), patient_from_voxel: volume.patient_from_voxel };
+            lv.present_labels().into_iter().map(|l| Segment::new(l, &format!("Label {l}"))).collect()
+        }
+    };
+    Ok((LabelVolume { dims: volume.dims, labels, patient_from_voxel: volume.patient_from_voxel }, segments))
+}

@@ -1,0 +1,106 @@
+//! PNG export: binary masks per segment and slice, and windowed overlays per slice.
+
+use std::path::{Path, PathBuf};
+
+use image::ImageEncoder;
+use image::codecs::png::PngEncoder;
+
+use super::{ExportError, Result, Segment, write_atomic};
+use crate::study::{LabelVolume, Volume, Window, window_to_u8};
+
+fn write_png(path: &Path, pixels: &[u8], width: usize, height: usize, color: image::ExtendedColorType) -> Result<()> {
+    write_atomic(path, |w| {
+        PngEncoder::new(w)
+            .write_image(pixels, width as u32, height as u32, color)
+            .map_err(std::io::Error::other)
+    })
+}
+
+fn check_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(ExportError::write(dir, "the folder does not exist"))
+    }
+}
+
+/// Write one binary mask PNG (0 / 255, 8-bit grey) per segment and slice that holds it:
+/// `<dir>/<label>_<name>/slice_<z>.png` (z = slice index in the volume, 4 digits).
+/// Returns the files written.
+pub fn write_png_masks(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<Vec<PathBuf>> {
+    check_dir(dir)?;
+    let [nx, ny, nz] = labels.dims;
+    let plane = nx * ny;
+    let mut written = Vec::new();
+    for seg in segments {
+        let safe: String = seg
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let sub = dir.join(format!("{:03}_{safe}", seg.label));
+        let mut created = false;
+        for z in 0..nz {
+            let src = &labels.labels[z * plane..(z + 1) * plane];
+            if !src.contains(&seg.label) {
+                continue;
+            }
+            if !created {
+                std::fs::create_dir_all(&sub).map_err(|e| ExportError::write(&sub, e))?;
+                created = true;
+            }
+            let px: Vec<u8> = src.iter().map(|&l| if l == seg.label { 255 } else { 0 }).collect();
+            let p = sub.join(format!("slice_{z:04}.png"));
+            write_png(&p, &px, nx, ny, image::ExtendedColorType::L8)?;
+            written.push(p);
+        }
+    }
+    Ok(written)
+}
+
+/// Write one RGB overlay PNG per slice holding any segment: the slice in `window`, segments blended
+/// in their colours (`alpha` 0..1): `<dir>/overlay_<z>.png`. Returns the files written.
+pub fn write_png_overlays(
+    dir: &Path,
+    volume: &Volume,
+    labels: &LabelVolume,
+    segments: &[Segment],
+    window: Window,
+    alpha: f32,
+) -> Result<Vec<PathBuf>> {
+    check_dir(dir)?;
+    if labels.dims != volume.dims {
+        return Err(ExportError::mismatch(dir, "label map and volume have different sizes"));
+    }
+    let [nx, ny, nz] = volume.dims;
+    let plane = nx * ny;
+    let alpha = alpha.clamp(0.0, 1.0);
+    let mut colours = vec![None; usize::from(u16::MAX) + 1];
+    for s in segments {
+        colours[usize::from(s.label)] = Some(s.color);
+    }
+    let mut written = Vec::new();
+    for z in 0..nz {
+        let lab = &labels.labels[z * plane..(z + 1) * plane];
+        if lab.iter().all(|&l| l == 0) {
+            continue;
+        }
+        let grey = window_to_u8(&volume.voxels[z * plane..(z + 1) * plane], window);
+        let mut rgb = Vec::with_capacity(plane * 3);
+        for (g, &l) in grey.iter().zip(lab) {
+            let g = f32::from(*g);
+            match colours[usize::from(l)] {
+                Some(c) if l != 0 => {
+                    for ch in c {
+                        rgb.push((g * (1.0 - alpha) + f32::from(ch) * alpha).round() as u8);
+                    }
+                }
+                _ => rgb.extend_from_slice(&[g as u8; 3]),
+            }
+        }
+        let p = dir.join(format!("overlay_{z:04}.png"));
+        write_png(&p, &rgb, nx, ny, image::ExtendedColorType::Rgb8)?;
+        written.push(p);
+    }
+    Ok(written)
+}

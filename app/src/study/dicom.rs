@@ -1,0 +1,1126 @@
+//! DICOM input: series discovery (recursive, DICOMDIR-aware), grouping and splitting, slice
+//! sorting along the normal, geometry checks, and parallel pixel decoding to modality values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_pixeldata::{DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation};
+use rayon::prelude::*;
+
+use super::geometry::{self, Mat4};
+use super::{Result, SliceSource, StudyError, StudyMeta, Volume, Window};
+
+const PER_FRAME_FG: Tag = Tag(0x5200, 0x9230);
+const SHARED_FG: Tag = Tag(0x5200, 0x9229);
+const PLANE_POSITION_SEQ: Tag = Tag(0x0020, 0x9113);
+const PLANE_ORIENTATION_SEQ: Tag = Tag(0x0020, 0x9116);
+const PIXEL_MEASURES_SEQ: Tag = Tag(0x0028, 0x9110);
+const PIXEL_VALUE_TRANSFORM_SEQ: Tag = Tag(0x0028, 0x9145);
+const FRAME_VOI_LUT_SEQ: Tag = Tag(0x0028, 0x9132);
+const FRAME_CONTENT_SEQ: Tag = Tag(0x0020, 0x9111);
+const TEMPORAL_POSITION_INDEX: Tag = Tag(0x0020, 0x9128);
+const STACK_ID: Tag = Tag(0x0020, 0x9056);
+const GANTRY_TILT: Tag = Tag(0x0018, 0x1120);
+const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
+
+/// Distance below which two slice positions count as the same (mm).
+const POSITION_TOLERANCE_MM: f64 = 0.01;
+/// Orientation cosines closer than this are the same orientation.
+const ORIENTATION_TOLERANCE: f64 = 1e-3;
+
+/// A file that could not be used, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// Header of one image frame (one slice) as read during discovery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameHeader {
+    /// The file.
+    pub path: PathBuf,
+    /// Frame index inside a multi-frame file.
+    pub frame: Option<u32>,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// Series Instance UID.
+    pub series_instance_uid: String,
+    /// Image Position (Patient).
+    pub position: Option<[f64; 3]>,
+    /// Image Orientation (Patient): row cosines then column cosines.
+    pub orientation: Option<[f64; 6]>,
+    /// Pixel Spacing: `[between rows, between columns]`.
+    pub pixel_spacing: Option<[f64; 2]>,
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub columns: u16,
+    /// Instance Number.
+    pub instance_number: Option<i64>,
+    /// Rescale slope.
+    pub slope: f64,
+    /// Rescale intercept.
+    pub intercept: f64,
+    /// First window centre/width.
+    pub window: Option<Window>,
+    /// Echo Numbers.
+    pub echo: String,
+    /// Temporal position (identifier or index).
+    pub temporal: String,
+    /// Stack ID (enhanced objects).
+    pub stack: String,
+    /// Slice Thickness.
+    pub slice_thickness: Option<f64>,
+    /// Spacing Between Slices.
+    pub spacing_between_slices: Option<f64>,
+    /// Gantry/Detector Tilt (degrees) when recorded.
+    pub gantry_tilt: Option<f64>,
+    /// Transfer syntax UID.
+    pub transfer_syntax: String,
+}
+
+/// One series as listed in the browser.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesInfo {
+    /// Series Instance UID.
+    pub series_instance_uid: String,
+    /// Series Description (with a part suffix where a series was split).
+    pub description: String,
+    /// Modality.
+    pub modality: String,
+    /// Series Number.
+    pub series_number: Option<i64>,
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub columns: u16,
+    /// Number of images (frames).
+    pub slice_count: usize,
+    /// Warnings known before loading (split series, tilt, uneven spacing, not a volume …).
+    pub warnings: Vec<String>,
+    /// Patient / study attributes.
+    pub study: StudyMeta,
+    /// The frames (unsorted; `load_series` sorts them along the slice normal).
+    pub frames: Vec<FrameHeader>,
+    /// The folder holding the first file.
+    pub folder: PathBuf,
+}
+
+/// The result of scanning a folder.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// The series found, ordered by study, series number and description.
+    pub series: Vec<SeriesInfo>,
+    /// Files that were skipped, each with its reason.
+    pub problems: Vec<FileProblem>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// attribute helpers
+
+fn get_str(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    obj.get(tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn get_f64s(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
+    obj.get(tag)
+        .and_then(|e| e.to_multi_float64().ok())
+        .filter(|v| !v.is_empty() && v.iter().all(|x| x.is_finite()))
+}
+
+fn get_f64(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    get_f64s(obj, tag).and_then(|v| v.first().copied())
+}
+
+fn get_int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
+    obj.get(tag).and_then(|e| e.to_int::<i64>().ok())
+}
+
+fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
+    obj.get(tag).and_then(|e| e.items()).and_then(|items| items.first())
+}
+
+fn arr3(v: &[f64]) -> Option<[f64; 3]> {
+    (v.len() >= 3).then(|| [v[0], v[1], v[2]])
+}
+
+fn arr6(v: &[f64]) -> Option<[f64; 6]> {
+    (v.len() >= 6).then(|| [v[0], v[1], v[2], v[3], v[4], v[5]])
+}
+
+fn arr2(v: &[f64]) -> Option<[f64; 2]> {
+    (v.len() >= 2).then(|| [v[0], v[1]])
+}
+
+/// Look an attribute up in a functional group: per-frame item first, then shared, then top level.
+fn group_attr<'a>(
+    per_frame: Option<&'a InMemDicomObject>,
+    shared: Option<&'a InMemDicomObject>,
+    seq: Tag,
+) -> Option<&'a InMemDicomObject> {
+    per_frame
+        .and_then(|f| first_item(f, seq))
+        .or_else(|| shared.and_then(|s| first_item(s, seq)))
+}
+
+fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
+    let s = |t| get_str(obj, t).unwrap_or_default();
+    StudyMeta {
+        patient_name: s(tags::PATIENT_NAME),
+        patient_id: s(tags::PATIENT_ID),
+        patient_birth_date: s(tags::PATIENT_BIRTH_DATE),
+        patient_sex: s(tags::PATIENT_SEX),
+        study_instance_uid: s(tags::STUDY_INSTANCE_UID),
+        study_date: s(tags::STUDY_DATE),
+        study_time: s(tags::STUDY_TIME),
+        study_id: s(tags::STUDY_ID),
+        accession_number: s(tags::ACCESSION_NUMBER),
+        referring_physician_name: s(tags::REFERRING_PHYSICIAN_NAME),
+        study_description: s(tags::STUDY_DESCRIPTION),
+        series_instance_uid: s(tags::SERIES_INSTANCE_UID),
+        frame_of_reference_uid: s(tags::FRAME_OF_REFERENCE_UID),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading headers
+
+fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+    OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+}
+
+fn open_full(path: &Path) -> Result<DefaultDicomObject> {
+    OpenFileOptions::new()
+        .open_file(path)
+        .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+}
+
+/// Frame headers of one opened file: one per frame (enhanced multi-frame objects carry per-frame
+/// geometry in their functional groups).
+fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHeader>> {
+    let ts = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let obj: &InMemDicomObject = file;
+    let rows = get_int(obj, tags::ROWS).unwrap_or(0);
+    let columns = get_int(obj, tags::COLUMNS).unwrap_or(0);
+    if rows <= 0 || columns <= 0 || rows > i64::from(u16::MAX) || columns > i64::from(u16::MAX) {
+        return Err(StudyError::invalid(path, "no image: Rows/Columns missing or invalid"));
+    }
+    let frames = get_int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    if frames > 100_000 {
+        return Err(StudyError::invalid(path, format!("implausible Number of Frames {frames}")));
+    }
+    let base = FrameHeader {
+        path: path.to_path_buf(),
+        frame: None,
+        // anonymisers sometimes blank these; the file meta keeps a copy
+        sop_instance_uid: get_str(obj, tags::SOP_INSTANCE_UID)
+            .unwrap_or_else(|| file.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string()),
+        sop_class_uid: get_str(obj, tags::SOP_CLASS_UID)
+            .unwrap_or_else(|| file.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
+        series_instance_uid: get_str(obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+        position: get_f64s(obj, tags::IMAGE_POSITION_PATIENT).and_then(|v| arr3(&v)),
+        orientation: get_f64s(obj, tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| arr6(&v)),
+        pixel_spacing: get_f64s(obj, tags::PIXEL_SPACING).and_then(|v| arr2(&v)),
+        rows: rows as u16,
+        columns: columns as u16,
+        instance_number: get_int(obj, tags::INSTANCE_NUMBER),
+        slope: get_f64(obj, tags::RESCALE_SLOPE).unwrap_or(1.0),
+        intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        window: window_of(obj),
+        echo: get_str(obj, tags::ECHO_NUMBERS).unwrap_or_default(),
+        temporal: get_str(obj, tags::TEMPORAL_POSITION_IDENTIFIER).unwrap_or_default(),
+        stack: String::new(),
+        slice_thickness: get_f64(obj, tags::SLICE_THICKNESS),
+        spacing_between_slices: get_f64(obj, tags::SPACING_BETWEEN_SLICES),
+        gantry_tilt: get_f64(obj, GANTRY_TILT),
+        transfer_syntax: ts,
+    };
+    if frames == 1 && obj.get(PER_FRAME_FG).is_none() {
+        return Ok(vec![base]);
+    }
+    let shared = first_item(obj, SHARED_FG);
+    let per_frame: Option<&[InMemDicomObject]> = obj.get(PER_FRAME_FG).and_then(|e| e.items());
+    let mut out = Vec::with_capacity(frames as usize);
+    for f in 0..frames as usize {
+        let pf = per_frame.and_then(|items| items.get(f));
+        let mut h = base.clone();
+        h.frame = Some(f as u32);
+        if let Some(pos) = group_attr(pf, shared, PLANE_POSITION_SEQ)
+            .and_then(|i| get_f64s(i, tags::IMAGE_POSITION_PATIENT))
+            .and_then(|v| arr3(&v))
+        {
+            h.position = Some(pos);
+        }
+        if let Some(o) = group_attr(pf, shared, PLANE_ORIENTATION_SEQ)
+            .and_then(|i| get_f64s(i, tags::IMAGE_ORIENTATION_PATIENT))
+            .and_then(|v| arr6(&v))
+        {
+            h.orientation = Some(o);
+        }
+        if let Some(m) = group_attr(pf, shared, PIXEL_MEASURES_SEQ) {
+            if let Some(ps) = get_f64s(m, tags::PIXEL_SPACING).and_then(|v| arr2(&v)) {
+                h.pixel_spacing = Some(ps);
+            }
+            if let Some(t) = get_f64(m, tags::SLICE_THICKNESS) {
+                h.slice_thickness = Some(t);
+            }
+            if let Some(t) = get_f64(m, tags::SPACING_BETWEEN_SLICES) {
+                h.spacing_between_slices = Some(t);
+            }
+        }
+        if let Some(t) = group_attr(pf, shared, PIXEL_VALUE_TRANSFORM_SEQ) {
+            h.slope = get_f64(t, tags::RESCALE_SLOPE).unwrap_or(h.slope);
+            h.intercept = get_f64(t, tags::RESCALE_INTERCEPT).unwrap_or(h.intercept);
+        }
+        if let Some(w) = group_attr(pf, shared, FRAME_VOI_LUT_SEQ).and_then(window_of) {
+            h.window = Some(w);
+        }
+        if let Some(c) = pf.and_then(|p| first_item(p, FRAME_CONTENT_SEQ)) {
+            if let Some(t) = get_str(c, TEMPORAL_POSITION_INDEX) {
+                h.temporal = t;
+            }
+            if let Some(s) = get_str(c, STACK_ID) {
+                h.stack = s;
+            }
+        }
+        out.push(h);
+    }
+    Ok(out)
+}
+
+fn window_of(obj: &InMemDicomObject) -> Option<Window> {
+    let c = get_f64(obj, tags::WINDOW_CENTER)?;
+    let w = get_f64(obj, tags::WINDOW_WIDTH)?;
+    (w > 0.0).then_some(Window::new(c, w))
+}
+
+/// Files referenced by a DICOMDIR (paths resolved against its folder).
+fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let obj = open_full(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    if let Some(records) = obj.get(tags::DIRECTORY_RECORD_SEQUENCE).and_then(|e| e.items()) {
+        for rec in records {
+            let Some(parts) = rec.get(tags::REFERENCED_FILE_ID).and_then(|e| e.to_multi_str().ok())
+            else {
+                continue;
+            };
+            let mut p = dir.to_path_buf();
+            for part in parts.iter() {
+                let part = part.trim();
+                if part.is_empty() || part == ".." || part == "." {
+                    continue;
+                }
+                p.push(part);
+            }
+            out.push(resolve_case_insensitive(&p).unwrap_or(p));
+        }
+    }
+    Ok(out)
+}
+
+/// DICOMDIR file ids are upper case; on case-sensitive file systems find the real name.
+fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
+    if p.exists() {
+        return Some(p.to_path_buf());
+    }
+    let parent = p.parent()?;
+    let parent = resolve_case_insensitive(parent)?;
+    let name = p.file_name()?.to_string_lossy().to_lowercase();
+    std::fs::read_dir(&parent)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().to_lowercase() == name)
+        .map(|e| e.path())
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<FileProblem>, depth: usize) {
+    if depth > 64 {
+        problems.push(FileProblem { path: dir.to_path_buf(), reason: "folder nesting too deep".into() });
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(FileProblem { path: dir.to_path_buf(), reason: format!("cannot list folder: {e}") });
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => walk(&p, files, problems, depth + 1),
+            Ok(m) if m.is_file() => files.push(p),
+            Ok(_) => {}
+            Err(e) => problems.push(FileProblem { path: p, reason: format!("cannot stat: {e}") }),
+        }
+    }
+}
+
+/// Cheap check: DICM magic at offset 128, or a plausible group 0002/0008 tag at offset 0.
+fn looks_like_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let mut buf = [0u8; 132];
+    let n = f.read(&mut buf).unwrap_or(0);
+    if n >= 132 && &buf[128..132] == b"DICM" {
+        return true;
+    }
+    n >= 4 && matches!(u16::from_le_bytes([buf[0], buf[1]]), 0x0002 | 0x0008)
+}
+
+/// Scan a folder tree for DICOM series. Unreadable files are listed as problems, not errors.
+pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
+    let folder = folder.as_ref();
+    if !folder.is_dir() {
+        return Err(StudyError::read(folder, "not a folder"));
+    }
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    walk(folder, &mut files, &mut problems, 0);
+
+    // DICOMDIR: add the files it references (their on-disk names may differ in case).
+    let mut set: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dicomdirs = Vec::new();
+    for f in files {
+        let is_dir_file = f
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("DICOMDIR"));
+        if is_dir_file {
+            dicomdirs.push(f);
+        } else {
+            set.insert(f);
+        }
+    }
+    for d in &dicomdirs {
+        match dicomdir_files(d) {
+            Ok(list) => set.extend(list.into_iter().filter(|p| p.is_file())),
+            Err(e) => problems.push(FileProblem { path: d.clone(), reason: e.to_string() }),
+        }
+    }
+
+    let results: Vec<(PathBuf, Result<HeaderSummary>)> = set
+        .into_par_iter()
+        .map(|p| {
+            let r = read_header_summary(&p);
+            (p, r)
+        })
+        .collect();
+
+    // group
+    type Key = (String, String, u16, u16, String, String, String);
+    struct Group {
+        frames: Vec<FrameHeader>,
+        meta: StudyMeta,
+        description: String,
+        modality: String,
+        number: Option<i64>,
+    }
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    for (path, r) in results {
+        match r {
+            Ok((frames, meta, description, modality, number)) => {
+                for fh in frames {
+                    let key = (
+                        meta.study_instance_uid.clone(),
+                        fh.series_instance_uid.clone(),
+                        fh.rows,
+                        fh.columns,
+                        fh.echo.clone(),
+                        fh.temporal.clone(),
+                        fh.stack.clone(),
+                    );
+                    groups
+                        .entry(key)
+                        .or_insert_with(|| Group {
+                            frames: Vec::new(),
+                            meta: meta.clone(),
+                            description: description.clone(),
+                            modality: modality.clone(),
+                            number,
+                        })
+                        .frames
+                        .push(fh);
+                }
+            }
+            Err(e) => {
+                if looks_like_dicom(&path) {
+                    problems.push(FileProblem { path, reason: reason_of(&e) });
+                } else {
+                    problems.push(FileProblem { path, reason: "not a DICOM file".into() });
+                }
+            }
+        }
+    }
+
+    // split each group by orientation
+    let mut series: Vec<SeriesInfo> = Vec::new();
+    let mut parts_per_uid: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pieces: Vec<(Group, Vec<FrameHeader>, &'static str)> = Vec::new();
+    for (_, g) in groups {
+        let mut clusters: Vec<([f64; 6], Vec<FrameHeader>)> = Vec::new();
+        for fh in &g.frames {
+            let o = fh.orientation.unwrap_or([0.0; 6]);
+            match clusters
+                .iter_mut()
+                .find(|(c, _)| c.iter().zip(o.iter()).all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE))
+            {
+                Some((_, v)) => v.push(fh.clone()),
+                None => clusters.push((o, vec![fh.clone()])),
+            }
+        }
+        let why = if clusters.len() > 1 { "orientation" } else { "" };
+        for (_, frames) in clusters {
+            *parts_per_uid.entry(frames[0].series_instance_uid.clone()).or_default() += 1;
+            pieces.push((
+                Group {
+                    frames: Vec::new(),
+                    meta: g.meta.clone(),
+                    description: g.description.clone(),
+                    modality: g.modality.clone(),
+                    number: g.number,
+                },
+                frames,
+                why,
+            ));
+        }
+    }
+    let mut part_index: BTreeMap<String, usize> = BTreeMap::new();
+    for (g, frames, why) in pieces {
+        let uid = frames[0].series_instance_uid.clone();
+        let total = parts_per_uid.get(&uid).copied().unwrap_or(1);
+        let idx = part_index.entry(uid.clone()).or_default();
+        *idx += 1;
+        let mut warnings = Vec::new();
+        let mut description = g.description.clone();
+        if total > 1 {
+            description = format!("{description} (part {idx} of {total})");
+            let reason = if why.is_empty() { "image size, echo or temporal position" } else { "mixed orientations" };
+            warnings.push(format!(
+                "series {uid} was split into {total} parts because of {reason}; this is part {idx}"
+            ));
+        }
+        let folder = frames[0].path.parent().map(Path::to_path_buf).unwrap_or_default();
+        match plan_geometry(&frames, &folder) {
+            Ok(plan) => warnings.extend(plan.warnings),
+            Err(e) => warnings.push(format!("cannot be loaded as a volume: {}", reason_of(&e))),
+        }
+        series.push(SeriesInfo {
+            series_instance_uid: uid,
+            description,
+            modality: g.modality,
+            series_number: g.number,
+            rows: frames[0].rows,
+            columns: frames[0].columns,
+            slice_count: frames.len(),
+            warnings,
+            study: g.meta,
+            frames,
+            folder,
+        });
+    }
+    series.sort_by(|a, b| {
+        (&a.study.study_instance_uid, a.series_number, &a.description, &a.series_instance_uid).cmp(&(
+            &b.study.study_instance_uid,
+            b.series_number,
+            &b.description,
+            &b.series_instance_uid,
+        ))
+    });
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Discovery { series, problems })
+}
+
+type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, String, Option<i64>);
+
+fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
+    let file = open_header(path)?;
+    if file.meta().media_storage_sop_class_uid().trim_end_matches('\0') == MEDIA_STORAGE_DIRECTORY {
+        return Err(StudyError::invalid(path, "a DICOMDIR, not an image"));
+    }
+    let frames = frame_headers(path, &file)?;
+    let obj: &InMemDicomObject = &file;
+    Ok((
+        frames,
+        study_meta(obj),
+        get_str(obj, tags::SERIES_DESCRIPTION).unwrap_or_default(),
+        get_str(obj, tags::MODALITY).unwrap_or_default(),
+        get_int(obj, tags::SERIES_NUMBER),
+    ))
+}
+
+fn reason_of(e: &StudyError) -> String {
+    match e {
+        StudyError::Read { reason, .. }
+        | StudyError::Unsupported { reason, .. }
+        | StudyError::NotAVolume { reason, .. }
+        | StudyError::Invalid { reason, .. } => reason.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// geometry
+
+/// How the frames of a series form a volume.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Frame indices in slice order.
+    pub order: Vec<usize>,
+    pub patient_from_voxel: Mat4,
+    pub spacing: [f64; 3],
+    pub warnings: Vec<String>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return 0.0;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+}
+
+/// Sort frames along the slice normal and derive `patient_from_voxel`, with warnings for uneven
+/// spacing, missing slices and gantry tilt; refuse what is not a volume.
+pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Plan> {
+    let n = frames.len();
+    if n == 0 {
+        return Err(StudyError::not_a_volume(where_, "no images"));
+    }
+    let (rows, cols) = (frames[0].rows, frames[0].columns);
+    if frames.iter().any(|f| f.rows != rows || f.columns != cols) {
+        return Err(StudyError::not_a_volume(where_, "images of different sizes"));
+    }
+    let mut warnings = Vec::new();
+    let ps = frames[0].pixel_spacing.filter(|p| p[0] > 0.0 && p[1] > 0.0);
+    let ps = ps.unwrap_or_else(|| {
+        warnings.push("no Pixel Spacing: 1 mm assumed".to_string());
+        [1.0, 1.0]
+    });
+    let fallback_dz = frames[0]
+        .spacing_between_slices
+        .or(frames[0].slice_thickness)
+        .filter(|d| *d > 0.0)
+        .unwrap_or(1.0);
+
+    let all_geo = frames.iter().all(|f| f.position.is_some() && f.orientation.is_some());
+    if !all_geo {
+        // No patient geometry: keep file / frame / instance order.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (frames[i].instance_number, frames[i].path.clone(), frames[i].frame));
+        warnings.push(
+            "no patient geometry (Image Position/Orientation missing): slices kept in instance order, \
+             positions are not in patient space"
+                .to_string(),
+        );
+        let pfv = geometry::from_columns([ps[1], 0.0, 0.0], [0.0, ps[0], 0.0], [0.0, 0.0, fallback_dz], [0.0; 3]);
+        return Ok(Plan { order, patient_from_voxel: pfv, spacing: [ps[1], ps[0], fallback_dz], warnings });
+    }
+
+    let o0 = frames[0].orientation.unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    for f in frames {
+        let o = f.orientation.unwrap_or(o0);
+        if o.iter().zip(o0.iter()).any(|(a, b)| (a - b).abs() >= ORIENTATION_TOLERANCE) {
+            return Err(StudyError::not_a_volume(where_, "mixed image orientations in one stack"));
+        }
+    }
+    let row = geometry::normalize([o0[0], o0[1], o0[2]]);
+    let col = geometry::normalize([o0[3], o0[4], o0[5]]);
+    let normal = geometry::normalize(geometry::cross(row, col));
+    if geometry::norm(normal) < 0.5 {
+        return Err(StudyError::invalid(where_, "degenerate Image Orientation (Patient)"));
+    }
+    let pos = |i: usize| frames[i].position.unwrap_or([0.0; 3]);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        geometry::dot(pos(a), normal)
+            .total_cmp(&geometry::dot(pos(b), normal))
+            .then(frames[a].instance_number.cmp(&frames[b].instance_number))
+    });
+
+    // duplicates
+    let mut kept: Vec<usize> = Vec::with_capacity(n);
+    let mut dropped = 0usize;
+    for &i in &order {
+        if let Some(&last) = kept.last() {
+            let d = geometry::dot(pos(i), normal) - geometry::dot(pos(last), normal);
+            if d.abs() < POSITION_TOLERANCE_MM {
+                let same = frames[i].sop_instance_uid == frames[last].sop_instance_uid
+                    && frames[i].frame == frames[last].frame;
+                if same {
+                    dropped += 1;
+                    continue;
+                }
+                let distinct: BTreeSet<i64> =
+                    order.iter().map(|&k| (geometry::dot(pos(k), normal) * 100.0).round() as i64).collect();
+                if distinct.len() == 1 {
+                    return Err(StudyError::not_a_volume(
+                        where_,
+                        format!(
+                            "all {n} images lie at the same position ({:.2} mm along the slice normal)",
+                            geometry::dot(pos(i), normal)
+                        ),
+                    ));
+                }
+                return Err(StudyError::not_a_volume(
+                    where_,
+                    format!(
+                        "duplicate slice positions ({} and {} both at {:.2} mm): several acquisitions or \
+                         time points in one series",
+                        frames[i].path.display(),
+                        frames[last].path.display(),
+                        geometry::dot(pos(i), normal)
+                    ),
+                ));
+            }
+        }
+        kept.push(i);
+    }
+    if dropped > 0 {
+        warnings.push(format!("{dropped} duplicate image(s) of the same instance ignored"));
+    }
+    let order = kept;
+    let n = order.len();
+    let first = pos(order[0]);
+    let cx = geometry::scale(row, ps[1]);
+    let cy = geometry::scale(col, ps[0]);
+    if n == 1 {
+        let cz = geometry::scale(normal, fallback_dz);
+        return Ok(Plan {
+            order,
+            patient_from_voxel: geometry::from_columns(cx, cy, cz, first),
+            spacing: [ps[1], ps[0], fallback_dz],
+            warnings,
+        });
+    }
+    let last = pos(order[n - 1]);
+    let dists: Vec<f64> = order.iter().map(|&i| geometry::dot(pos(i), normal)).collect();
+    let steps: Vec<f64> = dists.windows(2).map(|w| w[1] - w[0]).collect();
+    let med = median(&steps);
+    let (min_s, max_s) = steps
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    let tol = (0.01 * med).max(POSITION_TOLERANCE_MM);
+    if max_s - min_s > tol {
+        let missing: usize = steps
+            .iter()
+            .map(|&s| {
+                let r = s / med;
+                if r > 1.5 && (r - r.round()).abs() < 0.1 { r.round() as usize - 1 } else { 0 }
+            })
+            .sum();
+        if missing > 0 {
+            warnings.push(format!(
+                "{missing} slice(s) appear to be missing (steps {min_s:.2}–{max_s:.2} mm, usual {med:.2} mm); \
+                 the volume uses an even step, so positions near the gap are approximate"
+            ));
+        } else {
+            warnings.push(format!(
+                "uneven slice spacing: steps from {min_s:.2} to {max_s:.2} mm (median {med:.2} mm); the \
+                 volume uses the mean step, so positions between slices are approximate"
+            ));
+        }
+    }
+    let span = geometry::sub(last, first);
+    let cz = geometry::scale(span, 1.0 / (n as f64 - 1.0));
+    let along = geometry::dot(geometry::normalize(span), normal).clamp(-1.0, 1.0);
+    let tilt_deg = along.abs().acos().to_degrees();
+    if tilt_deg > 0.05 {
+        warnings.push(format!(
+            "gantry tilt of {tilt_deg:.1}°: slices are sheared; the geometry is kept exact with a sheared \
+             transform (a NIfTI qform can only approximate it)"
+        ));
+    }
+    let dz = geometry::dot(cz, normal).abs();
+    Ok(Plan {
+        order,
+        patient_from_voxel: geometry::from_columns(cx, cy, cz, first),
+        spacing: [ps[1], ps[0], dz],
+        warnings,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// pixel decoding
+
+fn transfer_syntax_name(uid: &str) -> String {
+    let name = match uid {
+        "1.2.840.10008.1.2" => "Implicit VR Little Endian",
+        "1.2.840.10008.1.2.1" => "Explicit VR Little Endian",
+        "1.2.840.10008.1.2.1.99" => "Deflated Explicit VR Little Endian",
+        "1.2.840.10008.1.2.2" => "Explicit VR Big Endian",
+        "1.2.840.10008.1.2.4.50" => "JPEG Baseline (8-bit)",
+        "1.2.840.10008.1.2.4.51" => "JPEG Extended (12-bit)",
+        "1.2.840.10008.1.2.4.57" => "JPEG Lossless",
+        "1.2.840.10008.1.2.4.70" => "JPEG Lossless SV1",
+        "1.2.840.10008.1.2.4.80" => "JPEG-LS Lossless",
+        "1.2.840.10008.1.2.4.81" => "JPEG-LS Near-Lossless",
+        "1.2.840.10008.1.2.4.90" => "JPEG 2000 Lossless",
+        "1.2.840.10008.1.2.4.91" => "JPEG 2000",
+        "1.2.840.10008.1.2.5" => "RLE Lossless",
+        _ => return uid.to_string(),
+    };
+    format!("{name} ({uid})")
+}
+
+fn decode_error(path: &Path, ts: &str, e: impl std::fmt::Display) -> StudyError {
+    let msg = e.to_string();
+    let lower = msg.to_lowercase();
+    let reason = format!("cannot decode pixel data in {}: {msg}", transfer_syntax_name(ts));
+    if lower.contains("unsupported") || lower.contains("not supported") || lower.contains("precision") {
+        StudyError::unsupported(path, reason)
+    } else {
+        StudyError::read(path, reason)
+    }
+}
+
+/// Convert one decoded frame into modality values (`raw * slope + intercept`).
+fn convert_frame(
+    px: &DecodedPixelData<'_>,
+    frame: u32,
+    out: &mut [f32],
+    slope: f64,
+    intercept: f64,
+    path: &Path,
+) -> Result<()> {
+    let n = out.len();
+    if px.rows() as usize * px.columns() as usize != n {
+        return Err(StudyError::invalid(
+            path,
+            format!("decoded frame is {}×{}, expected {n} pixels", px.columns(), px.rows()),
+        ));
+    }
+    let data = px.frame_data(frame).map_err(|e| StudyError::read(path, format!("frame {frame}: {e}")))?;
+    let spp = usize::from(px.samples_per_pixel());
+    let ba = px.bits_allocated();
+    let bs = px.bits_stored().clamp(1, ba.max(1));
+    let signed = px.pixel_representation() == PixelRepresentation::Signed;
+    let bytes = usize::from(ba.div_ceil(8));
+    if !(spp == 1 || spp == 3) {
+        return Err(StudyError::unsupported(path, format!("{spp} samples per pixel")));
+    }
+    if !matches!(ba, 8 | 16 | 32) {
+        return Err(StudyError::unsupported(path, format!("{ba} bits allocated")));
+    }
+    if data.len() < n * spp * bytes {
+        return Err(StudyError::read(
+            path,
+            format!("pixel data too short: {} bytes for {n} pixels × {spp} × {bytes}", data.len()),
+        ));
+    }
+    let raw = |idx: usize| -> f64 {
+        let o = idx * bytes;
+        match ba {
+            8 => {
+                let v = data[o];
+                if signed { f64::from(v as i8) } else { f64::from(v) }
+            }
+            16 => {
+                let v = u16::from_le_bytes([data[o], data[o + 1]]);
+                if signed {
+                    let sh = 16 - bs.min(16);
+                    f64::from(((v << sh) as i16) >> sh)
+                } else {
+                    f64::from(v)
+                }
+            }
+            _ => {
+                let v = u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
+                if signed {
+                    let sh = 32 - u32::from(bs.min(32));
+                    f64::from(((v << sh) as i32) >> sh)
+                } else {
+                    f64::from(v)
+                }
+            }
+        }
+    };
+    if spp == 1 {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (raw(i) * slope + intercept) as f32;
+        }
+    } else {
+        let planar = px.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
+        let ybr = matches!(
+            px.photometric_interpretation(),
+            PhotometricInterpretation::YbrFull
+                | PhotometricInterpretation::YbrFull422
+                | PhotometricInterpretation::YbrIct
+                | PhotometricInterpretation::YbrRct
+        );
+        let at = |i: usize, s: usize| if planar { raw(s * n + i) } else { raw(i * 3 + s) };
+        for (i, o) in out.iter_mut().enumerate() {
+            let v = if ybr { at(i, 0) } else { 0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2) };
+            *o = v as f32;
+        }
+    }
+    Ok(())
+}
+
+fn decode_into(file: &DefaultDicomObject, h: &FrameHeader, out: &mut [f32]) -> Result<()> {
+    let frame = h.frame.unwrap_or(0);
+    let px = file.decode_pixel_data_frame(frame).map_err(|e| {
+        let obj: &InMemDicomObject = file;
+        let bits = get_int(obj, tags::BITS_STORED).unwrap_or(0);
+        if h.transfer_syntax == "1.2.840.10008.1.2.4.51" && bits > 8 {
+            StudyError::unsupported(
+                &h.path,
+                format!("{bits}-bit JPEG Extended (1.2.840.10008.1.2.4.51) cannot be decoded ({e})"),
+            )
+        } else {
+            decode_error(&h.path, &h.transfer_syntax, e)
+        }
+    })?;
+    convert_frame(&px, 0, out, h.slope, h.intercept, &h.path)
+}
+
+fn colour_warning(frames: &[FrameHeader], file: Option<&DefaultDicomObject>) -> Option<String> {
+    let obj: &InMemDicomObject = file?;
+    let spp = get_int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let pi = get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let _ = frames;
+    if spp == 3 {
+        Some(format!("colour image ({pi}) converted to grey levels"))
+    } else if pi == "PALETTE COLOR" {
+        Some("palette colour image shown as grey palette indices".to_string())
+    } else if pi == "MONOCHROME1" {
+        Some("MONOCHROME1: low values are meant to be shown bright".to_string())
+    } else {
+        None
+    }
+}
+
+/// Build a volume from frames (sorted here) and their series attributes.
+fn assemble(
+    frames: &[FrameHeader],
+    study: StudyMeta,
+    description: String,
+    modality: String,
+    where_: &Path,
+    extra_warnings: Vec<String>,
+) -> Result<Volume> {
+    let plan = plan_geometry(frames, where_)?;
+    let ordered: Vec<&FrameHeader> = plan.order.iter().map(|&i| &frames[i]).collect();
+    let first = ordered
+        .first()
+        .ok_or_else(|| StudyError::not_a_volume(where_, "no images"))?;
+    let (nx, ny, nz) = (usize::from(first.columns), usize::from(first.rows), ordered.len());
+    let plane = nx * ny;
+    let total = plane
+        .checked_mul(nz)
+        .filter(|t| *t <= 2_000_000_000)
+        .ok_or_else(|| StudyError::invalid(where_, "volume too large"))?;
+    let mut voxels = vec![0f32; total];
+
+    let distinct_files: BTreeSet<&Path> = ordered.iter().map(|h| h.path.as_path()).collect();
+    let mut probe: Option<DefaultDicomObject> = None;
+    if distinct_files.len() == 1 {
+        // one (multi-frame) file: open once, decode frames in parallel
+        let file = open_full(&first.path)?;
+        voxels
+            .par_chunks_mut(plane)
+            .zip(ordered.par_iter())
+            .try_for_each(|(chunk, h)| decode_into(&file, h, chunk))?;
+        probe = Some(file);
+    } else {
+        voxels
+            .par_chunks_mut(plane)
+            .zip(ordered.par_iter())
+            .try_for_each(|(chunk, h)| {
+                let file = open_full(&h.path)?;
+                decode_into(&file, h, chunk)
+            })?;
+    }
+    if probe.is_none() {
+        probe = open_header(&first.path).ok();
+    }
+    let mut warnings = extra_warnings;
+    for w in plan.warnings {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    if let Some(w) = colour_warning(frames, probe.as_ref()) {
+        warnings.push(w);
+    }
+    let slices = ordered
+        .iter()
+        .map(|h| SliceSource {
+            path: h.path.clone(),
+            frame: h.frame,
+            sop_instance_uid: h.sop_instance_uid.clone(),
+            sop_class_uid: h.sop_class_uid.clone(),
+            position: h.position.unwrap_or_else(|| {
+                geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 0.0])
+            }),
+        })
+        .collect();
+    Ok(Volume {
+        dims: [nx, ny, nz],
+        voxels,
+        spacing: plan.spacing,
+        patient_from_voxel: plan.patient_from_voxel,
+        modality,
+        series_description: description,
+        warnings,
+        window: first.window,
+        slices,
+        study,
+    })
+}
+
+/// Load a discovered series: sort along the slice normal, decode in parallel, apply rescale.
+pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
+    let split_warnings: Vec<String> =
+        series.warnings.iter().filter(|w| w.contains("was split")).cloned().collect();
+    assemble(
+        &series.frames,
+        series.study.clone(),
+        series.description.clone(),
+        series.modality.clone(),
+        &series.folder,
+        split_warnings,
+    )
+}
+
+/// Load a single DICOM file (all its frames) as a volume.
+pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
+    let path = path.as_ref();
+    let (frames, meta, description, modality, _) = read_header_summary(path)?;
+    assemble(&frames, meta, description, modality, path, Vec::new())
+}
+
+/// Write a copy of the DICOM file `src` to `dst` as another slice of a series: new Image Position
+/// (Patient), SOP Instance UID, Series Instance UID and Instance Number; pixels unchanged.
+/// Used to build large test and benchmark series from real slices.
+pub fn write_slice_copy(
+    src: &Path,
+    dst: &Path,
+    position: [f64; 3],
+    sop_instance_uid: &str,
+    series_instance_uid: &str,
+    instance_number: i64,
+) -> Result<()> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    let mut obj = open_full(src)?;
+    let pos = format!("{}\\{}\\{}", position[0], position[1], position[2]);
+    obj.put(DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, PrimitiveValue::from(pos)));
+    obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(sop_instance_uid)));
+    obj.put(DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from(series_instance_uid)));
+    obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from(instance_number.to_string())));
+    obj.update_meta(|m| m.media_storage_sop_instance_uid = sop_instance_uid.to_string());
+    obj.write_to_file(dst).map_err(|e| StudyError::read(dst, format!("cannot write: {e}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn fh(pos: [f64; 3], uid: &str) -> FrameHeader {
+        FrameHeader {
+            path: PathBuf::from(format!("{uid}.dcm")),
+            sop_instance_uid: uid.into(),
+            position: Some(pos),
+            orientation: Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+            pixel_spacing: Some([0.5, 0.7]),
+            rows: 4,
+            columns: 3,
+            slope: 1.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sorts_by_position_not_instance_number() {
+        let mut frames = vec![fh([0.0, 0.0, 10.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 5.0], "c")];
+        frames[0].instance_number = Some(1);
+        frames[1].instance_number = Some(3);
+        frames[2].instance_number = Some(2);
+        let plan = plan_geometry(&frames, Path::new("x")).unwrap();
+        assert_eq!(plan.order, vec![1, 2, 0]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        // x uses the column spacing (second PixelSpacing value), y the row spacing
+        assert_eq!(plan.spacing, [0.7, 0.5, 5.0]);
+        assert!((plan.patient_from_voxel[0][0] - 0.7).abs() < 1e-12);
+        assert!((plan.patient_from_voxel[1][1] - 0.5).abs() < 1e-12);
+        assert!((plan.patient_from_voxel[2][2] - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn detects_missing_uneven_duplicate_and_same_position() {
+        let frames = vec![
+            fh([0.0, 0.0, 0.0], "a"),
+            fh([0.0, 0.0, 5.0], "b"),
+            fh([0.0, 0.0, 10.0], "c"),
+            fh([0.0, 0.0, 20.0], "d"),
+        ];
+        let plan = plan_geometry(&frames, Path::new("x")).unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("1 slice(s) appear to be missing")), "{:?}", plan.warnings);
+
+        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 4.2], "b"), fh([0.0, 0.0, 5.3], "c")];
+        let plan = plan_geometry(&frames, Path::new("x")).unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("uneven")));
+
+        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 0.0], "c")];
+        let e = plan_geometry(&frames, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("same position"), "{e}");
+
+        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 3.0], "c")];
+        let e = plan_geometry(&frames, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("duplicate slice positions"), "{e}");
+    }
+
+    #[test]
+    fn detects_gantry_tilt() {
+        let c = 20f64.to_radians().cos();
+        let s = 20f64.to_radians().sin();
+        let mut frames: Vec<FrameHeader> = (0..3).map(|i| fh([0.0, 0.0, f64::from(i) * 5.0], "t")).collect();
+        for (i, f) in frames.iter_mut().enumerate() {
+            f.orientation = Some([1.0, 0.0, 0.0, 0.0, c, -s]);
+            f.sop_instance_uid = format!("t{i}");
+        }
+        let plan = plan_geometry(&frames, Path::new("x")).unwrap();
+        assert!(plan.warnings.iter().any(|w| w.contains("gantry tilt of 20.0°")), "{:?}", plan.warnings);
+        // the sheared column keeps slice positions exact
+        let p = geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 2.0]);
+        assert!((p[2] - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_file_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("lumen-study-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("junk.dcm");
+        std::fs::write(&p, b"this is not dicom").unwrap();
+        let e = load_file(&p).unwrap_err().to_string();
+        assert!(e.contains("junk.dcm") && e.contains("cannot read"), "{e}");
+        let d = discover(&dir).unwrap();
+        assert!(d.series.is_empty());
+        assert_eq!(d.problems.len(), 1);
+        assert_eq!(d.problems[0].reason, "not a DICOM file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,155 @@
+//! NIfTI-1 input (`.nii`, `.nii.gz`): image volumes and label maps.
+//!
+//! NIfTI stores RAS world coordinates; Lumen's `patient_from_voxel` is LPS, so the sform (or
+//! qform) is flipped in x and y. NIfTI data is x-fastest, which is exactly `[z][y][x]` order.
+
+use std::path::Path;
+
+use nifti::{Endianness, NiftiHeader, NiftiObject, ReaderOptions};
+
+use super::geometry::{self, Mat4};
+use super::{LabelVolume, Result, StudyError, StudyMeta, Volume};
+
+/// A NIfTI file decoded to `f64` values with its LPS geometry.
+pub(crate) struct RawNifti {
+    pub dims: [usize; 3],
+    pub values: Vec<f64>,
+    pub patient_from_voxel: Mat4,
+    pub warnings: Vec<String>,
+}
+
+/// The RAS affine of a NIfTI header: sform if set, else qform, else pixdim scaling.
+pub(crate) fn ras_affine(h: &NiftiHeader) -> Mat4 {
+    if h.sform_code > 0 {
+        let r = |row: [f32; 4]| row.map(f64::from);
+        return [r(h.srow_x), r(h.srow_y), r(h.srow_z), [0.0, 0.0, 0.0, 1.0]];
+    }
+    let px = [f64::from(h.pixdim[1]), f64::from(h.pixdim[2]), f64::from(h.pixdim[3])]
+        .map(|p| if p.is_finite() && p > 0.0 { p } else { 1.0 });
+    if h.qform_code > 0 {
+        return geometry::from_quaternion(
+            [f64::from(h.quatern_b), f64::from(h.quatern_c), f64::from(h.quatern_d)],
+            f64::from(h.pixdim[0]),
+            px,
+            [f64::from(h.quatern_x), f64::from(h.quatern_y), f64::from(h.quatern_z)],
+        );
+    }
+    geometry::from_columns([px[0], 0.0, 0.0], [0.0, px[1], 0.0], [0.0, 0.0, px[2]], [0.0; 3])
+}
+
+fn decode_values(path: &Path, h: &NiftiHeader, raw: &[u8], count: usize) -> Result<Vec<f64>> {
+    let little = h.endianness == Endianness::Little;
+    let size = match h.datatype {
+        2 | 256 => 1,
+        4 | 512 => 2,
+        8 | 16 | 768 => 4,
+        64 | 1024 | 1280 => 8,
+        other => {
+            return Err(StudyError::unsupported(path, format!("NIfTI datatype {other}")));
+        }
+    };
+    if raw.len() < count * size {
+        return Err(StudyError::read(
+            path,
+            format!("NIfTI data too short: {} bytes for {count} voxels of {size} bytes", raw.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let b = &raw[i * size..(i + 1) * size];
+        let mut a = [0u8; 8];
+        a[..size].copy_from_slice(b);
+        if !little {
+            a[..size].reverse();
+        }
+        let v = match h.datatype {
+            2 => f64::from(a[0]),
+            256 => f64::from(a[0] as i8),
+            4 => f64::from(i16::from_le_bytes([a[0], a[1]])),
+            512 => f64::from(u16::from_le_bytes([a[0], a[1]])),
+            8 => f64::from(i32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            768 => f64::from(u32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            16 => f64::from(f32::from_le_bytes([a[0], a[1], a[2], a[3]])),
+            64 => f64::from_le_bytes(a),
+            1024 => i64::from_le_bytes(a) as f64,
+            _ => u64::from_le_bytes(a) as f64,
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {
+    let obj = ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
+    let header = obj.header().clone();
+    let ndim = usize::from(header.dim[0]);
+    if !(1..=7).contains(&ndim) {
+        return Err(StudyError::invalid(path, format!("NIfTI dim[0] = {ndim}")));
+    }
+    let d = |i: usize| if i <= ndim { usize::from(header.dim[i]).max(1) } else { 1 };
+    let dims = [d(1), d(2), d(3)];
+    let mut warnings = Vec::new();
+    let extra: usize = (4..=ndim).map(d).product();
+    if extra > 1 {
+        warnings.push(format!("{ndim}-D NIfTI: only the first of {extra} volumes is shown"));
+    }
+    let count = dims[0]
+        .checked_mul(dims[1])
+        .and_then(|v| v.checked_mul(dims[2]))
+        .filter(|v| *v <= 2_000_000_000)
+        .ok_or_else(|| StudyError::invalid(path, "NIfTI volume too large"))?;
+    let volume = obj.into_volume();
+    let mut values = decode_values(path, &header, volume.raw_data(), count)?;
+    let slope = f64::from(header.scl_slope);
+    let inter = f64::from(header.scl_inter);
+    if slope.is_finite() && slope != 0.0 && (slope != 1.0 || (inter.is_finite() && inter != 0.0)) {
+        let inter = if inter.is_finite() { inter } else { 0.0 };
+        for v in &mut values {
+            *v = *v * slope + inter;
+        }
+    }
+    let ras = ras_affine(&header);
+    if header.sform_code <= 0 && header.qform_code <= 0 {
+        warnings.push("NIfTI has neither sform nor qform: orientation unknown".to_string());
+    }
+    let patient_from_voxel = geometry::mul(&geometry::RAS_FROM_LPS, &ras);
+    if geometry::inverse(&patient_from_voxel).is_none() {
+        return Err(StudyError::invalid(path, "NIfTI affine is singular"));
+    }
+    Ok(RawNifti { dims, values, patient_from_voxel, warnings })
+}
+
+/// Load a NIfTI image as a volume (values after `scl_slope`/`scl_inter`).
+pub fn load_nifti(path: impl AsRef<Path>) -> Result<Volume> {
+    let path = path.as_ref();
+    let raw = read_nifti(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(Volume {
+        dims: raw.dims,
+        voxels: raw.values.iter().map(|&v| v as f32).collect(),
+        spacing: geometry::spacing(&raw.patient_from_voxel),
+        patient_from_voxel: raw.patient_from_voxel,
+        modality: String::new(),
+        series_description: name,
+        warnings: raw.warnings,
+        window: None,
+        slices: Vec::new(),
+        study: StudyMeta::default(),
+    })
+}
+
+/// Load a NIfTI label map (integer labels 0..=65535).
+pub fn load_nifti_labels(path: impl AsRef<Path>) -> Result<LabelVolume> {
+    let path = path.as_ref();
+    let raw = read_nifti(path)?;
+    let mut labels = Vec::with_capacity(raw.values.len());
+    for &v in &raw.values {
+        if !(0.0..=65535.0).contains(&v) || v.fract() != 0.0 {
+            return Err(StudyError::invalid(path, format!("not a label map: value {v}")));
+        }
+        labels.push(v as u16);
+    }
+    Ok(LabelVolume { dims: raw.dims, labels, patient_from_voxel: raw.patient_from_voxel })
+}

@@ -1,0 +1,265 @@
+//! End-to-end: DICOM series discovery, sorting, geometry and decoding on the real data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use lumen_app::export::nifti::grid_mapping;
+use lumen_app::study::{self, Volume, discover, load_file, load_nifti, load_series};
+use lumen_tests::shared_data;
+
+fn d2n(rel: &str) -> PathBuf {
+    shared_data().join("dicom2nifti_tests/tests/data").join(rel)
+}
+
+fn load_only_series(dir: &Path) -> study::Result<Volume> {
+    let d = discover(dir).unwrap();
+    assert_eq!(d.series.len(), 1, "{}: {:?} / {:?}", dir.display(), d.series, d.problems);
+    load_series(&d.series[0])
+}
+
+/// Every voxel of `a` lies on a voxel of `b` (same physical grid, any axis order/flip) with the
+/// same value (within `tol`). Returns the number of voxels compared.
+fn assert_same_voxels(a: &Volume, b: &Volume, tol: f32) -> usize {
+    assert_eq!(a.voxels.len(), b.voxels.len(), "voxel counts differ: {:?} vs {:?}", a.dims, b.dims);
+    let map = grid_mapping(&b.patient_from_voxel, b.dims, &a.patient_from_voxel, a.dims, 2e-3).unwrap_or_else(|| {
+        panic!("grids differ:\n{:?}\n{:?}", a.patient_from_voxel, b.patient_from_voxel)
+    });
+    let [nx, ny, nz] = a.dims;
+    let mut worst = 0f32;
+    for z in 0..nz {
+        for y in 0..ny {
+            for x in 0..nx {
+                let to = [x as i64, y as i64, z as i64];
+                let mut from = [0i64; 3];
+                for c in 0..3 {
+                    let (r, sign, off) = map[c];
+                    from[r] = off + sign * to[c];
+                }
+                let va = a.get(x, y, z).unwrap();
+                let vb = b.get(from[0] as usize, from[1] as usize, from[2] as usize).unwrap();
+                worst = worst.max((va - vb).abs());
+            }
+        }
+    }
+    assert!(worst <= tol, "largest voxel difference {worst} > {tol}");
+    nx * ny * nz
+}
+
+#[test]
+fn anatomical_series_match_dicom2nifti_ground_truth() {
+    for case in ["anatomical/001", "anatomical/001_implicit"] {
+        let v = load_only_series(&d2n(case)).unwrap();
+        let gt = load_nifti(d2n(&format!("{case}_ground_truth.nii.gz"))).unwrap();
+        assert_eq!(v.dims, [256, 256, 4], "{case}");
+        assert_eq!(v.modality, "MR");
+        let n = assert_same_voxels(&v, &gt, 0.0);
+        assert_eq!(n, 256 * 256 * 4);
+        // not a constant image
+        let (lo, hi) = v.value_range();
+        assert!(hi - lo > 100.0, "{case}: range {lo}..{hi}");
+        assert!(v.warnings.is_empty(), "{case}: {:?}", v.warnings);
+    }
+}
+
+#[test]
+fn compressed_and_rescaled_series_match_ground_truth() {
+    // (case, tolerance): lossless codecs must be exact; rescaled float ground truth within rounding
+    for (case, tol) in [
+        ("generic/anatomical/001", 0.0),
+        ("generic/anatomical/002_non_isotropic", 1e-3),
+        ("generic/compressed/001", 0.0),
+        ("generic/compressed_j2k/001", 0.0),
+        ("generic/compressed_jpeg/001", 0.0),
+        ("generic/compressed_jpegls/001", 0.0),
+        ("generic/compressed_rle/001", 0.0),
+    ] {
+        let dir = d2n(case);
+        let gt_path = d2n(&format!("{case}_ground_truth.nii.gz"));
+        let v = load_only_series(&dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let gt = load_nifti(&gt_path).unwrap();
+        assert_same_voxels(&v, &gt, tol);
+    }
+}
+
+#[test]
+fn failing_cases_give_a_warning_or_a_clear_error() {
+    // gantry tilt: loads, with a visible warning
+    let v = load_only_series(&d2n("failing/gantrytilting/001")).unwrap();
+    assert!(v.warnings.iter().any(|w| w.contains("gantry tilt of 14.")), "{:?}", v.warnings);
+
+    // not a volume: all images at one position
+    let e = load_only_series(&d2n("failing/notavolume/001")).unwrap_err().to_string();
+    assert!(e.contains("notavolume") && e.contains("same position"), "{e}");
+
+    // two slices: a (thin) volume
+    let v = load_only_series(&d2n("failing/slicecount/001")).unwrap();
+    assert_eq!(v.dims[2], 2);
+    let gt = load_nifti(d2n("failing/slicecount/001_ground_truth.nii.gz")).unwrap();
+    assert_same_voxels(&v, &gt, 0.0);
+
+    // missing slice: loads with a warning naming the gap
+    for case in ["failing/sliceincrement/001", "failing/sliceincrement/002"] {
+        let v = load_only_series(&d2n(case)).unwrap();
+        assert!(v.warnings.iter().any(|w| w.contains("1 slice(s) appear to be missing")), "{case}: {:?}", v.warnings);
+    }
+
+    // mixed orientation: the series is split, each part says so
+    let d = discover(d2n("failing/sliceorientation/001")).unwrap();
+    assert_eq!(d.series.len(), 2, "{:?}", d.series);
+    for s in &d.series {
+        assert!(s.warnings.iter().any(|w| w.contains("mixed orientations")), "{:?}", s.warnings);
+        let v = load_series(s).unwrap();
+        assert_eq!(v.dims[2], 2);
+        assert!(v.warnings.iter().any(|w| w.contains("split")));
+    }
+}
+
+#[test]
+fn tilted_ge_head_ct_loads_with_tilt_and_spacing_warnings() {
+    let dir = shared_data().join("dcm_qa_ct_ge/In/GE");
+    let v = load_only_series(&dir).unwrap();
+    assert_eq!(v.dims, [512, 512, 28]);
+    assert_eq!(v.modality, "CT");
+    assert!(v.warnings.iter().any(|w| w.contains("gantry tilt of 18.5")), "{:?}", v.warnings);
+    assert!(v.warnings.iter().any(|w| w.contains("uneven slice spacing")), "{:?}", v.warnings);
+    // slices sorted along the normal: per-slice positions strictly increase along it
+    let n = lumen_app::study::geometry::cross(
+        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(&v.patient_from_voxel, 0)),
+        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(&v.patient_from_voxel, 1)),
+    );
+    let d: Vec<f64> = v.slices.iter().map(|s| lumen_app::study::geometry::dot(s.position, n)).collect();
+    assert!(d.windows(2).all(|w| w[1] > w[0]), "{d:?}");
+    // HU: air outside the head, bone somewhere
+    let (lo, hi) = v.value_range();
+    assert!(lo <= -1000.0 && hi >= 1000.0, "{lo}..{hi}");
+}
+
+#[test]
+fn every_pydicom_test_file_decodes_or_says_why() {
+    let dir = shared_data().join("pydicom_testfiles");
+    let mut ok = 0;
+    let mut refused = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 12);
+    for f in &files {
+        match load_file(f) {
+            Ok(v) => {
+                assert!(!v.voxels.is_empty());
+                assert!(v.voxels.iter().all(|x| x.is_finite()), "{}", f.display());
+                let (lo, hi) = v.value_range();
+                assert!(hi > lo, "{}: constant image", f.display());
+                ok += 1;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let name = f.file_name().unwrap().to_string_lossy().to_string();
+                assert!(msg.contains(&name), "error does not name the file: {msg}");
+                refused.push(msg);
+            }
+        }
+    }
+    eprintln!("decoded {ok}/{}; refused: {refused:#?}", files.len());
+    assert!(ok >= files.len() - 1, "too many refused: {refused:#?}");
+    // the 12-bit lossy JPEG is refused with the reason
+    assert!(refused.iter().all(|m| m.contains("JPEG-lossy.dcm") && m.contains("unsupported: 12-bit JPEG")), "{refused:#?}");
+
+    // every encoding of MR_small decodes to the same pixels
+    let reference = load_file(dir.join("MR_small.dcm")).unwrap();
+    assert_eq!(reference.dims, [64, 64, 1]);
+    for other in [
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+    ] {
+        let v = load_file(dir.join(other)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.voxels, reference.voxels, "{other}");
+    }
+    // enhanced multi-frame MR: 10 frames; lossless J2K copy is identical
+    let emri = load_file(dir.join("pydicom-data_emri_small.dcm")).unwrap();
+    assert_eq!(emri.dims[2], 10);
+    let emri_j2k = load_file(dir.join("pydicom-data_emri_small_jpeg_2k_lossless.dcm")).unwrap();
+    assert_eq!(emri.voxels, emri_j2k.voxels);
+    // enhanced CT: 2 frames, in HU
+    let ect = load_file(dir.join("pydicom-data_eCT_Supplemental.dcm")).unwrap();
+    assert_eq!(ect.dims[2], 2);
+    assert_eq!(ect.modality, "CT");
+    // CT_small: HU after rescale
+    let ct = load_file(dir.join("CT_small.dcm")).unwrap();
+    assert_eq!(ct.dims, [128, 128, 1]);
+    let (lo, _) = ct.value_range();
+    assert!(lo < -500.0, "CT_small min {lo} is not in HU");
+}
+
+#[test]
+fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
+    let dir = shared_data().join("totalsegmentator/example_ct_dicom");
+    let v = load_only_series(&dir).unwrap();
+    assert_eq!(v.dims, [512, 512, 20]);
+    assert!((v.spacing[0] - 0.9765625).abs() < 1e-6 && (v.spacing[2] - 2.0).abs() < 1e-6, "{:?}", v.spacing);
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    let seg = study::load_nifti_labels(shared_data().join("totalsegmentator/example_seg_dicom.nii.gz")).unwrap();
+    // same shape
+    let mut a = v.dims;
+    let mut b = seg.dims;
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+    // same affine: the label map's voxels lie exactly on the series' voxels
+    let map = grid_mapping(&seg.patient_from_voxel, seg.dims, &v.patient_from_voxel, v.dims, 1e-3)
+        .expect("label map and DICOM series are on different grids");
+    // and the labels sit on the right anatomy: liver (5) is soft tissue, vertebrae are bone
+    let mut sums = std::collections::BTreeMap::<u16, (f64, usize)>::new();
+    let [nx, ny, nz] = v.dims;
+    for z in 0..nz {
+        for y in 0..ny {
+            for x in 0..nx {
+                let to = [x as i64, y as i64, z as i64];
+                let mut from = [0i64; 3];
+                for c in 0..3 {
+                    let (r, s, o) = map[c];
+                    from[r] = o + s * to[c];
+                }
+                let l = seg.get(from[0] as usize, from[1] as usize, from[2] as usize).unwrap();
+                let e = sums.entry(l).or_default();
+                e.0 += f64::from(v.get(x, y, z).unwrap());
+                e.1 += 1;
+            }
+        }
+    }
+    let mean = |l: u16| sums.get(&l).map(|(s, n)| s / *n as f64).unwrap();
+    assert!((20.0..=200.0).contains(&mean(5)), "liver mean HU {}", mean(5));
+    assert!(mean(0) < -100.0, "background mean HU {}", mean(0));
+}
+
+#[test]
+fn discovery_of_a_tree_lists_series_and_problems() {
+    let d = discover(d2n("generic")).unwrap();
+    // 001, 001_implicit, 002_non_isotropic, rgb, and one series stored five times in different
+    // encodings (same SOP instances): five series
+    assert_eq!(d.series.len(), 5, "{:#?}", d.series.iter().map(|s| &s.folder).collect::<Vec<_>>());
+    let copies = d.series.iter().find(|s| s.slice_count == 20).expect("the 5×4 copies are one series");
+    assert!(copies.warnings.iter().any(|w| w.contains("16 duplicate image(s)")), "{:?}", copies.warnings);
+    let v = load_series(copies).unwrap();
+    assert_eq!(v.dims[2], 4);
+    let rgb = d.series.iter().find(|s| s.folder.ends_with("rgb/001")).unwrap();
+    let v = load_series(rgb).unwrap();
+    assert!(v.warnings.iter().any(|w| w.contains("colour image")), "{:?}", v.warnings);
+    for s in &d.series {
+        assert!(s.rows > 0 && s.columns > 0);
+    }
+    // the ground-truth NIfTI files are reported, by name, as not DICOM
+    assert!(
+        d.problems.iter().any(|p| p.path.to_string_lossy().ends_with("_ground_truth.nii.gz") && p.reason == "not a DICOM file"),
+        "{:?}",
+        d.problems
+    );
+    let e = discover(d2n("does-not-exist")).unwrap_err().to_string();
+    assert!(e.contains("does-not-exist") && e.contains("not a folder"), "{e}");
+}
