@@ -1,7 +1,9 @@
 //! Lumen application library: study I/O, annotation, export, jobs and UI.
 
+pub mod annotate;
 pub mod cli;
-pub mod paths;
-pub mod ui;
-pub mod study;
 pub mod export;
+pub mod jobs;
+pub mod paths;
+pub mod study;
+pub mod ui;

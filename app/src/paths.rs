@@ -21,3 +21,8 @@ pub fn assets_dir() -> PathBuf {
 pub fn default_model_dir() -> PathBuf {
     assets_dir().join("models").join("ct-starter")
 }
+
+/// The bundled sample study (a 20-slice abdominal CT).
+pub fn sample_study_dir() -> PathBuf {
+    assets_dir().join("sample").join("totalsegmentator-ct")
+}

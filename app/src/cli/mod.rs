@@ -13,6 +13,12 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// GUI: the model bundle to use (default: the bundled starter model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// GUI: a folder of DICOM files to open (default: the bundled sample study).
+    #[arg(long)]
+    pub study: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,7 +37,10 @@ pub enum Command {
 /// Runs what the command line asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => crate::ui::run_gui(),
+        None => crate::ui::run_gui(
+            cli.model.unwrap_or_else(crate::paths::default_model_dir),
+            Some(cli.study.unwrap_or_else(crate::paths::sample_study_dir)),
+        ),
         Some(Command::Info { model }) => info::run(&model.unwrap_or_else(crate::paths::default_model_dir)),
         Some(Command::Segment(args)) => segment::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),

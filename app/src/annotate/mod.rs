@@ -1,0 +1,5 @@
+//! The segmentation document: segments, their label map on the study grid, undo/redo.
+
+mod document;
+
+pub use document::{Document, Segment};

@@ -1,0 +1,170 @@
+//! The segmenter: one named thread that owns the SAM model, keeps slice embeddings in an LRU
+//! cache, prefetches neighbours, and answers prompts. Only the newest prompt is worth answering,
+//! so stale ones are dropped.
+
+use super::Waker;
+use crate::study::Volume;
+use lumen_engine::model::{Embedding, ModelError, Prediction, Prompt, SamModel};
+use lumen_engine::runtime::SessionConfig;
+use ndarray::Array2;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+
+/// Requests from the UI.
+pub enum Request {
+    /// The study to work on (replaces the previous one and empties the cache).
+    SetVolume(Arc<Volume>),
+    /// Segment slice `z` with `prompt`; `generation` lets the UI ignore out-of-date answers.
+    Predict { z: usize, prompt: Prompt, generation: u64 },
+    /// Compute embeddings ahead of need (neighbours of the slice on screen).
+    Prefetch(Vec<usize>),
+}
+
+/// Replies to the UI.
+pub enum Reply {
+    ModelReady { name: String, precision: String, input_size: u32 },
+    ModelFailed(String),
+    Predicted { z: usize, generation: u64, prediction: Prediction },
+    Failed { z: usize, generation: u64, message: String },
+    Embedded { z: usize },
+}
+
+/// The UI's handle on the segmenter thread.
+pub struct Segmenter {
+    requests: Sender<Request>,
+    pub replies: Receiver<Reply>,
+}
+
+impl Segmenter {
+    /// Starts the thread, which loads the model bundle in `model_dir` first.
+    pub fn start(model_dir: PathBuf, wake: Waker) -> std::io::Result<Self> {
+        let (requests, inbox) = channel();
+        let (outbox, replies) = channel();
+        std::thread::Builder::new()
+            .name("segmenter".into())
+            .spawn(move || Worker::run(model_dir, inbox, outbox, wake))?;
+        Ok(Self { requests, replies })
+    }
+
+    /// Sends a request; false if the worker has stopped.
+    pub fn send(&self, request: Request) -> bool {
+        self.requests.send(request).is_ok()
+    }
+}
+
+/// How many slice embeddings stay in memory (each is about 1 MB for the starter model).
+const CACHE_SLICES: usize = 48;
+
+struct Worker {
+    model: SamModel,
+    volume: Option<Arc<Volume>>,
+    cache: HashMap<usize, Embedding>,
+    recency: VecDeque<usize>,
+    outbox: Sender<Reply>,
+    wake: Waker,
+}
+
+impl Worker {
+    fn run(model_dir: PathBuf, inbox: Receiver<Request>, outbox: Sender<Reply>, wake: Waker) {
+        let model = match SamModel::load(&model_dir, &SessionConfig::default()) {
+            Ok(model) => model,
+            Err(e) => {
+                let _ = outbox.send(Reply::ModelFailed(e.to_string()));
+                wake();
+                return;
+            }
+        };
+        let manifest = &model.bundle().manifest;
+        let _ = outbox.send(Reply::ModelReady {
+            name: manifest.name.clone(),
+            precision: manifest.precision.kind.clone(),
+            input_size: manifest.input_size,
+        });
+        wake();
+        let mut worker = Worker { model, volume: None, cache: HashMap::new(), recency: VecDeque::new(), outbox, wake };
+        let mut prefetch: VecDeque<usize> = VecDeque::new();
+        loop {
+            // Block only when there is nothing to prefetch.
+            let first = if prefetch.is_empty() {
+                match inbox.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => return,
+                }
+            } else {
+                match inbox.try_recv() {
+                    Ok(r) => Some(r),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            };
+            let mut pending: Vec<Request> = first.into_iter().collect();
+            pending.extend(inbox.try_iter());
+            // Of several queued prompts only the newest matters.
+            let newest_predict = pending.iter().rposition(|r| matches!(r, Request::Predict { .. }));
+            for (i, request) in pending.into_iter().enumerate() {
+                match request {
+                    Request::SetVolume(volume) => {
+                        worker.volume = Some(volume);
+                        worker.cache.clear();
+                        worker.recency.clear();
+                        prefetch.clear();
+                    }
+                    Request::Prefetch(slices) => prefetch = slices.into(),
+                    Request::Predict { z, prompt, generation } if Some(i) == newest_predict => {
+                        worker.predict(z, &prompt, generation);
+                    }
+                    Request::Predict { .. } => {}
+                }
+            }
+            if let Some(z) = prefetch.pop_front()
+                && !worker.cache.contains_key(&z)
+                && worker.cache_embedding(z).is_ok()
+            {
+                let _ = worker.outbox.send(Reply::Embedded { z });
+            }
+        }
+    }
+
+    fn predict(&mut self, z: usize, prompt: &Prompt, generation: u64) {
+        let answer = self.cache_embedding(z).and_then(|()| match self.cache.get(&z) {
+            Some(embedding) => self.model.predict(embedding, prompt),
+            None => Err(ModelError::Image(format!("slice {z} has no embedding"))),
+        });
+        let reply = match answer {
+            Ok(prediction) => Reply::Predicted { z, generation, prediction },
+            Err(e) => Reply::Failed { z, generation, message: e.to_string() },
+        };
+        let _ = self.outbox.send(reply);
+        (self.wake)();
+    }
+
+    /// Makes sure slice `z`'s embedding is in the cache, computing it if needed.
+    fn cache_embedding(&mut self, z: usize) -> Result<(), ModelError> {
+        if !self.cache.contains_key(&z) {
+            let image = self.model_image(z)?;
+            let embedding = self.model.embed(image.view())?;
+            if self.cache.len() >= CACHE_SLICES
+                && let Some(oldest) = self.recency.pop_front()
+            {
+                self.cache.remove(&oldest);
+            }
+            self.cache.insert(z, embedding);
+        }
+        self.recency.retain(|k| *k != z);
+        self.recency.push_back(z);
+        Ok(())
+    }
+
+    /// Slice `z` as the model's 8-bit input, by the model's own intensity rule for the modality.
+    fn model_image(&self, z: usize) -> Result<Array2<u8>, ModelError> {
+        let volume = self.volume.as_ref().ok_or_else(|| ModelError::Image("no study is open".into()))?;
+        let [nx, ny, _] = volume.dims;
+        let values = volume.slice(z).ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))?;
+        let slice = ndarray::ArrayView2::from_shape((ny, nx), values).map_err(|e| ModelError::Image(e.to_string()))?;
+        let rules = &self.model.bundle().manifest.intensity;
+        let rule = if volume.modality.eq_ignore_ascii_case("MR") { &rules.mr } else { &rules.ct };
+        Ok(rule.to_u8(slice))
+    }
+}

@@ -1,0 +1,49 @@
+//! Opens a study on a named background thread: discover the series, load the largest volume.
+
+use super::Waker;
+use crate::study::{self, Volume};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, channel};
+
+/// What opening a folder produced.
+pub struct LoadedStudy {
+    pub folder: PathBuf,
+    pub volume: Volume,
+    /// Files skipped or series left out, each with its reason, to show the user.
+    pub notes: Vec<String>,
+}
+
+/// Starts loading `folder`; the reply arrives once on the returned channel.
+pub fn open_folder(folder: &Path, wake: Waker) -> Receiver<Result<LoadedStudy, String>> {
+    let (reply, replies) = channel();
+    let folder = folder.to_path_buf();
+    let spawned = std::thread::Builder::new().name("study-loader".into()).spawn(move || {
+        let _ = reply.send(load(&folder));
+        wake();
+    });
+    if let Err(e) = spawned {
+        let (reply, failed) = channel();
+        let _ = reply.send(Err(format!("could not start the study loader: {e}")));
+        return failed;
+    }
+    replies
+}
+
+fn load(folder: &Path) -> Result<LoadedStudy, String> {
+    let discovery = study::discover(folder).map_err(|e| e.to_string())?;
+    let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
+    let Some(series) = discovery.series.iter().max_by_key(|s| s.slice_count) else {
+        return Err(format!("no DICOM image series found in {}", folder.display()));
+    };
+    if discovery.series.len() > 1 {
+        notes.push(format!(
+            "{} series found; opened the largest, {} ({} slices)",
+            discovery.series.len(),
+            series.description,
+            series.slice_count
+        ));
+    }
+    let volume = study::load_series(series).map_err(|e| e.to_string())?;
+    notes.extend(volume.warnings.iter().cloned());
+    Ok(LoadedStudy { folder: folder.to_path_buf(), volume, notes })
+}

@@ -1,0 +1,493 @@
+//! The main window: study on the left of the work, slice view in the centre, segments and model
+//! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
+
+use super::viewport::{self, Gesture, Placement};
+use crate::annotate::Document;
+use crate::jobs::segmenter::{Reply, Request, Segmenter};
+use crate::jobs::study_loader::{self, LoadedStudy};
+use crate::jobs::Waker;
+use crate::study::{PRESETS, Volume, Window, window_to_u8};
+use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
+use lumen_engine::model::{Point, Prediction, Prompt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+/// Organ names offered for new segments.
+pub const ORGANS: [&str; 13] = [
+    "Liver", "Spleen", "Right kidney", "Left kidney", "Gallbladder", "Oesophagus", "Stomach", "Aorta",
+    "Inferior vena cava", "Portal vein", "Pancreas", "Right adrenal gland", "Left adrenal gland",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Box,
+    Include,
+    Exclude,
+}
+
+/// An open study and the view of it.
+struct OpenStudy {
+    volume: Arc<Volume>,
+    document: Document,
+    z: usize,
+    window: Window,
+    zoom: f32,
+    pan: Vec2,
+    slice_texture: Option<TextureHandle>,
+    overlay_texture: Option<TextureHandle>,
+    slice_dirty: bool,
+    overlay_dirty: bool,
+}
+
+pub struct LumenApp {
+    wake: Waker,
+    segmenter: Option<Segmenter>,
+    model_status: String,
+    loading: Option<Receiver<Result<LoadedStudy, String>>>,
+    study: Option<OpenStudy>,
+    notes: Vec<String>,
+    tool: Tool,
+    prompt: Prompt,
+    preview: Option<Prediction>,
+    generation: u64,
+    active_label: Option<u8>,
+    new_segment_name: String,
+    hover: Option<(usize, usize, f32)>,
+}
+
+impl LumenApp {
+    /// Starts the segmenter on `model_dir` and, if given, opens `study_dir`.
+    pub fn new(ctx: &egui::Context, model_dir: PathBuf, study_dir: Option<&Path>) -> Self {
+        let repaint = ctx.clone();
+        let wake: Waker = Arc::new(move || repaint.request_repaint());
+        let (segmenter, model_status) = match Segmenter::start(model_dir, wake.clone()) {
+            Ok(s) => (Some(s), "Opening the model…".to_string()),
+            Err(e) => (None, format!("The segmenter could not start: {e}")),
+        };
+        let mut app = Self {
+            wake,
+            segmenter,
+            model_status,
+            loading: None,
+            study: None,
+            notes: Vec::new(),
+            tool: Tool::Box,
+            prompt: Prompt::default(),
+            preview: None,
+            generation: 0,
+            active_label: None,
+            new_segment_name: ORGANS[0].to_string(),
+            hover: None,
+        };
+        if let Some(dir) = study_dir {
+            app.open_folder(dir);
+        }
+        app
+    }
+
+    pub fn open_folder(&mut self, dir: &Path) {
+        self.notes = vec![format!("Opening {}…", dir.display())];
+        self.loading = Some(study_loader::open_folder(dir, self.wake.clone()));
+    }
+
+    /// The open document, for tests and export.
+    pub fn document(&self) -> Option<&Document> {
+        self.study.as_ref().map(|s| &s.document)
+    }
+
+    pub fn current_slice(&self) -> Option<usize> {
+        self.study.as_ref().map(|s| s.z)
+    }
+
+    /// Whether a mask preview is waiting to be accepted.
+    pub fn has_preview(&self) -> bool {
+        self.preview.is_some()
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.loading.is_some() || self.model_status.starts_with("Opening")
+    }
+
+    fn poll_jobs(&mut self) {
+        if let Some(loading) = &self.loading
+            && let Ok(result) = loading.try_recv()
+        {
+            self.loading = None;
+            match result {
+                Ok(loaded) => self.show_study(loaded),
+                Err(message) => self.notes = vec![message],
+            }
+        }
+        let replies: Vec<Reply> = self.segmenter.as_ref().map(|s| s.replies.try_iter().collect()).unwrap_or_default();
+        for reply in replies {
+            match reply {
+                Reply::ModelReady { name, precision, input_size } => {
+                    self.model_status = format!("Model {name} ({precision}, {input_size}×{input_size})");
+                }
+                Reply::ModelFailed(message) => self.model_status = format!("The model could not be opened: {message}"),
+                Reply::Predicted { z, generation, prediction } => {
+                    if generation == self.generation && Some(z) == self.current_slice() {
+                        self.preview = Some(prediction);
+                        self.mark_overlay_dirty();
+                    }
+                }
+                Reply::Failed { generation, message, .. } => {
+                    if generation == self.generation {
+                        self.notes = vec![message];
+                    }
+                }
+                Reply::Embedded { .. } => {}
+            }
+        }
+    }
+
+    fn show_study(&mut self, loaded: LoadedStudy) {
+        let volume = Arc::new(loaded.volume);
+        let document = Document::new(volume.dims, volume.spacing);
+        let z = volume.dims[2] / 2;
+        let window = volume.default_window();
+        self.notes = loaded.notes;
+        self.notes.insert(0, format!("Opened {} ({} slices)", loaded.folder.display(), volume.dims[2]));
+        if let Some(segmenter) = &self.segmenter {
+            segmenter.send(Request::SetVolume(volume.clone()));
+        }
+        self.study = Some(OpenStudy {
+            volume,
+            document,
+            z,
+            window,
+            zoom: 1.0,
+            pan: Vec2::ZERO,
+            slice_texture: None,
+            overlay_texture: None,
+            slice_dirty: true,
+            overlay_dirty: true,
+        });
+        self.active_label = None;
+        self.go_to_slice(z);
+    }
+
+    fn mark_overlay_dirty(&mut self) {
+        if let Some(study) = &mut self.study {
+            study.overlay_dirty = true;
+        }
+    }
+
+    /// Moves to slice `z`: the prompt belongs to a slice, so it is cleared; neighbours are prefetched.
+    pub fn go_to_slice(&mut self, z: usize) {
+        let Some(study) = &mut self.study else { return };
+        let z = z.min(study.volume.dims[2].saturating_sub(1));
+        study.z = z;
+        study.slice_dirty = true;
+        study.overlay_dirty = true;
+        self.prompt = Prompt::default();
+        self.preview = None;
+        self.generation += 1;
+        let depth = study.volume.dims[2];
+        let around: Vec<usize> = [z, z + 1, z.wrapping_sub(1), z + 2, z.wrapping_sub(2)]
+            .into_iter()
+            .filter(|n| *n < depth)
+            .collect();
+        if let Some(segmenter) = &self.segmenter {
+            segmenter.send(Request::Prefetch(around));
+        }
+    }
+
+    /// Sends the current prompt to the segmenter; the answer becomes the preview.
+    fn request_prediction(&mut self) {
+        let Some(z) = self.current_slice() else { return };
+        self.generation += 1;
+        if let Some(segmenter) = &self.segmenter {
+            segmenter.send(Request::Predict { z, prompt: self.prompt.clone(), generation: self.generation });
+        }
+    }
+
+    /// Applies a gesture made with the current tool.
+    pub fn apply_gesture(&mut self, gesture: Gesture) {
+        match gesture {
+            Gesture::Box(bbox) => {
+                self.prompt = Prompt::from_box(bbox);
+                self.request_prediction();
+            }
+            Gesture::Click { x, y } => {
+                let Some(study) = &self.study else { return };
+                let [nx, ny, _] = study.volume.dims;
+                if x < 0.0 || y < 0.0 || x >= nx as f32 || y >= ny as f32 {
+                    return;
+                }
+                let positive = self.tool != Tool::Exclude;
+                self.prompt.points.push(Point { x, y, positive });
+                // Refine what is shown: SAM takes its own last answer as the mask prompt.
+                self.prompt.previous_logits = self.preview.as_ref().map(|p| p.low_res_logits.clone());
+                self.request_prediction();
+            }
+            Gesture::WindowDrag(delta) => {
+                if let Some(study) = &mut self.study {
+                    study.window.width = (study.window.width + f64::from(delta.x) * 2.0).max(1.0);
+                    study.window.center += f64::from(delta.y) * 2.0;
+                    study.slice_dirty = true;
+                }
+            }
+            Gesture::Scroll(step) => {
+                if let Some(z) = self.current_slice() {
+                    self.go_to_slice(z.saturating_add_signed(step as isize));
+                }
+            }
+        }
+    }
+
+    /// Puts the preview into the active segment (creating one if there is none). One undo step.
+    pub fn accept_preview(&mut self) {
+        let Some(preview) = self.preview.take() else { return };
+        let name = self.new_segment_name.clone();
+        let Some(study) = &mut self.study else { return };
+        let label = match self.active_label.filter(|l| study.document.segments().iter().any(|s| s.label == *l)) {
+            Some(label) => label,
+            None => match study.document.add_segment(&name) {
+                Some(label) => label,
+                None => {
+                    self.notes = vec!["All 255 segment labels are in use".into()];
+                    return;
+                }
+            },
+        };
+        self.active_label = Some(label);
+        let changed = study.document.set_slice_mask(study.z, label, preview.mask.view(), "accept mask");
+        study.overlay_dirty = true;
+        self.prompt = Prompt::default();
+        self.notes = vec![format!("Accepted {changed} voxels on slice {}", study.z + 1)];
+    }
+
+    pub fn undo(&mut self) {
+        if let Some(study) = &mut self.study
+            && let Some(what) = study.document.undo()
+        {
+            study.overlay_dirty = true;
+            self.notes = vec![format!("Undid {what}")];
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if let Some(study) = &mut self.study
+            && let Some(what) = study.document.redo()
+        {
+            study.overlay_dirty = true;
+            self.notes = vec![format!("Redid {what}")];
+        }
+    }
+
+    pub fn set_tool(&mut self, tool: Tool) {
+        self.tool = tool;
+    }
+
+    fn clear_prompt(&mut self) {
+        self.prompt = Prompt::default();
+        self.preview = None;
+        self.generation += 1;
+        self.mark_overlay_dirty();
+    }
+
+    fn handle_keys(&mut self, ctx: &egui::Context) {
+        let (undo, redo, accept, escape, next, previous, page_next, page_previous) = ctx.input(|i| {
+            let ctrl = i.modifiers.command;
+            (
+                ctrl && !i.modifiers.shift && i.key_pressed(Key::Z),
+                ctrl && i.modifiers.shift && i.key_pressed(Key::Z),
+                i.key_pressed(Key::Enter),
+                i.key_pressed(Key::Escape),
+                i.key_pressed(Key::ArrowUp),
+                i.key_pressed(Key::ArrowDown),
+                i.key_pressed(Key::PageDown),
+                i.key_pressed(Key::PageUp),
+            )
+        });
+        if undo {
+            self.undo();
+        }
+        if redo {
+            self.redo();
+        }
+        if accept {
+            self.accept_preview();
+        }
+        if escape {
+            self.clear_prompt();
+        }
+        if let Some(z) = self.current_slice() {
+            let step: isize = [(next, 1), (previous, -1), (page_next, 10), (page_previous, -10)]
+                .iter()
+                .filter(|(pressed, _)| *pressed)
+                .map(|(_, s)| *s)
+                .sum();
+            if step != 0 {
+                self.go_to_slice(z.saturating_add_signed(step));
+            }
+        }
+    }
+
+    fn refresh_textures(&mut self, ctx: &egui::Context) {
+        let preview = self.preview.as_ref();
+        let Some(study) = &mut self.study else { return };
+        let [nx, ny, _] = study.volume.dims;
+        if study.slice_dirty || study.slice_texture.is_none() {
+            let values = study.volume.slice(study.z).unwrap_or(&[]);
+            let grey = window_to_u8(values, study.window);
+            let image = ColorImage::from_gray([nx, ny], &grey);
+            match &mut study.slice_texture {
+                Some(texture) => texture.set(image, TextureOptions::LINEAR),
+                None => study.slice_texture = Some(ctx.load_texture("slice", image, TextureOptions::LINEAR)),
+            }
+            study.slice_dirty = false;
+        }
+        if study.overlay_dirty || study.overlay_texture.is_none() {
+            let image = overlay_image(&study.document, study.z, [nx, ny], preview);
+            match &mut study.overlay_texture {
+                Some(texture) => texture.set(image, TextureOptions::NEAREST),
+                None => study.overlay_texture = Some(ctx.load_texture("overlay", image, TextureOptions::NEAREST)),
+            }
+            study.overlay_dirty = false;
+        }
+    }
+
+    fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Tools");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tool, Tool::Box, "▭ Box");
+            ui.selectable_value(&mut self.tool, Tool::Include, "+ Include");
+            ui.selectable_value(&mut self.tool, Tool::Exclude, "− Exclude");
+        });
+        ui.horizontal(|ui| {
+            if ui.add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)")).clicked() {
+                self.accept_preview();
+            }
+            if ui.button("Clear (Esc)").clicked() {
+                self.clear_prompt();
+            }
+        });
+        ui.separator();
+        ui.heading("Segments");
+        egui::ComboBox::from_label("new segment").selected_text(&self.new_segment_name).show_ui(ui, |ui| {
+            for organ in ORGANS {
+                ui.selectable_value(&mut self.new_segment_name, organ.to_string(), organ);
+            }
+        });
+        if let Some(study) = &mut self.study {
+            if ui.button("Add segment").clicked() {
+                self.active_label = study.document.add_segment(&self.new_segment_name);
+            }
+            let z = study.z;
+            let mut changed = false;
+            let labels: Vec<u8> = study.document.segments().iter().map(|s| s.label).collect();
+            for label in labels {
+                let volume = study.document.volume_ml(label);
+                let on_slice = study.document.slice_count(z, label);
+                let pixel_mm2 = study.volume.spacing[0] * study.volume.spacing[1];
+                let Some(segment) = study.document.segment_mut(label) else { continue };
+                ui.horizontal(|ui| {
+                    let [r, g, b] = segment.color;
+                    ui.colored_label(Color32::from_rgb(r, g, b), "■");
+                    if ui.selectable_label(self.active_label == Some(label), &segment.name).clicked() {
+                        self.active_label = Some(label);
+                    }
+                    changed |= ui.checkbox(&mut segment.visible, "show").changed();
+                    ui.checkbox(&mut segment.locked, "lock");
+                });
+                ui.label(format!("   {volume:.1} mL, {:.0} mm² on this slice", on_slice as f64 * pixel_mm2));
+            }
+            if changed {
+                study.overlay_dirty = true;
+            }
+            ui.separator();
+            ui.heading("Window");
+            ui.horizontal_wrapped(|ui| {
+                for preset in PRESETS {
+                    if ui.button(preset.name).clicked() {
+                        study.window = preset.window;
+                        study.slice_dirty = true;
+                    }
+                }
+            });
+            ui.label(format!("W {:.0} / L {:.0}", study.window.width, study.window.center));
+        }
+        ui.separator();
+        ui.heading("Model");
+        ui.label(&self.model_status);
+    }
+}
+
+/// Visible segments in their colours, the preview in yellow on top.
+fn overlay_image(document: &Document, z: usize, [nx, ny]: [usize; 2], preview: Option<&Prediction>) -> ColorImage {
+    let mut colors = [Color32::TRANSPARENT; 256];
+    for s in document.segments().iter().filter(|s| s.visible) {
+        let [r, g, b] = s.color;
+        colors[s.label as usize] = Color32::from_rgba_unmultiplied(r, g, b, 110);
+    }
+    let labels = document.slice_labels(z);
+    let mut pixels: Vec<Color32> = (0..nx * ny).map(|i| labels.get(i).map_or(Color32::TRANSPARENT, |l| colors[*l as usize])).collect();
+    if let Some(p) = preview.filter(|p| p.mask.dim() == (ny, nx)) {
+        let yellow = Color32::from_rgba_unmultiplied(255, 220, 0, 120);
+        for (pixel, inside) in pixels.iter_mut().zip(p.mask.iter()) {
+            if *inside {
+                *pixel = yellow;
+            }
+        }
+    }
+    ColorImage::new([nx, ny], pixels)
+}
+
+impl eframe::App for LumenApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.poll_jobs();
+        self.handle_keys(&ctx);
+        self.refresh_textures(&ctx);
+        egui::Panel::right("side").min_size(260.0).show(ui, |ui| self.side_panel(ui));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                if let Some(study) = &self.study {
+                    ui.label(format!("Slice {}/{}", study.z + 1, study.volume.dims[2]));
+                }
+                if let Some((x, y, v)) = self.hover {
+                    ui.label(format!("({x}, {y}) {v:.0} HU"));
+                }
+                for note in &self.notes {
+                    ui.label(note);
+                }
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+    }
+}
+
+impl LumenApp {
+    fn central(&mut self, ui: &mut egui::Ui) {
+        let Some(study) = &self.study else {
+            ui.centered_and_justified(|ui| {
+                ui.label(if self.loading.is_some() { "Opening the study…" } else { "No study open" });
+            });
+            return;
+        };
+        let (Some(slice), Some(overlay)) = (study.slice_texture.clone(), study.overlay_texture.clone()) else { return };
+        let [nx, ny, nz] = study.volume.dims;
+        let mut z = study.z;
+        let slider = ui.add(egui::Slider::new(&mut z, 0..=nz.saturating_sub(1)).text("slice"));
+        if slider.changed() {
+            self.go_to_slice(z);
+        }
+        let Some(study) = &self.study else { return };
+        let area = ui.available_rect_before_wrap();
+        let placement = Placement::fit(area, (nx, ny), study.zoom, study.pan);
+        let (response, gestures) = viewport::show(ui, placement, &slice, &overlay, &self.prompt, self.tool == Tool::Box);
+        self.hover = response.hover_pos().and_then(|p| {
+            let (x, y) = placement.to_image(p);
+            let (x, y) = (x.floor(), y.floor());
+            (x >= 0.0 && y >= 0.0).then_some((x as usize, y as usize)).and_then(|(x, y)| {
+                self.study.as_ref().and_then(|s| s.volume.get(x, y, s.z)).map(|v| (x, y, v))
+            })
+        });
+        for gesture in gestures {
+            self.apply_gesture(gesture);
+        }
+    }
+}
