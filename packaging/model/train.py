@@ -1,0 +1,461 @@
+"""Train the Lumen CT starter SAM from scratch on .train/train.npz (see prepare_data.py).
+
+SAM-style interactive training, fully on the GPU (data, augmentation, prompt simulation):
+  * organ-balanced sampling of (slice, connected component) instances,
+  * augmentation: flips, rotation, scale, translation, window (contrast/brightness) jitter, gamma, noise,
+  * prompts: jittered boxes or positive clicks (+ extra pos/neg clicks), then `--rounds` correction
+    rounds, each adding a click in the larger error region and feeding back the previous low-res mask,
+  * loss 20*focal + dice (min over the 3 multimask outputs for a lone box/click, plus output 0)
+    + MSE(IoU prediction, true IoU) on all outputs,
+  * AdamW, linear warm-up + cosine decay over the wall-clock (or step) budget, bf16 autocast.
+
+Checkpoints (model fp32 shards <= 12 MB + optimizer) are written to --out every --ckpt-min minutes
+and at the end; --resume continues from such a folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import INPUT_SIZE, MIN_AREA, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, SEED, TRAIN_DIR, build_sam
+
+SOURCE_WEIGHT = {"btcv": 0.86, "ts_ct": 0.08, "ts_mr": 0.03, "demo": 0.03}
+NSLOT = 6  # prompt token slots: box (2) / clicks, padded with label -1
+
+
+# ---------------------------------------------------------------- model pieces (batched)
+
+def embed_prompts(pe_mod, coords, labels):
+    """Batched SamOnnxModel._embed_points: coords [B,N,2] in the 256 frame, labels [B,N]."""
+    coords = coords + 0.5
+    coords = coords / INPUT_SIZE
+    emb = pe_mod.pe_layer._pe_encoding(coords)
+    lab = labels.unsqueeze(-1)
+    emb = emb * (lab != -1)
+    emb = emb + pe_mod.not_a_point_embed.weight * (lab == -1)
+    for i in range(pe_mod.num_point_embeddings):
+        emb = emb + pe_mod.point_embeddings[i].weight * (lab == i)
+    return emb
+
+
+def embed_masks(pe_mod, mask_input, has_mask):
+    """Batched SamOnnxModel._embed_masks: mask_input [B,1,128,128], has_mask [B]."""
+    h = has_mask.view(-1, 1, 1, 1).to(mask_input.dtype)
+    return h * pe_mod.mask_downscaling(mask_input) + (1 - h) * pe_mod.no_mask_embed.weight.reshape(1, -1, 1, 1)
+
+
+def decode(dec, emb, image_pe, sparse, dense):
+    """MaskDecoder.predict_masks for a batch of (image embedding, prompt) pairs (one prompt each)."""
+    b = emb.shape[0]
+    out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], 0)
+    tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], 1)
+    src = emb + dense
+    pos = image_pe.expand(b, -1, -1, -1)
+    _, c, h, w = src.shape
+    hs, src = dec.transformer(src, pos, tokens)
+    iou_out = hs[:, 0]
+    mask_out = hs[:, 1: 1 + dec.num_mask_tokens]
+    src = src.transpose(1, 2).reshape(b, c, h, w)
+    up = dec.output_upscaling(src)
+    hyper = torch.stack([dec.output_hypernetworks_mlps[i](mask_out[:, i]) for i in range(dec.num_mask_tokens)], 1)
+    bb, cc, hh, ww = up.shape
+    masks = (hyper @ up.reshape(bb, cc, hh * ww)).reshape(bb, -1, hh, ww)
+    iou = dec.iou_prediction_head(iou_out)
+    return masks, iou
+
+
+def run_decoder(sam, emb, coords, labels, mask_input, has_mask):
+    pe = sam.prompt_encoder
+    sparse = embed_prompts(pe, coords, labels)
+    dense = embed_masks(pe, mask_input, has_mask)
+    return decode(sam.mask_decoder, emb, pe.get_dense_pe(), sparse, dense)
+
+
+# ---------------------------------------------------------------- data
+
+class GpuData:
+    def __init__(self, path: Path, device):
+        d = np.load(path)
+        self.image = torch.from_numpy(d["image"]).to(device)
+        self.inst = torch.from_numpy(d["inst"]).to(device)
+        self.hw = torch.from_numpy(d["hw"].astype(np.int64)).to(device)
+        self.rows = torch.from_numpy(d["rows"].astype(np.int64)).to(device)
+        self.sources = [str(s) for s in d["sources"]]
+        rows = d["rows"]
+        w = np.zeros(len(rows))
+        for si, s in enumerate(self.sources):
+            sel = rows[:, 2] == si
+            if not sel.any():
+                continue
+            classes, counts = np.unique(rows[sel, 3], return_counts=True)
+            cnt = dict(zip(classes, counts))
+            per_class = SOURCE_WEIGHT.get(s, 0.0) / len(classes)
+            w[sel] = [per_class / cnt[c] for c in rows[sel, 3]]
+        self.weights = torch.from_numpy(w / w.sum()).to(device)
+        yy = torch.arange(INPUT_SIZE, device=device)
+        self.yy, self.xx = yy.view(1, -1, 1), yy.view(1, 1, -1)
+
+    def base(self, idx):
+        r = self.rows[idx]
+        s, inst = r[:, 0], r[:, 1]
+        img = self.image[s].float() / 255.0
+        mask = (self.inst[s] == inst.view(-1, 1, 1).to(torch.uint8)).float()
+        hw = self.hw[s]
+        pad = ((self.yy >= hw[:, 0].view(-1, 1, 1)) | (self.xx >= hw[:, 1].view(-1, 1, 1))).float()
+        return img, mask, pad, r
+
+
+def normalize(u01, pad):
+    """u01 [B,H,W] grey 0..1 -> engine input [B,3,S,S]; padded area = 0 after normalization."""
+    x = u01.unsqueeze(1) * 255.0
+    mean = torch.tensor(PIXEL_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x * (1 - pad.unsqueeze(1))
+
+
+def augment(img, mask, pad, g: torch.Generator):
+    b, dev = img.shape[0], img.device
+
+    def U(lo, hi, n=b):
+        return lo + (hi - lo) * torch.rand(n, device=dev, generator=g)
+
+    geo = (torch.rand(b, device=dev, generator=g) < 0.85).float()
+    ang = U(-math.pi / 9, math.pi / 9) * geo
+    sc = torch.exp(U(math.log(0.75), math.log(1.3))) * geo + (1 - geo)
+    tx, ty = U(-0.12, 0.12) * geo, U(-0.12, 0.12) * geo
+    fx = torch.where(torch.rand(b, device=dev, generator=g) < 0.5, -1.0, 1.0)
+    fy = torch.where(torch.rand(b, device=dev, generator=g) < 0.2, -1.0, 1.0)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos * fx, -sin * fy, tx], 1), torch.stack([sin * fx, cos * fy, ty], 1)], 1)
+    grid = F.affine_grid(theta, (b, 1, INPUT_SIZE, INPUT_SIZE), align_corners=False)
+    stack = torch.stack([img, mask, pad], 1)
+    out = F.grid_sample(stack, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    img, mask, pad = out[:, 0], (out[:, 1] > 0.5).float(), (out[:, 2] > 0.5).float()
+    # intensity: window jitter (shift/scale of the 8-bit window), gamma, noise
+    a = U(-0.08, 0.08).view(-1, 1, 1)
+    s = torch.exp(U(math.log(0.85), math.log(1.18))).view(-1, 1, 1)
+    img = ((img - 0.5 - a) * s + 0.5).clamp(0, 1)
+    gam = torch.where(torch.rand(b, device=dev, generator=g) < 0.3, torch.exp(U(-0.25, 0.25)), torch.ones(b, device=dev))
+    img = img.clamp_min(1e-6) ** gam.view(-1, 1, 1)
+    noise = (torch.rand(b, device=dev, generator=g) < 0.2).float().view(-1, 1, 1) * U(0, 0.03).view(-1, 1, 1)
+    img = (img + noise * torch.randn(img.shape, device=dev, generator=g)).clamp(0, 1)
+    return img, mask, pad
+
+
+def bbox(mask):
+    """Tight box [B,4] (x0,y0,x1,y1) in pixel-center coordinates of a [B,H,W] mask."""
+    rows, cols = mask.amax(2) > 0, mask.amax(1) > 0
+    ar = torch.arange(mask.shape[1], device=mask.device)
+    big = mask.shape[1] + 1
+    y0 = torch.where(rows, ar, big).amin(1)
+    y1 = torch.where(rows, ar, -1).amax(1)
+    x0 = torch.where(cols, ar, big).amin(1)
+    x1 = torch.where(cols, ar, -1).amax(1)
+    return torch.stack([x0, y0, x1, y1], 1).float()
+
+
+def sample_point(region, g):
+    """Uniform random pixel (x, y) inside each region [B,H,W]; (valid flag) if region empty."""
+    b, h, w = region.shape
+    score = torch.rand(region.shape, device=region.device, generator=g) * region + region * 1e-3
+    flat = score.reshape(b, -1).argmax(1)
+    ok = region.reshape(b, -1).amax(1) > 0
+    return torch.stack([(flat % w).float(), (flat // w).float()], 1), ok
+
+
+def focal_dice(logits, gt):
+    """logits/gt [B,K,H,W] -> (20*focal + dice) [B,K], iou [B,K]."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+    pt = p * gt + (1 - p) * (1 - gt)
+    alpha = 0.25 * gt + 0.75 * (1 - gt)
+    focal = (alpha * ce * (1 - pt) ** 2).mean((2, 3))
+    inter = (p * gt).sum((2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum((2, 3)) + gt.sum((2, 3)) + 1)
+    hard = (logits > 0).float()
+    hi = (hard * gt).sum((2, 3))
+    iou = hi / (hard.sum((2, 3)) + gt.sum((2, 3)) - hi).clamp_min(1)
+    return 20 * focal + dice, iou
+
+
+def make_prompts(mask, g):
+    """Initial prompts: coords [B,NSLOT,2], labels [B,NSLOT], n_used [B], kind (0 box, 1 click, 2 clicks)."""
+    b, dev = mask.shape[0], mask.device
+    coords = torch.zeros(b, NSLOT, 2, device=dev)
+    labels = torch.full((b, NSLOT), -1.0, device=dev)
+    u = torch.rand(b, device=dev, generator=g)
+    kind = torch.where(u < 0.5, 0, torch.where(u < 0.8, 1, 2))
+    box = bbox(mask)
+    side = torch.stack([box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], 1).repeat(1, 2) + 1
+    jit = (torch.randn(b, 4, device=dev, generator=g) * 0.07 * side).clamp(-8, 8)
+    jit = jit * (torch.rand(b, 1, device=dev, generator=g) < 0.75)
+    box = (box + jit).clamp(0, INPUT_SIZE - 1)
+    p1, _ = sample_point(mask, g)
+    # second click: positive inside the mask, or negative in the (expanded) box outside it
+    ex = bbox(mask)
+    ex = torch.cat([ex[:, :2] - 10, ex[:, 2:] + 10], 1)
+    xs = torch.arange(INPUT_SIZE, device=dev).view(1, 1, -1)
+    ys = torch.arange(INPUT_SIZE, device=dev).view(1, -1, 1)
+    inbox = (xs >= ex[:, 0].view(-1, 1, 1)) & (xs <= ex[:, 2].view(-1, 1, 1)) & \
+        (ys >= ex[:, 1].view(-1, 1, 1)) & (ys <= ex[:, 3].view(-1, 1, 1))
+    neg_region = inbox.float() * (1 - mask)
+    pn, okn = sample_point(neg_region, g)
+    pp, _ = sample_point(mask, g)
+    second_neg = (torch.rand(b, device=dev, generator=g) < 0.5) & okn
+    p2 = torch.where(second_neg.view(-1, 1), pn, pp)
+    l2 = torch.where(second_neg, 0.0, 1.0)
+    isbox = kind == 0
+    coords[:, 0] = torch.where(isbox.view(-1, 1), box[:, :2], p1)
+    coords[:, 1] = torch.where(isbox.view(-1, 1), box[:, 2:], p2)
+    labels[:, 0] = torch.where(isbox, 2.0, 1.0)
+    labels[:, 1] = torch.where(isbox, 3.0, torch.where(kind == 2, l2, -1.0))
+    n_used = torch.where(kind == 1, 1, 2)
+    return coords, labels, n_used, kind
+
+
+def train_step(sam, data, args, g, step_rounds):
+    dev = data.image.device
+    idx = torch.multinomial(data.weights, args.batch, replacement=True, generator=g)
+    img, mask, pad, _ = data.base(idx)
+    img, mask, pad = augment(img, mask, pad, g)
+    valid = (mask.sum((1, 2)) >= MIN_AREA).float()
+    x = normalize(img, pad)
+    coords, labels, n_used, kind = make_prompts(mask, g)
+    gt = mask.unsqueeze(1)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+        emb = sam.image_encoder(x)
+    mask_in = torch.zeros(args.batch, 1, INPUT_SIZE // 2, INPUT_SIZE // 2, device=dev)
+    has = torch.zeros(args.batch, device=dev)
+    total, stats = 0.0, {}
+    ar = torch.arange(args.batch, device=dev)
+    for r in range(step_rounds):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+            low, iou_pred = run_decoder(sam, emb, coords, labels, mask_in, has)
+        low, iou_pred = low.float(), iou_pred.float()
+        up = F.interpolate(low, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        lm, iou = focal_dice(up, gt.expand_as(up))
+        single = (r == 0) & (kind != 2)  # lone box or lone click: ambiguous -> multimask
+        lmin, kmin = lm[:, 1:].min(1)
+        loss_mask = torch.where(single, lmin + lm[:, 0], lm[:, 0])
+        loss_iou = ((iou_pred - iou.detach()) ** 2).mean(1)
+        loss = ((loss_mask + loss_iou) * valid).sum() / valid.sum().clamp_min(1)
+        total = total + loss
+        cur = torch.where(single.view(-1, 1, 1), up[ar, 1 + iou_pred[:, 1:].argmax(1)], up[:, 0])
+        with torch.no_grad():
+            pr = (cur > 0).float()
+            inter = (pr * mask).sum((1, 2))
+            d = (2 * inter / (pr.sum((1, 2)) + mask.sum((1, 2))).clamp_min(1))
+            stats[f"dice_r{r}"] = float((d * valid).sum() / valid.sum().clamp_min(1))
+        if r + 1 < step_rounds:
+            with torch.no_grad():
+                fn, fp = mask * (1 - pr), pr * (1 - mask)
+                pos = fn.sum((1, 2)) >= fp.sum((1, 2))
+                pt, ok = sample_point(torch.where(pos.view(-1, 1, 1), fn, fp), g)
+                slot = n_used.clamp(max=NSLOT - 1)
+                coords = coords.clone()
+                labels = labels.clone()
+                coords[ar, slot] = torch.where(ok.view(-1, 1), pt, coords[ar, slot])
+                labels[ar, slot] = torch.where(ok, pos.float(), labels[ar, slot])
+                n_used = n_used + ok.long()
+                kind = torch.full_like(kind, 2)
+                lowsel = torch.where(single.view(-1, 1, 1), low[ar, 1 + iou_pred[:, 1:].argmax(1)], low[:, 0])
+                mask_in = lowsel.unsqueeze(1).detach()
+                has = torch.ones(args.batch, device=dev)
+    stats["loss"] = float(total)
+    return total, stats
+
+
+# ---------------------------------------------------------------- monitor evaluation (box prompt, §4)
+
+@torch.no_grad()
+def monitor(sam, path: Path, device, bf16=True):
+    d = np.load(path)
+    image = torch.from_numpy(d["image"]).to(device)
+    inst = torch.from_numpy(d["inst"]).to(device)
+    hw = torch.from_numpy(d["hw"].astype(np.int64)).to(device)
+    rows = torch.from_numpy(d["rows"].astype(np.int64)).to(device)
+    sam.eval()
+    dices = []
+    for i in range(0, len(rows), 256):
+        r = rows[i:i + 256]
+        s = r[:, 0]
+        img = image[s].float() / 255.0
+        yy = torch.arange(INPUT_SIZE, device=device)
+        pad = ((yy.view(1, -1, 1) >= hw[s, 0].view(-1, 1, 1)) | (yy.view(1, 1, -1) >= hw[s, 1].view(-1, 1, 1))).float()
+        mask = (inst[s] == r[:, 1].view(-1, 1, 1).to(torch.uint8)).float()
+        x = normalize(img, pad)
+        b = len(r)
+        coords = torch.zeros(b, 2, 2, device=device)
+        box = bbox(mask)
+        coords[:, 0], coords[:, 1] = box[:, :2], box[:, 2:]
+        labels = torch.tensor([[2.0, 3.0]], device=device).expand(b, -1)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            emb = sam.image_encoder(x)
+            low, iou = run_decoder(sam, emb, coords, labels, torch.zeros(b, 1, 128, 128, device=device),
+                                   torch.zeros(b, device=device))
+        low, iou = low.float(), iou.float()
+        up = F.interpolate(low, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        best = up[torch.arange(b, device=device), 1 + iou[:, 1:].argmax(1)] > 0
+        inter = (best * mask).sum((1, 2))
+        dices.append((2 * inter / (best.sum((1, 2)) + mask.sum((1, 2)))).cpu())
+    sam.train()
+    dice = torch.cat(dices).numpy()
+    cls = d["rows"][:, 3]
+    per = {int(c): float(dice[cls == c].mean()) for c in np.unique(cls)}
+    return float(np.mean(list(per.values()))), per
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_ckpt(out: Path, sam, opt, step, extra, shard_mb=12):
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().float().cpu() for k, v in sam.state_dict().items()}
+    shards, cur, size = [], {}, 0
+    for k, v in sd.items():
+        nb = v.numel() * 4
+        if cur and size + nb > shard_mb * 2**20:
+            shards.append(cur)
+            cur, size = {}, 0
+        cur[k] = v
+        size += nb
+    shards.append(cur)
+    for old in out.glob("model_*.pt"):
+        old.unlink()
+    for i, sh in enumerate(shards):
+        torch.save(sh, out / f"model_{i}.pt")
+    if opt is not None:
+        torch.save(opt.state_dict(), out / "optim.pt.tmp")
+        os.replace(out / "optim.pt.tmp", out / "optim.pt")
+    meta = dict(step=step, cfg=MODEL_CFG, **extra)
+    (out / "ckpt.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_weights(folder: Path, sam):
+    sd = {}
+    for p in sorted(folder.glob("model_*.pt")):
+        sd.update(torch.load(p, map_location="cpu"))
+    sam.load_state_dict(sd)
+    return json.loads((folder / "ckpt.json").read_text()) if (folder / "ckpt.json").exists() else {}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=TRAIN_DIR)
+    ap.add_argument("--out", type=Path, default=TRAIN_DIR / "ckpt")
+    ap.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
+    ap.add_argument("--minutes", type=float, default=8.5, help="wall-clock training budget")
+    ap.add_argument("--steps", type=int, default=0, help="step budget instead of wall clock (0: use --minutes)")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--min-lr-frac", type=float, default=0.02)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=250)
+    ap.add_argument("--rounds", type=int, default=3, help="decoder passes per sample (1 + corrections)")
+    ap.add_argument("--ckpt-min", type=float, default=3.0)
+    ap.add_argument("--monitor-min", type=float, default=2.0)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-bf16", dest="bf16", action="store_false")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
+    if dev.type != "cuda":
+        args.bf16 = False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    g = torch.Generator(device=dev)
+    g.manual_seed(args.seed)
+
+    sam = build_sam().to(dev)
+    start_step, prev = 0, {}
+    if args.resume:
+        prev = load_weights(args.resume, sam)
+        start_step = int(prev.get("step", 0))
+        print(f"resumed weights from {args.resume} at step {start_step}")
+    n_par = sum(p.numel() for p in sam.parameters())
+    print(f"params {n_par / 1e6:.2f} M", flush=True)
+    decay, no_decay = [], []
+    for n, p in sam.named_parameters():
+        (no_decay if p.ndim <= 1 or "pos" in n or "embed" in n or "token" in n else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.999))
+    if args.resume and (args.resume / "optim.pt").exists():
+        try:
+            opt.load_state_dict(torch.load(args.resume / "optim.pt", map_location=dev))
+            print("resumed optimizer state")
+        except Exception as e:  # noqa: BLE001
+            print(f"optimizer state not resumed: {e}")
+    if args.compile:
+        sam.image_encoder = torch.compile(sam.image_encoder)
+
+    data = GpuData(args.data / "train.npz", dev)
+    val_path = args.data / "val.npz"
+    print(f"train instances {len(data.rows)}, slices {len(data.image)}", flush=True)
+    sam.train()
+    t0 = time.time()
+    budget = args.minutes * 60
+    last_ck = last_mon = t0
+    step, log = 0, []
+
+    def frac():
+        return step / args.steps if args.steps else (time.time() - t0) / budget
+
+    while frac() < 1.0:
+        f = frac()
+        warm = min(1.0, (step + 1) / args.warmup)
+        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * f)))
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        loss, st = train_step(sam, data, args, g, args.rounds)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0 or step == 1:
+            el = time.time() - t0
+            st.update(step=start_step + step, lr=lr, gnorm=float(gn), t=round(el, 1))
+            log.append(st)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}), flush=True)
+        now = time.time()
+        if val_path.exists() and now - last_mon > args.monitor_min * 60:
+            m, per = monitor(sam, val_path, dev, args.bf16)
+            print(f"monitor step {start_step + step}: val box dice {m:.4f} {per}", flush=True)
+            last_mon = now
+        if now - last_ck > args.ckpt_min * 60:
+            save_ckpt(args.out, sam._orig_mod if hasattr(sam, "_orig_mod") else sam, opt, start_step + step,
+                      {"args": {k: str(v) for k, v in vars(args).items()}})
+            last_ck = now
+    el = time.time() - t0
+    extra = {"args": {k: str(v) for k, v in vars(args).items()}, "train_seconds": el,
+             "steps_this_run": step, "samples_this_run": step * args.batch,
+             "prev_train_seconds": prev.get("train_seconds", 0) + prev.get("prev_train_seconds", 0),
+             "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
+    if hasattr(sam.image_encoder, "_orig_mod"):
+        sam.image_encoder = sam.image_encoder._orig_mod
+    if val_path.exists():
+        m, per = monitor(sam, val_path, dev, args.bf16)
+        extra["monitor_val_box_dice"] = m
+        extra["monitor_val_per_class"] = per
+        print(f"final monitor: val box dice {m:.4f} {per}", flush=True)
+    save_ckpt(args.out, sam, opt, start_step + step, extra)
+    (args.out / "log.json").write_text(json.dumps(log))
+    print(f"done: {step} steps in {el:.0f}s -> {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
