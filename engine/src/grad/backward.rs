@@ -1,9 +1,9 @@
 //! The driver: finds the nodes between the inputs and the output, walks them in reverse
 //! topological order applying each op's rule, and accumulates gradients.
 
+use super::GradError;
 use super::ctx::Ctx;
 use super::rules::{self, NON_DIFFERENTIABLE_OPS};
-use super::GradError;
 use crate::graph::proto::dtype;
 use crate::graph::{Builder, Model, Shapes, TensorData, fold_shapes, node_label};
 use std::collections::{HashMap, HashSet};
@@ -49,19 +49,28 @@ pub fn unsupported_nodes(model: &Model) -> Vec<(String, String)> {
         .filter(|(_, n)| {
             let default = n.domain.is_empty() || n.domain == "ai.onnx";
             !(default
-                && (rules::is_supported(&n.op_type) || NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str())))
+                && (rules::is_supported(&n.op_type)
+                    || NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str())))
         })
         .map(|(i, n)| (node_label(n, i), n.op_type.clone()))
         .collect()
 }
 
 /// Builds the gradient model. `shapes` must come from `Shapes::probe` on this model.
-pub fn build_gradient(model: &Model, request: &GradRequest, shapes: &Shapes) -> Result<Gradient, GradError> {
+pub fn build_gradient(
+    model: &Model,
+    request: &GradRequest,
+    shapes: &Shapes,
+) -> Result<Gradient, GradError> {
     let opset = model.opset();
     if opset < 13 {
         return Err(GradError::OldOpset(opset));
     }
-    let info = |name: &str| shapes.get(name).ok_or_else(|| GradError::NoShape(name.to_string()));
+    let info = |name: &str| {
+        shapes
+            .get(name)
+            .ok_or_else(|| GradError::NoShape(name.to_string()))
+    };
     let out_info = info(&request.output)?;
     if out_info.shape.iter().product::<i64>() != 1 {
         return Err(GradError::NotScalar {
@@ -71,7 +80,12 @@ pub fn build_gradient(model: &Model, request: &GradRequest, shapes: &Shapes) -> 
     }
     let mut m = model.clone();
     let known = m.tensor_names();
-    for name in request.wrt.iter().chain([&request.output]).chain(&request.keep) {
+    for name in request
+        .wrt
+        .iter()
+        .chain([&request.output])
+        .chain(&request.keep)
+    {
         if !known.contains(name) {
             return Err(GradError::UnknownTensor(name.clone()));
         }
@@ -94,7 +108,9 @@ pub fn build_gradient(model: &Model, request: &GradRequest, shapes: &Shapes) -> 
     // Forward: tensors that depend differentiably on a `wrt` tensor.
     let mut active: HashSet<String> = request.wrt.iter().cloned().collect();
     for n in &nodes {
-        if NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str()) || !n.input.iter().any(|x| active.contains(x)) {
+        if NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str())
+            || !n.input.iter().any(|x| active.contains(x))
+        {
             continue;
         }
         for o in &n.output {
@@ -107,7 +123,10 @@ pub fn build_gradient(model: &Model, request: &GradRequest, shapes: &Shapes) -> 
     let mut needed: HashSet<String> = HashSet::from([request.output.clone()]);
     let mut path: Vec<usize> = Vec::new();
     for (i, n) in nodes.iter().enumerate().rev() {
-        let feeds_output = n.output.iter().any(|o| needed.contains(o) && active.contains(o));
+        let feeds_output = n
+            .output
+            .iter()
+            .any(|o| needed.contains(o) && active.contains(o));
         if !feeds_output {
             continue;
         }
@@ -121,7 +140,11 @@ pub fn build_gradient(model: &Model, request: &GradRequest, shapes: &Shapes) -> 
     if active.contains(&request.output) {
         let ones = TensorData::float(
             out_info.dtype,
-            &out_info.shape.iter().map(|&d| d as usize).collect::<Vec<_>>(),
+            &out_info
+                .shape
+                .iter()
+                .map(|&d| d as usize)
+                .collect::<Vec<_>>(),
             vec![1.0],
         )?;
         let seed = b.constant("seed", &ones);

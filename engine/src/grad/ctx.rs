@@ -2,8 +2,8 @@
 //! for backward nodes, plus the helpers every rule needs (broadcast reduction, reshapes).
 
 use super::GradError;
-use crate::graph::{Builder, NodeAttrs, Shapes, TensorData, attr};
 use crate::graph::proto::NodeProto;
+use crate::graph::{Builder, NodeAttrs, Shapes, TensorData, attr};
 
 pub(crate) struct Ctx<'a> {
     pub b: &'a mut Builder,
@@ -69,7 +69,12 @@ impl Ctx<'_> {
         self.b.op(op, inputs, vec![])
     }
 
-    pub fn op_a<S: AsRef<str>>(&mut self, op: &str, inputs: &[S], attrs: Vec<crate::graph::proto::AttributeProto>) -> String {
+    pub fn op_a<S: AsRef<str>>(
+        &mut self,
+        op: &str,
+        inputs: &[S],
+        attrs: Vec<crate::graph::proto::AttributeProto>,
+    ) -> String {
         self.b.op(op, inputs, attrs)
     }
 
@@ -95,7 +100,11 @@ impl Ctx<'_> {
 
     pub fn reduce_sum(&mut self, x: &str, axes: &[i64], keepdims: bool) -> String {
         let a = self.ints(axes);
-        self.op_a("ReduceSum", &[x, a.as_str()], vec![attr::int("keepdims", i64::from(keepdims))])
+        self.op_a(
+            "ReduceSum",
+            &[x, a.as_str()],
+            vec![attr::int("keepdims", i64::from(keepdims))],
+        )
     }
 
     pub fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
@@ -108,7 +117,9 @@ impl Ctx<'_> {
             return Ok(g.to_string());
         }
         if to.len() > from.len() {
-            return Err(self.err(format!("gradient of shape {from:?} cannot reduce to {to:?}")));
+            return Err(self.err(format!(
+                "gradient of shape {from:?} cannot reduce to {to:?}"
+            )));
         }
         let lead = from.len() - to.len();
         let axes: Vec<i64> = (0..from.len())

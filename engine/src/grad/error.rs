@@ -19,7 +19,9 @@ pub enum GradError {
     UnknownTensor(String),
     #[error("output '{name}' is not a scalar (shape {shape:?}); reduce it to one value first")]
     NotScalar { name: String, shape: Vec<i64> },
-    #[error("tensor '{0}' has no probed shape; probe the model with Shapes::probe on example inputs")]
+    #[error(
+        "tensor '{0}' has no probed shape; probe the model with Shapes::probe on example inputs"
+    )]
     NoShape(String),
     #[error("gradients need opset 13 or newer; the model imports opset {0}")]
     OldOpset(i64),

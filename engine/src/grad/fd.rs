@@ -12,16 +12,24 @@ pub fn shifted(x: &TensorData, dir: &ArrayD<f64>, t: f64) -> Result<TensorData, 
     };
     match x {
         TensorData::F32(a) if a.shape() == dir.shape() => Ok(TensorData::F32(
-            ndarray::Zip::from(a).and(dir).map_collect(|&v, &d| (f64::from(v) + t * d) as f32),
+            ndarray::Zip::from(a)
+                .and(dir)
+                .map_collect(|&v, &d| (f64::from(v) + t * d) as f32),
         )),
         TensorData::F64(a) if a.shape() == dir.shape() => Ok(TensorData::F64(
-            ndarray::Zip::from(a).and(dir).map_collect(|&v, &d| v + t * d),
+            ndarray::Zip::from(a)
+                .and(dir)
+                .map_collect(|&v, &d| v + t * d),
         )),
         _ => Err(bad()),
     }
 }
 
-fn scalar(runner: &mut Runner, output: &str, feeds: &[(&str, &TensorData)]) -> Result<f64, GraphError> {
+fn scalar(
+    runner: &mut Runner,
+    output: &str,
+    feeds: &[(&str, &TensorData)],
+) -> Result<f64, GraphError> {
     let out = runner.run(feeds)?;
     out.get(output)
         .and_then(TensorData::to_f64_vec)

@@ -21,3 +21,6 @@ mod rules;
 pub use backward::{GradRequest, Gradient, build_gradient, unsupported_nodes};
 pub use error::GradError;
 pub use rules::{NON_DIFFERENTIABLE_OPS, SUPPORTED_OPS, is_supported};
+
+#[cfg(test)]
+mod tests;

@@ -76,8 +76,9 @@ pub trait NodeAttrs {
         self.attr(name).map(|a| a.ints.clone())
     }
     fn attr_string(&self, name: &str, default: &str) -> String {
-        self.attr(name)
-            .map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).to_string())
+        self.attr(name).map_or(default.to_string(), |a| {
+            String::from_utf8_lossy(&a.s).to_string()
+        })
     }
 }
 
@@ -164,7 +165,10 @@ impl Builder {
     /// Declares a graph input.
     pub fn input(&mut self, name: &str, elem: i32, shape: &[i64]) -> String {
         self.claim(name);
-        self.model.graph_mut().input.push(value_info(name, elem, shape));
+        self.model
+            .graph_mut()
+            .input
+            .push(value_info(name, elem, shape));
         name.to_string()
     }
 
@@ -200,7 +204,12 @@ impl Builder {
     }
 
     /// Adds a node with one output; returns the output's name.
-    pub fn op<S: AsRef<str>>(&mut self, op: &str, inputs: &[S], attrs: Vec<AttributeProto>) -> String {
+    pub fn op<S: AsRef<str>>(
+        &mut self,
+        op: &str,
+        inputs: &[S],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
         self.op_n(op, inputs, attrs, 1).pop().unwrap_or_default()
     }
 

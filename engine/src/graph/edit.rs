@@ -154,7 +154,8 @@ impl Model {
     pub fn sort_topologically(&mut self) -> Result<(), GraphError> {
         let order = self.topological_order()?;
         let g = self.graph_mut();
-        let mut old: Vec<Option<NodeProto>> = std::mem::take(&mut g.node).into_iter().map(Some).collect();
+        let mut old: Vec<Option<NodeProto>> =
+            std::mem::take(&mut g.node).into_iter().map(Some).collect();
         g.node = order.into_iter().filter_map(|i| old[i].take()).collect();
         Ok(())
     }

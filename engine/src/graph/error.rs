@@ -25,7 +25,9 @@ pub enum GraphError {
     UnknownTensor(String),
     #[error("the graph has no node #{0}")]
     UnknownNode(usize),
-    #[error("the graph has a cycle or an input nobody produces, at node '{node}' ({op}) input '{input}'")]
+    #[error(
+        "the graph has a cycle or an input nobody produces, at node '{node}' ({op}) input '{input}'"
+    )]
     NotADag {
         node: String,
         op: String,

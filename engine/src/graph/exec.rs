@@ -31,7 +31,10 @@ impl Runner {
     }
 
     /// Runs the model; returns every output by name.
-    pub fn run(&mut self, feeds: &[(&str, &TensorData)]) -> Result<HashMap<String, TensorData>, GraphError> {
+    pub fn run(
+        &mut self,
+        feeds: &[(&str, &TensorData)],
+    ) -> Result<HashMap<String, TensorData>, GraphError> {
         let mut out = HashMap::new();
         self.run_with(feeds, |name, value| {
             out.insert(name.to_string(), to_data(name, value)?);
@@ -49,7 +52,10 @@ impl Runner {
         let during = format!("running {}", self.name);
         let mut inputs: Vec<(String, DynValue)> = Vec::with_capacity(feeds.len());
         for (name, data) in feeds {
-            inputs.push((name.to_string(), to_value(data).map_err(|e| GraphError::runtime(&during, e))?));
+            inputs.push((
+                name.to_string(),
+                to_value(data).map_err(|e| GraphError::runtime(&during, e))?,
+            ));
         }
         let outputs = self
             .session
@@ -80,13 +86,23 @@ pub fn to_data(name: &str, value: &DynValue) -> Result<TensorData, GraphError> {
     let fail = |e: ort::Error| GraphError::runtime(&format!("reading output '{name}'"), e);
     let ty = value.dtype().tensor_type();
     Ok(match ty {
-        Some(E::Float32) => TensorData::F32(value.try_extract_array::<f32>().map_err(fail)?.to_owned()),
-        Some(E::Float64) => TensorData::F64(value.try_extract_array::<f64>().map_err(fail)?.to_owned()),
-        Some(E::Int64) => TensorData::I64(value.try_extract_array::<i64>().map_err(fail)?.to_owned()),
-        Some(E::Int32) => TensorData::I32(value.try_extract_array::<i32>().map_err(fail)?.to_owned()),
+        Some(E::Float32) => {
+            TensorData::F32(value.try_extract_array::<f32>().map_err(fail)?.to_owned())
+        }
+        Some(E::Float64) => {
+            TensorData::F64(value.try_extract_array::<f64>().map_err(fail)?.to_owned())
+        }
+        Some(E::Int64) => {
+            TensorData::I64(value.try_extract_array::<i64>().map_err(fail)?.to_owned())
+        }
+        Some(E::Int32) => {
+            TensorData::I32(value.try_extract_array::<i32>().map_err(fail)?.to_owned())
+        }
         Some(E::Int8) => TensorData::I8(value.try_extract_array::<i8>().map_err(fail)?.to_owned()),
         Some(E::Uint8) => TensorData::U8(value.try_extract_array::<u8>().map_err(fail)?.to_owned()),
-        Some(E::Bool) => TensorData::Bool(value.try_extract_array::<bool>().map_err(fail)?.to_owned()),
+        Some(E::Bool) => {
+            TensorData::Bool(value.try_extract_array::<bool>().map_err(fail)?.to_owned())
+        }
         other => {
             return Err(GraphError::UnsupportedType {
                 tensor: name.to_string(),

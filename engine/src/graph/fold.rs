@@ -38,7 +38,11 @@ pub fn fold_shapes(model: &mut Model, shapes: &Shapes) -> Result<usize, GraphErr
                     let clamp = |v: i64| if v < 0 { (v + rank).max(0) } else { v.min(rank) } as usize;
                     let start = clamp(node.attr_int("start", 0));
                     let end = clamp(node.attr_int("end", rank));
-                    let dims = info.shape.get(start..end.max(start)).unwrap_or(&[]).to_vec();
+                    let dims = info
+                        .shape
+                        .get(start..end.max(start))
+                        .unwrap_or(&[])
+                        .to_vec();
                     TensorData::I64(ndarray::Array1::from(dims).into_dyn())
                 };
                 Some((out.clone(), value))
@@ -75,7 +79,9 @@ pub fn fold_constants(model: &mut Model) -> Result<usize, GraphError> {
         let n = &g.node[i];
         let ok = (n.domain.is_empty() || n.domain == "ai.onnx")
             && !NON_FOLDABLE.contains(&n.op_type.as_str())
-            && n.attribute.iter().all(|a| a.g.is_none() && a.graphs.is_empty())
+            && n.attribute
+                .iter()
+                .all(|a| a.g.is_none() && a.graphs.is_empty())
             && n.input.iter().all(|x| x.is_empty() || constant.contains(x))
             && !n.output.iter().any(|o| graph_outputs.contains(o.as_str()));
         if ok {
@@ -93,7 +99,11 @@ pub fn fold_constants(model: &mut Model) -> Result<usize, GraphError> {
             continue;
         }
         for x in &n.input {
-            let produced = g.node.iter().enumerate().any(|(j, m)| foldable[j] && m.output.contains(x));
+            let produced = g
+                .node
+                .iter()
+                .enumerate()
+                .any(|(j, m)| foldable[j] && m.output.contains(x));
             if produced && !boundary.contains(x) {
                 boundary.push(x.clone());
             }
@@ -124,9 +134,9 @@ pub fn fold_constants(model: &mut Model) -> Result<usize, GraphError> {
     let mut k = foldable.iter();
     g.node.retain(|_| !*k.next().unwrap_or(&false));
     for name in &boundary {
-        let value = values
-            .get(name)
-            .ok_or_else(|| GraphError::runtime("constant folding", format!("no value for '{name}'")))?;
+        let value = values.get(name).ok_or_else(|| {
+            GraphError::runtime("constant folding", format!("no value for '{name}'"))
+        })?;
         model.set_initializer(name, value);
     }
     model.remove_dead_nodes();

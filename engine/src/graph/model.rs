@@ -202,7 +202,10 @@ fn read_external(t: &mut TensorProto, dir: &Path) -> Result<(), GraphError> {
     }
     let parse = |k: &str| -> Result<Option<usize>, GraphError> {
         get(k)
-            .map(|v| v.parse::<usize>().map_err(|_| fail(format!("{k} '{v}' is not a number"))))
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| fail(format!("{k} '{v}' is not a number")))
+            })
             .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);

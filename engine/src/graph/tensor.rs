@@ -68,12 +68,11 @@ impl TensorData {
             reason,
         };
         match elem {
-            dtype::FLOAT => ArrayD::from_shape_vec(
-                IxDyn(shape),
-                values.into_iter().map(|v| v as f32).collect(),
-            )
-            .map(Self::F32)
-            .map_err(|e| bad(e.to_string())),
+            dtype::FLOAT => {
+                ArrayD::from_shape_vec(IxDyn(shape), values.into_iter().map(|v| v as f32).collect())
+                    .map(Self::F32)
+                    .map_err(|e| bad(e.to_string()))
+            }
             dtype::DOUBLE => ArrayD::from_shape_vec(IxDyn(shape), values)
                 .map(Self::F64)
                 .map_err(|e| bad(e.to_string())),
@@ -184,7 +183,9 @@ mod tests {
     #[test]
     fn round_trips_every_type() {
         let cases = vec![
-            TensorData::F32(ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1.0, -2.5, 3.0, 0.0]).unwrap()),
+            TensorData::F32(
+                ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1.0, -2.5, 3.0, 0.0]).unwrap(),
+            ),
             TensorData::F64(ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.0, 2.0, 1e-300]).unwrap()),
             TensorData::I64(ArrayD::from_shape_vec(IxDyn(&[2]), vec![-1, i64::MAX]).unwrap()),
             TensorData::I32(ArrayD::from_shape_vec(IxDyn(&[]), vec![7]).unwrap()),
@@ -206,7 +207,10 @@ mod tests {
             float_data: vec![1.0, 2.0],
             ..Default::default()
         };
-        assert_eq!(TensorData::from_proto(&t).unwrap().to_f64_vec().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(
+            TensorData::from_proto(&t).unwrap().to_f64_vec().unwrap(),
+            vec![1.0, 2.0]
+        );
         let bad = TensorProto {
             raw_data: vec![0; 5],
             ..t

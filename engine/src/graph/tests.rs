@@ -6,11 +6,15 @@ use super::*;
 use ndarray::{ArrayD, IxDyn};
 
 fn f32s(shape: &[usize], seed: u64) -> TensorData {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let n: usize = shape.iter().product();
     let v = (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
@@ -56,11 +60,15 @@ fn save_load_round_trip_keeps_outputs_inline_and_external() {
     assert_eq!(run(&back, &x), want);
 
     let ext = dir.path().join("ext.onnx");
-    m.save_with_external_data(&ext, "ext.onnx.data", 16).unwrap();
+    m.save_with_external_data(&ext, "ext.onnx.data", 16)
+        .unwrap();
     let raw = Model::from_bytes(&std::fs::read(&ext).unwrap(), "ext").unwrap();
     assert!(raw.graph().initializer.iter().any(|t| t.data_location == 1));
     let back = Model::load(&ext).unwrap();
-    assert_eq!(back.initializer("w_1").unwrap(), m.initializer("w_1").unwrap());
+    assert_eq!(
+        back.initializer("w_1").unwrap(),
+        m.initializer("w_1").unwrap()
+    );
     assert_eq!(run(&back, &x), want);
 }
 
@@ -73,7 +81,10 @@ fn bad_files_fail_with_the_path_and_reason() {
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"\xff\xff\xff not protobuf").unwrap();
     let e = Model::load(&garbage).unwrap_err().to_string();
-    assert!(e.contains("garbage.onnx") && e.contains("not a valid ONNX model"), "{e}");
+    assert!(
+        e.contains("garbage.onnx") && e.contains("not a valid ONNX model"),
+        "{e}"
+    );
     // External data pointing outside the model folder is refused.
     let mut m = small_model();
     let t = &mut m.graph_mut().initializer[0];
@@ -109,19 +120,35 @@ fn topological_sort_restores_a_shuffled_graph() {
 #[test]
 fn intermediates_can_be_exposed_and_nodes_edited() {
     let mut m = small_model();
-    let relu = m.graph().node.iter().find(|n| n.op_type == "Relu").unwrap().output[0].clone();
+    let relu = m
+        .graph()
+        .node
+        .iter()
+        .find(|n| n.op_type == "Relu")
+        .unwrap()
+        .output[0]
+        .clone();
     m.expose_outputs(&[relu.as_str()]).unwrap();
     let x = f32s(&[2, 3, 4], 4);
     let out = run(&m, &x);
-    let TensorData::F32(r) = &out[&relu] else { panic!() };
+    let TensorData::F32(r) = &out[&relu] else {
+        panic!()
+    };
     assert!(r.iter().all(|&v| v >= 0.0));
     assert!(m.expose_outputs(&["nope"]).is_err());
     // Replace Relu by Sigmoid: outputs change and are in (0, 1).
-    let i = m.graph().node.iter().position(|n| n.op_type == "Relu").unwrap();
+    let i = m
+        .graph()
+        .node
+        .iter()
+        .position(|n| n.op_type == "Relu")
+        .unwrap();
     let mut n = m.graph().node[i].clone();
     n.op_type = "Sigmoid".into();
     m.replace_node(i, n).unwrap();
-    let TensorData::F32(s) = &run(&m, &x)[&relu] else { panic!() };
+    let TensorData::F32(s) = &run(&m, &x)[&relu] else {
+        panic!()
+    };
     assert!(s.iter().all(|&v| v > 0.0 && v < 1.0));
 }
 
@@ -147,7 +174,12 @@ fn shapes_are_probed_for_every_tensor() {
     let shapes = Shapes::probe(&m, &[("x", &x)]).unwrap();
     assert_eq!(shapes.get("out").unwrap().shape, vec![2, 15]);
     assert_eq!(shapes.get("out").unwrap().dtype, dtype::FLOAT);
-    let shape_node = m.graph().node.iter().find(|n| n.op_type == "Shape").unwrap();
+    let shape_node = m
+        .graph()
+        .node
+        .iter()
+        .find(|n| n.op_type == "Shape")
+        .unwrap();
     let s = shapes.get(&shape_node.output[0]).unwrap();
     assert_eq!((s.shape.clone(), s.dtype), (vec![3], dtype::INT64));
     assert_eq!(shapes.get("w_1").unwrap().shape, vec![4, 5]);
@@ -162,14 +194,23 @@ fn folding_turns_shape_arithmetic_into_constants() {
     let mut folded = m.clone();
     let n = fold_shapes(&mut folded, &shapes).unwrap();
     assert!(n >= 3, "folded {n}");
-    let ops: Vec<&str> = folded.graph().node.iter().map(|n| n.op_type.as_str()).collect();
+    let ops: Vec<&str> = folded
+        .graph()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
     assert_eq!(ops, ["MatMul", "Add", "Relu", "Reshape", "Identity"]);
     assert_eq!(run(&folded, &x)["out"], want["out"]);
 
     // Pure constants fold without shapes: Constant → Mul → Add(x).
     let mut b = Builder::new("c", 17);
     let x = b.input("x", dtype::FLOAT, &[3]);
-    let c = b.op("Constant", &[] as &[&str], vec![attr::tensor("value", &f32s(&[3], 1))]);
+    let c = b.op(
+        "Constant",
+        &[] as &[&str],
+        vec![attr::tensor("value", &f32s(&[3], 1))],
+    );
     let two = b.scalar(2.0, dtype::FLOAT);
     let c2 = b.op("Mul", &[&c, &two], vec![]);
     let y = b.op("Add", &[&x, &c2], vec![]);

@@ -16,7 +16,12 @@ struct Geometry {
 }
 
 /// Strides, dilations, kernel and explicit pads (auto_pad resolved with the probed shapes).
-fn geometry(c: &Ctx, x_spatial: &[i64], y_spatial: &[i64], transpose: bool) -> Result<Geometry, GradError> {
+fn geometry(
+    c: &Ctx,
+    x_spatial: &[i64],
+    y_spatial: &[i64],
+    transpose: bool,
+) -> Result<Geometry, GradError> {
     let nd = x_spatial.len();
     let w = c.shape(&c.x(1))?;
     let kernel = c
@@ -39,7 +44,11 @@ fn geometry(c: &Ctx, x_spatial: &[i64], y_spatial: &[i64], transpose: bool) -> R
                 let eff = (kernel[i] - 1) * dilations[i] + 1;
                 let total = ((y_spatial[i] - 1) * strides[i] + eff - x_spatial[i]).max(0);
                 let small = total / 2;
-                let (b, e) = if auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                let (b, e) = if auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
                 begin.push(b);
                 end.push(e);
             }

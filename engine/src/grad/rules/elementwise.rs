@@ -95,7 +95,11 @@ pub fn pow(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
 }
 
 /// A unary rule: gx = g * f(x, y).
-fn unary(c: &mut Ctx, gy: &[Option<String>], f: impl FnOnce(&mut Ctx, &str, &str, &str) -> Result<String, GradError>) -> R {
+fn unary(
+    c: &mut Ctx,
+    gy: &[Option<String>],
+    f: impl FnOnce(&mut Ctx, &str, &str, &str) -> Result<String, GradError>,
+) -> R {
     let g = g0(c, gy)?;
     let (x, y) = (c.x(0), c.y(0));
     Ok(vec![Some(f(c, &g, &x, &y)?)])
@@ -271,7 +275,11 @@ pub fn cast(c: &mut Ctx, gy: &[Option<String>], _: &[bool]) -> R {
     if !dtype::is_float(to) {
         return Ok(vec![None]);
     }
-    Ok(vec![Some(c.op_a("Cast", &[&g], vec![attr::int("to", i64::from(to))]))])
+    Ok(vec![Some(c.op_a(
+        "Cast",
+        &[&g],
+        vec![attr::int("to", i64::from(to))],
+    ))])
 }
 
 pub fn where_(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {

@@ -34,7 +34,11 @@ pub fn matmul(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     let full: Vec<i64> = batch.iter().copied().chain([m, n]).collect();
     let a2 = if a1 { c.reshape(&a, &sa2) } else { a.clone() };
     let b2 = if b1 { c.reshape(&b, &sb2) } else { b.clone() };
-    let g2 = if full == sy { g.clone() } else { c.reshape(&g, &full) };
+    let g2 = if full == sy {
+        g.clone()
+    } else {
+        c.reshape(&g, &full)
+    };
     let mut out = vec![None, None];
     if need[0] {
         let bt = c.transpose(&b2, &swap_last2(sb2.len()));
@@ -71,7 +75,11 @@ pub fn gemm(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
             &[&g, &b],
             vec![attr::float("alpha", alpha), attr::int("transB", 1 - tb)],
         );
-        out[0] = Some(if ta == 1 { c.transpose(&ga, &[1, 0]) } else { ga });
+        out[0] = Some(if ta == 1 {
+            c.transpose(&ga, &[1, 0])
+        } else {
+            ga
+        });
     }
     if need[1] {
         // dB' = alpha·A'ᵀ·G
@@ -80,7 +88,11 @@ pub fn gemm(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
             &[&a, &g],
             vec![attr::float("alpha", alpha), attr::int("transA", 1 - ta)],
         );
-        out[1] = Some(if tb == 1 { c.transpose(&gb, &[1, 0]) } else { gb });
+        out[1] = Some(if tb == 1 {
+            c.transpose(&gb, &[1, 0])
+        } else {
+            gb
+        });
     }
     if need.get(2).copied().unwrap_or(false) {
         let gs = if beta == 1.0 {
@@ -126,10 +138,16 @@ fn parse_einsum(eq: &str) -> Option<(Vec<Vec<char>>, Vec<char>)> {
 pub fn einsum(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     let g = g0(c, gy)?;
     let eq = c.node.attr_string("equation", "");
-    let (terms, out_term) =
-        parse_einsum(&eq).ok_or_else(|| c.err(format!("equation '{eq}' uses an ellipsis, which is not supported")))?;
+    let (terms, out_term) = parse_einsum(&eq).ok_or_else(|| {
+        c.err(format!(
+            "equation '{eq}' uses an ellipsis, which is not supported"
+        ))
+    })?;
     if terms.len() != c.node.input.len() {
-        return Err(c.err(format!("equation '{eq}' does not match {} inputs", c.node.input.len())));
+        return Err(c.err(format!(
+            "equation '{eq}' does not match {} inputs",
+            c.node.input.len()
+        )));
     }
     let mut grads = vec![None; terms.len()];
     for i in 0..terms.len() {
@@ -141,7 +159,9 @@ pub fn einsum(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
         sorted.sort_unstable();
         sorted.dedup();
         if sorted.len() != term.len() {
-            return Err(c.err(format!("operand {i} of '{eq}' repeats an index (a diagonal)")));
+            return Err(c.err(format!(
+                "operand {i} of '{eq}' repeats an index (a diagonal)"
+            )));
         }
         let others: Vec<usize> = (0..terms.len()).filter(|&j| j != i).collect();
         let kept: Vec<char> = term

@@ -17,7 +17,10 @@ fn reduced_axes(c: &Ctx, rank: usize) -> Result<Option<Vec<usize>>, GradError> {
     let axes = axes.filter(|a| !a.is_empty());
     match axes {
         Some(a) => {
-            let mut v = a.iter().map(|&x| c.axis(x, rank)).collect::<Result<Vec<_>, _>>()?;
+            let mut v = a
+                .iter()
+                .map(|&x| c.axis(x, rank))
+                .collect::<Result<Vec<_>, _>>()?;
             v.sort_unstable();
             v.dedup();
             Ok(Some(v))

@@ -17,7 +17,9 @@ type R = Result<Grads, GradError>;
 fn axis_matrix(c: &Ctx, n: i64, m: i64, scale: Option<f64>) -> Result<Array2<f32>, GradError> {
     let nu = usize::try_from(n).map_err(|_| c.err("negative size"))?;
     let mut b = Builder::new("resize matrix", c.opset);
-    let eye = ArrayD::from_shape_fn(IxDyn(&[1, 1, nu, nu]), |i| f32::from(u8::from(i[2] == i[3])));
+    let eye = ArrayD::from_shape_fn(IxDyn(&[1, 1, nu, nu]), |i| {
+        f32::from(u8::from(i[2] == i[3]))
+    });
     let x = b.constant("eye", &TensorData::F32(eye));
     let attrs: Vec<_> = c
         .node
@@ -28,7 +30,8 @@ fn axis_matrix(c: &Ctx, n: i64, m: i64, scale: Option<f64>) -> Result<Array2<f32
         .collect();
     let y = match scale {
         Some(s) => {
-            let sc = TensorData::F32(ndarray::Array1::from(vec![1.0, 1.0, 1.0, s as f32]).into_dyn());
+            let sc =
+                TensorData::F32(ndarray::Array1::from(vec![1.0, 1.0, 1.0, s as f32]).into_dyn());
             let sc = b.constant("scales", &sc);
             b.op("Resize", &[x.as_str(), "", sc.as_str()], attrs)
         }
@@ -56,7 +59,9 @@ fn axis_matrix(c: &Ctx, n: i64, m: i64, scale: Option<f64>) -> Result<Array2<f32
 
 pub fn resize(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     only_inputs(c, need, &[0])?;
-    let ctm = c.node.attr_string("coordinate_transformation_mode", "half_pixel");
+    let ctm = c
+        .node
+        .attr_string("coordinate_transformation_mode", "half_pixel");
     if ctm == "tf_crop_and_resize" {
         return Err(c.err("coordinate_transformation_mode tf_crop_and_resize is not supported"));
     }
@@ -87,7 +92,6 @@ pub fn resize(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
             continue;
         }
         let at = axis_matrix(c, sx[d], sy[d], scale)?; // n × m
-        let (n, m) = (sx[d], sy[d]);
         let mat = |t: Array2<f32>| -> TensorData {
             if dt == dtype::DOUBLE {
                 TensorData::F64(t.mapv(f64::from).into_dyn())
@@ -95,7 +99,6 @@ pub fn resize(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
                 TensorData::F32(t.into_dyn())
             }
         };
-        let _ = (n, m);
         if d + 2 == r {
             let k_ = c.constant(&mat(at));
             gx = c.op("MatMul", &[&k_, &gx]);

@@ -23,7 +23,10 @@ pub fn transpose(c: &mut Ctx, gy: &[Option<String>], _need: &[bool]) -> R {
         .unwrap_or_else(|| (0..rank as i64).rev().collect());
     let mut inv = vec![0i64; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
-        let p = usize::try_from(p).ok().filter(|&p| p < perm.len()).ok_or_else(|| c.err("bad perm"))?;
+        let p = usize::try_from(p)
+            .ok()
+            .filter(|&p| p < perm.len())
+            .ok_or_else(|| c.err("bad perm"))?;
         inv[p] = i as i64;
     }
     Ok(vec![Some(c.transpose(&g, &inv))])
@@ -128,7 +131,10 @@ pub fn gather(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     let gx = c.op_a(
         "ScatterElements",
         &[&zeros, &idx, &g2],
-        vec![attr::int("axis", axis as i64), attr::string("reduction", "add")],
+        vec![
+            attr::int("axis", axis as i64),
+            attr::string("reduction", "add"),
+        ],
     );
     Ok(vec![Some(gx), None])
 }
@@ -164,7 +170,9 @@ pub fn pad(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
         pe[a] = raw[axes.len() + i];
     }
     let starts: Vec<i64> = pb.iter().map(|&p| p.max(0)).collect();
-    let ends: Vec<i64> = (0..r).map(|a| starts[a] + sx[a] + pb[a].min(0) + pe[a].min(0)).collect();
+    let ends: Vec<i64> = (0..r)
+        .map(|a| starts[a] + sx[a] + pb[a].min(0) + pe[a].min(0))
+        .collect();
     let all: Vec<i64> = (0..r as i64).collect();
     let (s, e, ax) = (c.ints(&starts), c.ints(&ends), c.ints(&all));
     let mut gx = c.op("Slice", &[&g, &s, &e, &ax]);
