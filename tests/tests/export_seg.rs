@@ -119,6 +119,14 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
 
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("organs.dcm");
+    // LUMEN_EXPORT_DIR keeps a copy for the dev-time pydicom/highdicom check
+    // (tests/tests/export_seg_validate.py)
+    if let Some(keep) = std::env::var_os("LUMEN_EXPORT_DIR") {
+        let keep = PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        write_seg(&keep.join("organs.seg.dcm"), &volume, &labels, &segments, &SegOptions::default()).unwrap();
+        write_nifti_labels(&keep.join("organs.nii.gz"), &labels, &segments).unwrap();
+    }
     let summary = write_seg(&p, &volume, &labels, &segments, &SegOptions::default()).unwrap();
     assert_eq!(summary.segments, present);
     let (back, segs) = read_seg(&p, &volume).unwrap();

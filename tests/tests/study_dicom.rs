@@ -263,3 +263,30 @@ fn discovery_of_a_tree_lists_series_and_problems() {
     let e = discover(d2n("does-not-exist")).unwrap_err().to_string();
     assert!(e.contains("does-not-exist") && e.contains("not a folder"), "{e}");
 }
+
+#[test]
+fn in_memory_files_decode_and_damaged_files_never_panic() {
+    let dir = shared_data().join("pydicom_testfiles");
+    for name in ["MR_small.dcm", "CT_small.dcm", "MR_small_RLE.dcm", "pydicom-data_emri_small_jpeg_2k_lossless.dcm"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let from_file = load_file(dir.join(name)).unwrap();
+        let from_bytes = study::dicom::load_bytes(Path::new(name), &bytes).unwrap();
+        assert_eq!(from_bytes.voxels, from_file.voxels, "{name}");
+        assert_eq!(from_bytes.patient_from_voxel, from_file.patient_from_voxel, "{name}");
+        // truncated and bit-flipped copies give errors (or volumes), never panics
+        let mut refused = 0;
+        for cut in (0..bytes.len()).step_by(bytes.len() / 61 + 1) {
+            if study::dicom::load_bytes(Path::new(name), &bytes[..cut]).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 50, "{name}: only {refused} truncations refused");
+        for k in (0..bytes.len()).step_by(bytes.len() / 37 + 1) {
+            let mut b = bytes.clone();
+            b[k] ^= 0xA5;
+            if let Err(e) = study::dicom::load_bytes(Path::new(name), &b) {
+                assert!(e.to_string().contains(name), "{e}");
+            }
+        }
+    }
+}

@@ -202,17 +202,27 @@ fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
 // ---------------------------------------------------------------------------------------------
 // reading headers
 
+/// Run a third-party parser/decoder, turning a panic on damaged input into an error for `path`.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(StudyError::read(path, "damaged file: the DICOM parser failed")))
+}
+
 fn open_header(path: &Path) -> Result<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+    guarded(path, || {
+        OpenFileOptions::new()
+            .read_until(tags::PIXEL_DATA)
+            .open_file(path)
+            .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+    })
 }
 
 fn open_full(path: &Path) -> Result<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+    guarded(path, || {
+        OpenFileOptions::new()
+            .open_file(path)
+            .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
+    })
 }
 
 /// Frame headers of one opened file: one per frame (enhanced multi-frame objects carry per-frame
@@ -560,6 +570,8 @@ fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
         return Err(StudyError::invalid(path, "a DICOMDIR, not an image"));
     }
     let frames = frame_headers(path, &file)?;
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    check_plausible_size(path, &frames, len)?;
     let obj: &InMemDicomObject = &file;
     Ok((
         frames,
@@ -881,7 +893,15 @@ fn convert_frame(
 
 fn decode_into(file: &DefaultDicomObject, h: &FrameHeader, out: &mut [f32]) -> Result<()> {
     let frame = h.frame.unwrap_or(0);
-    let px = file.decode_pixel_data_frame(frame).map_err(|e| {
+    // third-party codecs can panic on damaged data; turn that into a per-file error
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| file.decode_pixel_data_frame(frame)))
+        .map_err(|_| {
+            StudyError::read(
+                &h.path,
+                format!("damaged pixel data: the {} decoder failed", transfer_syntax_name(&h.transfer_syntax)),
+            )
+        })?;
+    let px = decoded.map_err(|e| {
         let obj: &InMemDicomObject = file;
         let bits = get_int(obj, tags::BITS_STORED).unwrap_or(0);
         if h.transfer_syntax == "1.2.840.10008.1.2.4.51" && bits > 8 {
@@ -920,6 +940,7 @@ fn assemble(
     modality: String,
     where_: &Path,
     extra_warnings: Vec<String>,
+    preloaded: Option<DefaultDicomObject>,
 ) -> Result<Volume> {
     let plan = plan_geometry(frames, where_)?;
     let ordered: Vec<&FrameHeader> = plan.order.iter().map(|&i| &frames[i]).collect();
@@ -938,7 +959,10 @@ fn assemble(
     let mut probe: Option<DefaultDicomObject> = None;
     if distinct_files.len() == 1 {
         // one (multi-frame) file: open once, decode frames in parallel
-        let file = open_full(&first.path)?;
+        let file = match preloaded {
+            Some(f) => f,
+            None => open_full(&first.path)?,
+        };
         voxels
             .par_chunks_mut(plane)
             .zip(ordered.par_iter())
@@ -1002,6 +1026,7 @@ pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
         series.modality.clone(),
         &series.folder,
         split_warnings,
+        None,
     )
 }
 
@@ -1009,7 +1034,45 @@ pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
 pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
     let path = path.as_ref();
     let (frames, meta, description, modality, _) = read_header_summary(path)?;
-    assemble(&frames, meta, description, modality, path, Vec::new())
+    assemble(&frames, meta, description, modality, path, Vec::new(), None)
+}
+
+/// Load a single DICOM file held in memory (with or without the 128-byte preamble); `name` is
+/// used in messages. This is the entry point the fuzz target exercises.
+pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
+    let file = guarded(name, || {
+        OpenFileOptions::new()
+            .read_preamble(dicom_object::file::ReadPreamble::Auto)
+            .from_reader(bytes)
+            .map_err(|e| StudyError::read(name, format!("not a readable DICOM file ({e})")))
+    })?;
+    let frames = frame_headers(name, &file)?;
+    check_plausible_size(name, &frames, bytes.len() as u64)?;
+    let obj: &InMemDicomObject = &file;
+    let meta = study_meta(obj);
+    let description = get_str(obj, tags::SERIES_DESCRIPTION).unwrap_or_default();
+    let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
+    assemble(&frames, meta, description, modality, name, Vec::new(), Some(file))
+}
+
+/// Refuse headers that declare far more pixels than the file could hold (even compressed), before
+/// anything is allocated for them.
+fn check_plausible_size(path: &Path, frames: &[FrameHeader], file_len: u64) -> Result<()> {
+    const MAX_RATIO: u64 = 4096;
+    let Some(f) = frames.first() else { return Ok(()) };
+    let pixels = u64::from(f.rows) * u64::from(f.columns) * frames.len() as u64;
+    if pixels > MAX_RATIO.saturating_mul(file_len.max(1)) {
+        return Err(StudyError::invalid(
+            path,
+            format!(
+                "declares {}×{}×{} pixels, implausible for a file of {file_len} bytes",
+                f.columns,
+                f.rows,
+                frames.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Write a copy of the DICOM file `src` to `dst` as another slice of a series: new Image Position
