@@ -3,6 +3,7 @@
 //! See `proto` for why the protobuf code is generated with prost and checked in.
 
 pub mod build;
+mod compose;
 mod edit;
 mod error;
 pub mod exec;
@@ -13,6 +14,7 @@ mod shapes;
 mod tensor;
 
 pub use build::{Builder, NodeAttrs, attr, value_info};
+pub use compose::compose;
 pub use edit::node_label;
 pub use error::GraphError;
 pub use exec::Runner;
