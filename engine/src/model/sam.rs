@@ -132,7 +132,7 @@ impl SamModel {
         let (coords, labels) = decoder_points(prompt, &embedding.frame);
         let (mask_input, has_mask) = match &prompt.previous_logits {
             Some(logits) if logits.dim() == self.mask_input_size => {
-                (logits.clone().insert_axis(Axis(0)).insert_axis(Axis(0)), 1.0)
+                (logits.clone().insert_axis(Axis(0)).insert_axis(Axis(0)), 1.0f32)
             }
             Some(logits) => {
                 return Err(ModelError::Prompt(format!(
@@ -143,7 +143,7 @@ impl SamModel {
             }
             None => {
                 let (mh, mw) = self.mask_input_size;
-                (Array4::zeros((1, 1, mh, mw)), 0.0)
+                (Array4::zeros((1, 1, mh, mw)), 0.0f32)
             }
         };
         let path = &self.bundle.decoder_path;
