@@ -1,6 +1,8 @@
-//! Shared helpers for Lumen's end-to-end tests: where the real data lives.
+//! Shared helpers for Lumen's end-to-end tests: where the real data lives, and the few
+//! measurements tests make on masks.
 
-use std::path::PathBuf;
+use ndarray::{Array2, ArrayView2};
+use std::path::{Path, PathBuf};
 
 /// The repository root (the parent of this crate's folder).
 pub fn repo_root() -> PathBuf {
@@ -13,4 +15,52 @@ pub fn repo_root() -> PathBuf {
 /// `../shared/data` beside the repository, where the real medical test data lives.
 pub fn shared_data() -> PathBuf {
     repo_root().join("..").join("shared").join("data")
+}
+
+/// The bundled starter model, or the bundle named by `LUMEN_TEST_MODEL` (to run the suite on another model).
+pub fn starter_model_dir() -> PathBuf {
+    match std::env::var_os("LUMEN_TEST_MODEL") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("assets").join("models").join("ct-starter"),
+    }
+}
+
+/// Dice coefficient of two masks of the same size (1.0 when both are empty).
+pub fn dice(a: ArrayView2<bool>, b: ArrayView2<bool>) -> f64 {
+    let both = a.iter().zip(b.iter()).filter(|(x, y)| **x && **y).count();
+    let total = a.iter().filter(|x| **x).count() + b.iter().filter(|x| **x).count();
+    if total == 0 { 1.0 } else { 2.0 * both as f64 / total as f64 }
+}
+
+/// Tight bounding box `(x0, y0, x1, y1)` of a mask's true pixels, if any.
+pub fn bounding_box(mask: ArrayView2<bool>) -> Option<(usize, usize, usize, usize)> {
+    let mut bbox: Option<(usize, usize, usize, usize)> = None;
+    for ((y, x), on) in mask.indexed_iter() {
+        if *on {
+            bbox = Some(match bbox {
+                None => (x, y, x, y),
+                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+            });
+        }
+    }
+    bbox
+}
+
+/// A PNG read as a mask (any non-zero pixel is inside).
+pub fn read_png_mask(path: &Path) -> anyhow::Result<Array2<bool>> {
+    let image = image::open(path)?.into_luma8();
+    let (w, h) = image.dimensions();
+    Ok(Array2::from_shape_vec((h as usize, w as usize), image.into_raw())?.mapv(|v| v > 0))
+}
+
+/// One CHAOS CT slice in HU and its hand-drawn liver mask (the PNG with the same index).
+pub fn chaos_liver_slice(index: usize) -> anyhow::Result<(Array2<f32>, Array2<bool>)> {
+    let root = shared_data().join("chaos_ct_liver").join("Data_3D");
+    let dicom = root.join("DICOM_anon").join(format!("i{index:04},0000b.dcm"));
+    let volume = lumen_app::study::load_file(&dicom)?;
+    let [nx, ny, _] = volume.dims;
+    let hu = Array2::from_shape_vec((ny, nx), volume.voxels)?;
+    let mask = read_png_mask(&root.join("Ground").join(format!("liver_GT_{index:03}.png")))?;
+    anyhow::ensure!(mask.dim() == hu.dim(), "CHAOS slice {index}: mask and image differ in size");
+    Ok((hu, mask))
 }

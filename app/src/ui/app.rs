@@ -105,8 +105,14 @@ impl LumenApp {
         self.preview.is_some()
     }
 
-    pub fn is_busy(&self) -> bool {
-        self.loading.is_some() || self.model_status.starts_with("Opening")
+    /// The open study's volume.
+    pub fn volume(&self) -> Option<&Volume> {
+        self.study.as_ref().map(|s| s.volume.as_ref())
+    }
+
+    /// Whether the model is loaded and a study is open, so prompts can be answered.
+    pub fn is_ready(&self) -> bool {
+        self.study.is_some() && self.model_status.starts_with("Model ")
     }
 
     fn poll_jobs(&mut self) {
