@@ -12,6 +12,7 @@
 //! Gradients with respect to initializers use the same machinery (name them in `wrt`); rules
 //! say when they do not provide a gradient for a weight input yet.
 
+pub mod bench;
 mod backward;
 mod ctx;
 mod error;
