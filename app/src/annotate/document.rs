@@ -116,6 +116,21 @@ impl Document {
         self.apply(Edit { what: what.to_string(), changes })
     }
 
+    /// Sets several slices at once (propagation): one undoable step for all of them.
+    pub fn set_slice_masks(&mut self, label: u8, masks: &[(usize, ndarray::Array2<bool>)], what: &str) -> usize {
+        let mut changes = Vec::new();
+        for (z, mask) in masks {
+            let before = self.undo.len();
+            self.set_slice_mask(*z, label, mask.view(), what);
+            if self.undo.len() > before
+                && let Some(edit) = self.undo.pop()
+            {
+                changes.extend(edit.changes);
+            }
+        }
+        self.apply(Edit { what: what.to_string(), changes })
+    }
+
     fn apply(&mut self, edit: Edit) -> usize {
         let count = edit.changes.len();
         if count == 0 {
@@ -200,6 +215,17 @@ mod tests {
         assert!(doc.undo().is_none());
         assert_eq!(doc.redo().as_deref(), Some("box"));
         assert_eq!(doc.slices_with(liver), vec![1]);
+    }
+
+    #[test]
+    fn propagated_slices_are_one_undo_step() {
+        let mut doc = Document::new([10, 10, 4], [1.0; 3]);
+        let l = doc.add_segment("Liver").unwrap();
+        let masks: Vec<(usize, Array2<bool>)> = (1..4).map(|z| (z, square(10, 0, z + 1))).collect();
+        assert_eq!(doc.set_slice_masks(l, &masks, "propagate"), 4 + 9 + 16);
+        assert_eq!(doc.undo().as_deref(), Some("propagate"));
+        assert_eq!(doc.volume_ml(l), 0.0);
+        assert!(!doc.can_undo());
     }
 
     #[test]

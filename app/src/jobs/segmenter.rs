@@ -10,6 +10,7 @@ use ndarray::Array2;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 /// Requests from the UI.
@@ -20,6 +21,18 @@ pub enum Request {
     Predict { z: usize, prompt: Prompt, generation: u64 },
     /// Compute embeddings ahead of need (neighbours of the slice on screen).
     Prefetch(Vec<usize>),
+    /// Carry a mask from slice `from` through its neighbours (see `propagate`).
+    Propagate(PropagationRequest),
+}
+
+/// Propagation of one slice's mask up and/or down the volume.
+pub struct PropagationRequest {
+    pub from: usize,
+    pub mask: ndarray::Array2<bool>,
+    pub up: bool,
+    pub down: bool,
+    /// Set by the UI to stop early; what was found so far is still returned.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// Replies to the UI.
@@ -29,6 +42,10 @@ pub enum Reply {
     Predicted { z: usize, generation: u64, prediction: Prediction },
     Failed { z: usize, generation: u64, message: String },
     Embedded { z: usize },
+    /// Propagation progress: slices done and the most it may take.
+    Propagating { done: usize, of: usize },
+    /// Propagation finished (or was cancelled): a mask per slice reached.
+    Propagated { masks: Vec<(usize, ndarray::Array2<bool>)>, cancelled: bool },
 }
 
 /// The UI's handle on the segmenter thread.
@@ -116,6 +133,7 @@ impl Worker {
                         worker.predict(z, &prompt, generation);
                     }
                     Request::Predict { .. } => {}
+                    Request::Propagate(request) => worker.propagate(&request),
                 }
             }
             if let Some(z) = prefetch.pop_front()
@@ -137,6 +155,46 @@ impl Worker {
             Err(e) => Reply::Failed { z, generation, message: e.to_string() },
         };
         let _ = self.outbox.send(reply);
+        (self.wake)();
+    }
+
+    /// Prompts each next slice with the previous slice's mask (its box and, within one direction,
+    /// its low-res logits) until the organ ends, the volume ends, or the user cancels.
+    fn propagate(&mut self, request: &PropagationRequest) {
+        let depth = self.volume.as_ref().map_or(0, |v| v.dims[2]);
+        let directions: Vec<isize> = [(request.up, 1), (request.down, -1)].iter().filter(|(on, _)| *on).map(|(_, d)| *d).collect();
+        let of = directions.iter().map(|d| if *d > 0 { depth.saturating_sub(request.from + 1) } else { request.from }).sum();
+        let mut masks = Vec::new();
+        let mut done = 0;
+        for step in directions {
+            let mut previous = request.mask.clone();
+            let mut previous_logits = None;
+            let mut z = request.from;
+            while let Some(next) = z.checked_add_signed(step).filter(|n| *n < depth) {
+                if request.cancel.load(Ordering::Relaxed) {
+                    let _ = self.outbox.send(Reply::Propagated { masks, cancelled: true });
+                    (self.wake)();
+                    return;
+                }
+                let Some(prompt) = propagation_prompt(&previous, previous_logits.take()) else { break };
+                let answer = self.cache_embedding(next).and_then(|()| match self.cache.get(&next) {
+                    Some(embedding) => self.model.predict(embedding, &prompt),
+                    None => Err(ModelError::Image(format!("slice {next} has no embedding"))),
+                });
+                let Ok(prediction) = answer else { break };
+                if !organ_continues(&previous, &prediction) {
+                    break;
+                }
+                previous = prediction.mask.clone();
+                previous_logits = Some(prediction.low_res_logits);
+                masks.push((next, prediction.mask));
+                z = next;
+                done += 1;
+                let _ = self.outbox.send(Reply::Propagating { done, of });
+                (self.wake)();
+            }
+        }
+        let _ = self.outbox.send(Reply::Propagated { masks, cancelled: false });
         (self.wake)();
     }
 
@@ -166,5 +224,49 @@ impl Worker {
         let rules = &self.model.bundle().manifest.intensity;
         let rule = if volume.modality.eq_ignore_ascii_case("MR") { &rules.mr } else { &rules.ct };
         Ok(rule.to_u8(slice))
+    }
+}
+
+/// The prompt for the next slice: the previous mask's box, a little larger since organs grow
+/// and shift between slices, plus its logits when they come from the same direction.
+fn propagation_prompt(previous: &Array2<bool>, logits: Option<Array2<f32>>) -> Option<Prompt> {
+    let (h, w) = previous.dim();
+    let mut bounds: Option<(usize, usize, usize, usize)> = None;
+    for ((y, x), on) in previous.indexed_iter() {
+        if *on {
+            let b = bounds.get_or_insert((x, y, x, y));
+            *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+        }
+    }
+    let (x0, y0, x1, y1) = bounds?;
+    let margin = ((x1 - x0).max(y1 - y0) as f32 * 0.05).max(2.0);
+    let bbox = lumen_engine::model::BoxPrompt {
+        x0: (x0 as f32 - margin).max(0.0),
+        y0: (y0 as f32 - margin).max(0.0),
+        x1: (x1 as f32 + margin).min(w as f32 - 1.0),
+        y1: (y1 as f32 + margin).min(h as f32 - 1.0),
+    };
+    Some(Prompt { points: Vec::new(), bbox: Some(bbox), previous_logits: logits })
+}
+
+/// The organ goes on while the new mask is not tiny and still overlaps the previous one.
+fn organ_continues(previous: &Array2<bool>, next: &Prediction) -> bool {
+    let area = next.area();
+    let previous_area = previous.iter().filter(|v| **v).count();
+    let overlap = previous.iter().zip(next.mask.iter()).filter(|(a, b)| **a && **b).count();
+    area >= 20 && area * 10 >= previous_area && overlap * 4 >= area.min(previous_area) && next.iou >= 0.5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_propagation_box_covers_the_previous_mask_with_a_margin() {
+        let mask = Array2::from_shape_fn((100, 100), |(y, x)| (20..40).contains(&x) && (50..60).contains(&y));
+        let prompt = propagation_prompt(&mask, None).unwrap();
+        let b = prompt.bbox.unwrap();
+        assert_eq!((b.x0, b.y0, b.x1, b.y1), (18.0, 48.0, 41.0, 61.0));
+        assert!(propagation_prompt(&Array2::from_elem((4, 4), false), None).is_none());
     }
 }

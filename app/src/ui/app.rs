@@ -3,7 +3,7 @@
 
 use super::viewport::{self, Gesture, Placement};
 use crate::annotate::Document;
-use crate::jobs::segmenter::{Reply, Request, Segmenter};
+use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
 use crate::jobs::Waker;
 use crate::study::{PRESETS, Volume, Window, window_to_u8};
@@ -11,6 +11,7 @@ use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
 use lumen_engine::model::{Point, Prediction, Prompt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 /// Organ names offered for new segments.
@@ -54,6 +55,23 @@ pub struct LumenApp {
     active_label: Option<u8>,
     new_segment_name: String,
     hover: Option<(usize, usize, f32)>,
+    propagation: Option<Propagation>,
+}
+
+/// A propagation running in the segmenter.
+struct Propagation {
+    label: u8,
+    cancel: Arc<AtomicBool>,
+    done: usize,
+    of: usize,
+}
+
+/// Which way to carry the active segment from the current slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+    Both,
 }
 
 impl LumenApp {
@@ -79,6 +97,7 @@ impl LumenApp {
             active_label: None,
             new_segment_name: ORGANS[0].to_string(),
             hover: None,
+            propagation: None,
         };
         if let Some(dir) = study_dir {
             app.open_folder(dir);
@@ -144,6 +163,12 @@ impl LumenApp {
                     }
                 }
                 Reply::Embedded { .. } => {}
+                Reply::Propagating { done, of } => {
+                    if let Some(p) = &mut self.propagation {
+                        (p.done, p.of) = (done, of);
+                    }
+                }
+                Reply::Propagated { masks, cancelled } => self.finish_propagation(&masks, cancelled),
             }
         }
     }
@@ -265,6 +290,51 @@ impl LumenApp {
         self.notes = vec![format!("Accepted {changed} voxels on slice {}", study.z + 1)];
     }
 
+    /// Carries the active segment's mask on this slice to its neighbours in the background.
+    pub fn propagate(&mut self, direction: Direction) {
+        let (Some(study), Some(label), Some(segmenter)) = (&self.study, self.active_label, &self.segmenter) else { return };
+        if self.propagation.is_some() {
+            return;
+        }
+        let [nx, ny, _] = study.volume.dims;
+        let labels = study.document.slice_labels(study.z);
+        let Ok(mask) = ndarray::Array2::from_shape_vec((ny, nx), labels.iter().map(|l| *l == label).collect()) else { return };
+        if !mask.iter().any(|v| *v) {
+            self.notes = vec!["Draw the segment on this slice first, then propagate it".into()];
+            return;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let request = PropagationRequest {
+            from: study.z,
+            mask,
+            up: direction != Direction::Down,
+            down: direction != Direction::Up,
+            cancel: cancel.clone(),
+        };
+        if segmenter.send(Request::Propagate(request)) {
+            self.propagation = Some(Propagation { label, cancel, done: 0, of: 0 });
+        }
+    }
+
+    pub fn cancel_propagation(&self) {
+        if let Some(p) = &self.propagation {
+            p.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_propagating(&self) -> bool {
+        self.propagation.is_some()
+    }
+
+    fn finish_propagation(&mut self, masks: &[(usize, ndarray::Array2<bool>)], cancelled: bool) {
+        let Some(propagation) = self.propagation.take() else { return };
+        let Some(study) = &mut self.study else { return };
+        let changed = study.document.set_slice_masks(propagation.label, masks, "propagate");
+        study.overlay_dirty = true;
+        let how = if cancelled { "Cancelled propagation; kept" } else { "Propagated to" };
+        self.notes = vec![format!("{how} {} slices ({changed} voxels)", masks.len())];
+    }
+
     pub fn undo(&mut self) {
         if let Some(study) = &mut self.study
             && let Some(what) = study.document.undo()
@@ -359,9 +429,9 @@ impl LumenApp {
     fn side_panel(&mut self, ui: &mut egui::Ui) {
         ui.heading("Tools");
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.tool, Tool::Box, "▭ Box");
+            ui.selectable_value(&mut self.tool, Tool::Box, "Box");
             ui.selectable_value(&mut self.tool, Tool::Include, "+ Include");
-            ui.selectable_value(&mut self.tool, Tool::Exclude, "− Exclude");
+            ui.selectable_value(&mut self.tool, Tool::Exclude, "- Exclude");
         });
         ui.horizontal(|ui| {
             if ui.add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)")).clicked() {
@@ -371,6 +441,22 @@ impl LumenApp {
                 self.clear_prompt();
             }
         });
+        ui.horizontal(|ui| {
+            ui.label("Propagate");
+            let can = self.propagation.is_none() && self.active_label.is_some();
+            for (text, direction) in [("Up", Direction::Up), ("Down", Direction::Down), ("Both", Direction::Both)] {
+                if ui.add_enabled(can, egui::Button::new(text)).clicked() {
+                    self.propagate(direction);
+                }
+            }
+        });
+        if let Some(p) = &self.propagation {
+            let fraction = if p.of > 0 { p.done as f32 / p.of as f32 } else { 0.0 };
+            ui.add(egui::ProgressBar::new(fraction).text(format!("{} slices", p.done)));
+            if ui.button("Cancel").clicked() {
+                self.cancel_propagation();
+            }
+        }
         ui.separator();
         ui.heading("Segments");
         egui::ComboBox::from_label("new segment").selected_text(&self.new_segment_name).show_ui(ui, |ui| {
@@ -392,7 +478,8 @@ impl LumenApp {
                 let Some(segment) = study.document.segment_mut(label) else { continue };
                 ui.horizontal(|ui| {
                     let [r, g, b] = segment.color;
-                    ui.colored_label(Color32::from_rgb(r, g, b), "■");
+                    let (swatch, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                    ui.painter().rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
                     if ui.selectable_label(self.active_label == Some(label), &segment.name).clicked() {
                         self.active_label = Some(label);
                     }
