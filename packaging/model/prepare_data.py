@@ -52,6 +52,11 @@ def chaos_volume():
     return hu, gt
 
 
+def btcv_display(vol: np.ndarray) -> np.ndarray:
+    """BTCV npz (Z, 257, 257) -> display orientation (anterior up, patient right on image left)."""
+    return np.ascontiguousarray(np.rot90(vol, 1, axes=(1, 2)))
+
+
 def estimate_window():
     import nibabel as nib
 
@@ -178,6 +183,10 @@ def nifti_slices(path_img, path_seg):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--val-every", type=int, default=4, help="monitor subset: every n-th held-out slice")
+    ap.add_argument("--btcv-every", type=int, default=1, help="keep every n-th labelled BTCV training slice")
+    ap.add_argument("--out-name", default="train.npz")
+    ap.add_argument("--btcv-as-stored", action="store_true",
+                    help="keep BTCV slices rotated as stored (only to reproduce runs 1-2 of the shipped weights)")
     args = ap.parse_args()
     center, width = estimate_window()
 
@@ -185,13 +194,18 @@ def main():
     for f in sorted(glob.glob(str(DATA / "btcv_abdomen_ct/*.npz"))):
         name = f.split("/")[-1][:-4]
         d = np.load(f)
-        im, lb = d["image"], d["label"]
+        # the npz slices are stored rotated by 90 degrees (liver at the top, spine on the left):
+        # np.rot90 puts them in DICOM display orientation (anterior up, patient right on the left),
+        # which is what the engine feeds the model.
+        im, lb = btcv_display(d["image"]), btcv_display(d["label"])
+        if args.btcv_as_stored:
+            im, lb = d["image"], d["label"]
         keep = np.nonzero(lb.reshape(lb.shape[0], -1).max(1) > 0)[0]
         if name in BTCV_VAL:
             for k in keep[:: args.val_every]:
                 va.add(im[k], lb[k], "btcv")
         else:
-            for k in keep:
+            for k in keep[:: args.btcv_every]:
                 tr.add(im[k], lb[k], "btcv")
     n_btcv = len(tr.imgs)
     # TotalSegmentator CT (labels by the TotalSegmentator model; ids offset by 100 to keep them apart)
@@ -231,7 +245,7 @@ def main():
                 lab[mm] = j
         tr.add(img, lab, "demo", 500)
     print(f"BTCV train slices {n_btcv}, other {len(tr.imgs) - n_btcv}")
-    tr.save(TRAIN_DIR / "train.npz")
+    tr.save(TRAIN_DIR / args.out_name)
     va.save(TRAIN_DIR / "val.npz")
 
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from common import INPUT_SIZE, MIN_AREA, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, SEED, TRAIN_DIR, build_sam
 
 SOURCE_WEIGHT = {"btcv": 0.86, "ts_ct": 0.08, "ts_mr": 0.03, "demo": 0.03}
-NSLOT = 6  # prompt token slots: box (2) / clicks, padded with label -1
+NSLOT = 6  # prompt token slots: box (2) / clicks, padded with label -1 (export.py appends 4 pads)
 
 
 # ---------------------------------------------------------------- model pieces (batched)
@@ -295,10 +295,11 @@ def monitor(sam, path: Path, device, bf16=True):
         mask = (inst[s] == r[:, 1].view(-1, 1, 1).to(torch.uint8)).float()
         x = normalize(img, pad)
         b = len(r)
-        coords = torch.zeros(b, 2, 2, device=device)
+        # box + padding tokens, as the exported decoder sees it (export.PAD_TOKENS)
+        coords = torch.zeros(b, NSLOT, 2, device=device)
         box = bbox(mask)
         coords[:, 0], coords[:, 1] = box[:, :2], box[:, 2:]
-        labels = torch.tensor([[2.0, 3.0]], device=device).expand(b, -1)
+        labels = torch.tensor([[2.0, 3.0] + [-1.0] * (NSLOT - 2)], device=device).expand(b, -1)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
             emb = sam.image_encoder(x)
             low, iou = run_decoder(sam, emb, coords, labels, torch.zeros(b, 1, 128, 128, device=device),
@@ -351,6 +352,7 @@ def load_weights(folder: Path, sam):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=TRAIN_DIR)
+    ap.add_argument("--train-file", default="train.npz")
     ap.add_argument("--out", type=Path, default=TRAIN_DIR / "ckpt")
     ap.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
     ap.add_argument("--minutes", type=float, default=8.5, help="wall-clock training budget")
@@ -402,7 +404,7 @@ def main():
     if args.compile:
         sam.image_encoder = torch.compile(sam.image_encoder)
 
-    data = GpuData(args.data / "train.npz", dev)
+    data = GpuData(args.data / args.train_file, dev)
     val_path = args.data / "val.npz"
     print(f"train instances {len(data.rows)}, slices {len(data.image)}", flush=True)
     sam.train()
