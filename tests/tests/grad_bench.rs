@@ -13,7 +13,10 @@ fn encoder_forward_backward_over_forward() {
         Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
         _ => lumen_tests::repo_root().join("assets/models/ct-starter"),
     };
-    let threads: usize = std::env::var("LUMEN_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let threads: usize = std::env::var("LUMEN_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let config = SessionConfig {
         intra_threads: threads,
         ..SessionConfig::default()

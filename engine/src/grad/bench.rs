@@ -39,7 +39,11 @@ fn reset_peak() -> bool {
 }
 
 fn peak_mib(reset_ok: bool) -> Option<f64> {
-    if reset_ok { status_kib("VmHWM:").map(|k| k / 1024.0) } else { None }
+    if reset_ok {
+        status_kib("VmHWM:").map(|k| k / 1024.0)
+    } else {
+        None
+    }
 }
 
 /// Process CPU time (user + system) in ms, from /proc/self/stat (Linux, 100 ticks/s).
@@ -53,7 +57,11 @@ fn cpu_ms() -> Option<f64> {
 }
 
 /// (median wall ms, mean CPU ms) per run.
-fn time_runs(runner: &mut Runner, feeds: &[(&str, &TensorData)], runs: usize) -> Result<(f64, Option<f64>), GradError> {
+fn time_runs(
+    runner: &mut Runner,
+    feeds: &[(&str, &TensorData)],
+    runs: usize,
+) -> Result<(f64, Option<f64>), GradError> {
     for _ in 0..2 {
         runner.run_with(feeds, |_, _| Ok(()))?;
     }
@@ -72,7 +80,11 @@ fn time_runs(runner: &mut Runner, feeds: &[(&str, &TensorData)], runs: usize) ->
 
 /// Benchmarks the encoder at `path` (input "image"): the forward model alone against one
 /// session computing loss = mean(embeddings ⊙ R) and its gradient with respect to the image.
-pub fn bench_encoder(path: &Path, runs: usize, config: &SessionConfig) -> Result<EncoderBench, GradError> {
+pub fn bench_encoder(
+    path: &Path,
+    runs: usize,
+    config: &SessionConfig,
+) -> Result<EncoderBench, GradError> {
     let encoder = Model::load(path)?;
     let input = encoder
         .input_names()
@@ -87,7 +99,9 @@ pub fn bench_encoder(path: &Path, runs: usize, config: &SessionConfig) -> Result
     let shape = static_input_shape(&encoder, &input);
     let mut seed = 7u64;
     let mut noise = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let image = TensorData::F32(ArrayD::from_shape_simple_fn(IxDyn(&shape), &mut noise));
@@ -100,7 +114,10 @@ pub fn bench_encoder(path: &Path, runs: usize, config: &SessionConfig) -> Result
         .map(|i| i.shape.iter().map(|&d| d as usize).collect())
         .ok_or_else(|| GradError::NoShape(output.clone()))?;
     let mut b = Builder::from_model(encoder.clone());
-    let r = b.constant("r", &TensorData::F32(ArrayD::from_shape_simple_fn(IxDyn(&out_shape), &mut noise)));
+    let r = b.constant(
+        "r",
+        &TensorData::F32(ArrayD::from_shape_simple_fn(IxDyn(&out_shape), &mut noise)),
+    );
     let p = b.op("Mul", &[output.as_str(), r.as_str()], vec![]);
     let loss = b.op("ReduceMean", &[p.as_str()], vec![attr::int("keepdims", 0)]);
     b.model.set_outputs(&[loss.as_str()])?;

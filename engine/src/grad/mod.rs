@@ -12,8 +12,8 @@
 //! Gradients with respect to initializers use the same machinery (name them in `wrt`); rules
 //! say when they do not provide a gradient for a weight input yet.
 
-pub mod bench;
 mod backward;
+pub mod bench;
 mod ctx;
 mod error;
 pub mod fd;

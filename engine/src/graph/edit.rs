@@ -227,6 +227,20 @@ impl Model {
         Ok(())
     }
 
+    /// How often each op occurs ("domain.Op" outside the default domain), for `lumen info`.
+    pub fn op_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for n in &self.graph().node {
+            let key = if n.domain.is_empty() || n.domain == "ai.onnx" {
+                n.op_type.clone()
+            } else {
+                format!("{}.{}", n.domain, n.op_type)
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Every tensor name: graph inputs, initializers and node outputs.
     pub fn tensor_names(&self) -> HashSet<String> {
         let g = self.graph();

@@ -156,6 +156,7 @@ fn intermediates_can_be_exposed_and_nodes_edited() {
 fn dead_nodes_and_unused_initializers_go() {
     let mut m = small_model();
     let before = m.graph().node.len();
+    assert_eq!(m.op_counts()["Sigmoid"], 1);
     assert_eq!(m.remove_dead_nodes(), 1);
     assert_eq!(m.graph().node.len(), before - 1);
     assert!(!m.graph().node.iter().any(|n| n.op_type == "Sigmoid"));

@@ -71,13 +71,34 @@ pub fn split(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     Ok(vec![Some(gx), None])
 }
 
-/// Slice with constant starts/ends/axes/steps; the gradient is zero-padded back (step 1).
+/// The positions a Slice takes along one axis of length `dim` (ONNX clamping rules).
+fn slice_positions(start: i64, end: i64, step: i64, dim: i64) -> Vec<i64> {
+    let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, e) = (norm(start).clamp(0, dim), norm(end).clamp(0, dim));
+        while i < e {
+            out.push(i);
+            i += step;
+        }
+    } else if step < 0 {
+        let (mut i, e) = (norm(start).clamp(0, dim - 1), norm(end).clamp(-1, dim - 1));
+        while i > e {
+            out.push(i);
+            i += step;
+        }
+    }
+    out
+}
+
+/// Slice with constant starts/ends/axes/steps. The gradient is zero-padded back (step 1) or
+/// scattered to the taken positions (other steps, flips included), one axis at a time.
 pub fn slice(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
     only_inputs(c, need, &[0])?;
     let g = g0(c, gy)?;
     let sx = c.shape(&c.x(0))?;
-    let sy = c.shape(&c.y(0))?;
     let starts = c.const_ints(&c.x(1))?;
+    let ends = c.const_ints(&c.x(2))?;
     let axes = match c.x(3) {
         a if a.is_empty() => (0..starts.len() as i64).collect(),
         a => c.const_ints(&a)?,
@@ -86,25 +107,46 @@ pub fn slice(c: &mut Ctx, gy: &[Option<String>], need: &[bool]) -> R {
         s if s.is_empty() => vec![1; starts.len()],
         s => c.const_ints(&s)?,
     };
-    let mut before = vec![0i64; sx.len()];
-    for ((&start, &axis), &step) in starts.iter().zip(&axes).zip(&steps) {
-        if step != 1 {
-            return Err(c.err(format!("step {step} is not supported (only 1)")));
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(c.err("starts, ends, axes and steps differ in length"));
+    }
+    let mut cur = c.shape(&c.y(0))?;
+    let mut gx = g;
+    for k in 0..starts.len() {
+        let a = c.axis(axes[k], sx.len())?;
+        let pos = slice_positions(starts[k], ends[k], steps[k], sx[a]);
+        if pos.len() as i64 != cur[a] {
+            return Err(c.err(format!(
+                "slice of axis {a} takes {} elements, output has {}",
+                pos.len(),
+                cur[a]
+            )));
         }
-        let a = c.axis(axis, sx.len())?;
-        let dim = sx[a];
-        let s = if start < 0 { start + dim } else { start };
-        before[a] = s.clamp(0, dim);
+        let mut full = cur.clone();
+        full[a] = sx[a];
+        if steps[k] == 1 {
+            let mut pads = vec![0i64; 2 * sx.len()];
+            pads[a] = pos.first().copied().unwrap_or(0);
+            pads[sx.len() + a] = sx[a] - pads[a] - cur[a];
+            let p = c.ints(&pads);
+            gx = c.op("Pad", &[&gx, &p]);
+        } else {
+            let mut ishape = vec![1i64; sx.len()];
+            ishape[a] = cur[a];
+            let idx = c.ints(&pos);
+            let idx = c.reshape(&idx, &ishape);
+            let idx = c.expand(&idx, &cur);
+            let zero = c.scalar(0.0, &c.y(0))?;
+            let zeros = c.expand(&zero, &full);
+            gx = c.op_a(
+                "ScatterElements",
+                &[&zeros, &idx, &gx],
+                vec![attr::int("axis", a as i64)],
+            );
+        }
+        cur = full;
     }
-    let mut pads = before.clone();
-    for a in 0..sx.len() {
-        pads.push(sx[a] - before[a] - sy[a]);
-    }
-    if pads.iter().any(|&p| p < 0) {
-        return Err(c.err(format!("inconsistent slice of {sx:?} to {sy:?}")));
-    }
-    let p = c.ints(&pads);
-    Ok(vec![Some(c.op("Pad", &[&g, &p])), None, None, None, None])
+    Ok(vec![Some(gx), None, None, None, None])
 }
 
 /// Gather: scatter-add the gradient rows back to the gathered positions (repeats add up).
