@@ -271,7 +271,7 @@ def train_step(sam, data, args, g, step_rounds):
                 lowsel = torch.where(single.view(-1, 1, 1), low[ar, 1 + iou_pred[:, 1:].argmax(1)], low[:, 0])
                 mask_in = lowsel.unsqueeze(1).detach()
                 has = torch.ones(args.batch, device=dev)
-    stats["loss"] = float(total)
+    stats["loss"] = float(total.detach())
     return total, stats
 
 
