@@ -192,3 +192,51 @@ pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<
     };
     Ok((LabelVolume { dims: volume.dims, labels, patient_from_voxel: volume.patient_from_voxel }, segments))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use nifti::NiftiObject;
+
+    #[test]
+    fn header_has_matching_sform_and_qform_in_ras() {
+        // oblique, left-handed LPS grid (like DICOM slices sorted head→feet)
+        let c = 30f64.to_radians().cos();
+        let s = 30f64.to_radians().sin();
+        let pfv = geometry::from_columns([0.7 * c, 0.7 * s, 0.0], [-0.8 * s, 0.8 * c, 0.0], [0.0, 0.0, -2.5], [-100.0, 50.0, 20.0]);
+        let labels = LabelVolume { dims: [4, 3, 2], labels: (0..24).map(|i| (i % 3) as u16).collect(), patient_from_voxel: pfv };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.nii.gz");
+        write_nifti_labels(&p, &labels, &[Segment::new(1, "liver"), Segment::new(2, "spleen")]).unwrap();
+        let obj = nifti::ReaderOptions::new().read_file(&p).unwrap();
+        let h = obj.header();
+        assert_eq!((h.sform_code, h.qform_code, h.datatype, h.intent_code), (1, 1, 2, 1002));
+        let sform = crate::study::nifti::ras_affine(h);
+        let mut hq = h.clone();
+        hq.sform_code = 0;
+        let qform = crate::study::nifti::ras_affine(&hq);
+        let ras = geometry::mul(&geometry::RAS_FROM_LPS, &pfv);
+        assert!(geometry::max_abs_diff(&sform, &ras) < 1e-4, "{sform:?}");
+        assert!(geometry::max_abs_diff(&qform, &ras) < 1e-4, "{qform:?}");
+        let back = crate::study::load_nifti_labels(&p).unwrap();
+        assert_eq!(back.labels, labels.labels);
+        let segs = read_sidecar(&p).unwrap().unwrap();
+        assert_eq!(segs[1].name, "spleen");
+        assert_eq!(segs[1].property_type.value, "78961009");
+    }
+
+    #[test]
+    fn grid_mapping_finds_flips_and_refuses_shifts() {
+        let a = geometry::from_columns([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]);
+        // same grid with y flipped: index y' = 9 - y
+        let b = geometry::from_columns([1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 9.0, 0.0]);
+        let m = grid_mapping(&a, [5, 10, 3], &b, [5, 10, 3], 1e-6).unwrap();
+        assert_eq!(m, [(0, 1, 0), (1, -1, 9), (2, 1, 0)]);
+        // half-voxel shift is not the same grid
+        let c = geometry::from_columns([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.5, 0.0, 0.0]);
+        assert!(grid_mapping(&a, [5, 10, 3], &c, [5, 10, 3], 1e-6).is_none());
+        // out of bounds
+        assert!(grid_mapping(&a, [5, 10, 3], &a, [6, 10, 3], 1e-6).is_none());
+    }
+}

@@ -1188,6 +1188,45 @@ mod tests {
     }
 
     #[test]
+    fn dicomdir_is_read_and_not_listed_as_an_image() {
+        use dicom_core::value::DataSetSequence;
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        use dicom_object::FileMetaTableBuilder;
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/dicom2nifti_tests/tests/data/anatomical/001");
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        let mut records = Vec::new();
+        for (i, f) in names.iter().enumerate() {
+            std::fs::copy(f, images.join(format!("im{i}"))).unwrap();
+            let mut rec = InMemDicomObject::new_empty();
+            rec.put(DataElement::new(tags::DIRECTORY_RECORD_TYPE, VR::CS, PrimitiveValue::from("IMAGE")));
+            // DICOMDIR file ids are upper case; the files on disk are not
+            rec.put(DataElement::new(tags::REFERENCED_FILE_ID, VR::CS, PrimitiveValue::from(format!("IMAGES\\IM{i}"))));
+            records.push(rec);
+        }
+        let mut dd = InMemDicomObject::new_empty();
+        dd.put(DataElement::new(tags::FILE_SET_ID, VR::CS, PrimitiveValue::from("LUMEN")));
+        dd.put(DataElement::new(tags::DIRECTORY_RECORD_SEQUENCE, VR::SQ, DataSetSequence::from(records)));
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(MEDIA_STORAGE_DIRECTORY)
+            .media_storage_sop_instance_uid("2.25.1")
+            .transfer_syntax("1.2.840.10008.1.2.1");
+        dd.with_meta(meta).unwrap().write_to_file(dir.path().join("DICOMDIR")).unwrap();
+        let listed = dicomdir_files(&dir.path().join("DICOMDIR")).unwrap();
+        assert_eq!(listed.len(), 4);
+        assert!(listed.iter().all(|p| p.exists()), "{listed:?}");
+        let d = discover(dir.path()).unwrap();
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(d.series.len(), 1);
+        assert_eq!(d.series[0].slice_count, 4, "files found twice (walk + DICOMDIR)");
+        assert_eq!(load_series(&d.series[0]).unwrap().dims, [256, 256, 4]);
+    }
+
+    #[test]
     fn bad_file_is_a_clear_error() {
         let dir = std::env::temp_dir().join(format!("lumen-study-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
