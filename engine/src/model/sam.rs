@@ -7,7 +7,7 @@ use super::prompt::Prompt;
 use crate::runtime::{SessionConfig, load_session};
 use ndarray::{Array1, Array2, Array3, Array4, ArrayView2, Axis, s};
 use ort::session::Session;
-use ort::value::{Tensor, ValueType};
+use ort::value::{Tensor, TensorRef, ValueType};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -149,7 +149,8 @@ impl SamModel {
         let path = &self.bundle.decoder_path;
         let tensor = |e| inference(path, e);
         let inputs = ort::inputs![
-            "image_embeddings" => Tensor::from_array(embedding.tensor.clone()).map_err(tensor)?,
+            // Borrowed, not copied: the embedding is reused for every prompt on the slice.
+            "image_embeddings" => TensorRef::from_array_view(embedding.tensor.view()).map_err(tensor)?,
             "point_coords" => Tensor::from_array(coords).map_err(tensor)?,
             "point_labels" => Tensor::from_array(labels).map_err(tensor)?,
             "mask_input" => Tensor::from_array(mask_input).map_err(tensor)?,
@@ -158,12 +159,7 @@ impl SamModel {
         ];
         let mut session = lock(&self.decoder, path)?;
         let outputs = session.run(inputs).map_err(|e| inference(path, e))?;
-        let extract = |name: &str| {
-            outputs[name]
-                .try_extract_array::<f32>()
-                .map_err(|e| inference(path, e))
-                .map(|a| a.to_owned())
-        };
+        let extract = |name: &str| outputs[name].try_extract_array::<f32>().map_err(|e| inference(path, e));
         let masks = extract("masks")?;
         let ious = extract("iou_predictions")?;
         let low_res = extract("low_res_masks")?;
