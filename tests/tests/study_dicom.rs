@@ -267,6 +267,12 @@ fn discovery_of_a_tree_lists_series_and_problems() {
 #[test]
 fn in_memory_files_decode_and_damaged_files_never_panic() {
     let dir = shared_data().join("pydicom_testfiles");
+    // a corrupted length is refused before anything is allocated for it
+    let mut bytes = std::fs::read(dir.join("MR_small.dcm")).unwrap();
+    let at = bytes.windows(6).position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W']).unwrap();
+    bytes[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let e = study::dicom::load_bytes(Path::new("MR_small.dcm"), &bytes).unwrap_err().to_string();
+    assert!(e.contains("MR_small.dcm") && e.contains("(7FE0,0010) declares 4294967280 bytes"), "{e}");
     for name in ["MR_small.dcm", "CT_small.dcm", "MR_small_RLE.dcm", "pydicom-data_emri_small_jpeg_2k_lossless.dcm"] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let from_file = load_file(dir.join(name)).unwrap();

@@ -202,6 +202,116 @@ fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
 // ---------------------------------------------------------------------------------------------
 // reading headers
 
+/// Walk the element headers at the start of a DICOM stream (`head`, a prefix of a file of
+/// `total_len` bytes) and refuse lengths that run past the end of the file: the parser would
+/// otherwise try to allocate them (up to 4 GiB) before noticing the damage. Anything this simple
+/// walker does not understand is left to the parser (no false alarms on valid files).
+fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()> {
+    const LONG_VRS: [&[u8; 2]; 13] =
+        [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+    let mut pos: usize = if head.len() >= 132 && &head[128..132] == b"DICM" {
+        132
+    } else if head.starts_with(b"DICM") {
+        4
+    } else {
+        return Ok(());
+    };
+    let rd16 = |b: &[u8], be: bool| if be { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) };
+    let rd32 = |b: &[u8], be: bool| {
+        if be { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) } else { u32::from_le_bytes([b[0], b[1], b[2], b[3]]) }
+    };
+    let mut ts = String::new();
+    let mut in_meta = true;
+    let (mut explicit, mut be) = (true, false);
+    let mut in_pixel_items = false;
+    loop {
+        if pos + 8 > head.len() {
+            return Ok(());
+        }
+        let group_le = u16::from_le_bytes([head[pos], head[pos + 1]]);
+        if in_meta && group_le != 0x0002 {
+            in_meta = false;
+            match ts.as_str() {
+                "1.2.840.10008.1.2" => explicit = false,
+                "1.2.840.10008.1.2.2" => be = true,
+                "1.2.840.10008.1.2.1.99" => return Ok(()), // deflated: nothing to walk
+                _ => {}
+            }
+        }
+        let (group, elem) = (rd16(&head[pos..], be), rd16(&head[pos + 2..], be));
+        let remaining = |after: usize| total_len.saturating_sub(after as u64);
+        if group == 0xFFFE {
+            let len = rd32(&head[pos + 4..], be);
+            pos += 8;
+            match elem {
+                0xE000 if len != u32::MAX => {
+                    if u64::from(len) > remaining(pos) {
+                        return Err(StudyError::read(
+                            name,
+                            format!("damaged file: an item declares {len} bytes, only {} remain", remaining(pos)),
+                        ));
+                    }
+                    if in_pixel_items {
+                        pos += len as usize; // a compressed fragment
+                    }
+                }
+                0xE0DD => in_pixel_items = false,
+                _ => {}
+            }
+            continue;
+        }
+        let (len, header) = if explicit {
+            let vr = [head[pos + 4], head[pos + 5]];
+            // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
+            if LONG_VRS.contains(&&vr) || !vr.iter().all(u8::is_ascii_uppercase) {
+                if pos + 12 > head.len() {
+                    return Ok(());
+                }
+                if &vr == b"UN" && rd32(&head[pos + 8..], be) == u32::MAX {
+                    return Ok(()); // implicit-VR content inside: leave it to the parser
+                }
+                (rd32(&head[pos + 8..], be), 12)
+            } else {
+                (u32::from(rd16(&head[pos + 6..], be)), 8)
+            }
+        } else {
+            (rd32(&head[pos + 4..], be), 8)
+        };
+        pos += header;
+        if len == u32::MAX {
+            if (group, elem) == (0x7FE0, 0x0010) {
+                in_pixel_items = true;
+            }
+            continue; // undefined length: walk into it
+        }
+        if u64::from(len) > remaining(pos) {
+            return Err(StudyError::read(
+                name,
+                format!(
+                    "damaged file: element ({group:04X},{elem:04X}) declares {len} bytes, only {} remain",
+                    remaining(pos)
+                ),
+            ));
+        }
+        let is_sq = explicit && &head[pos - header + 4..pos - header + 6] == b"SQ";
+        if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len as usize <= head.len() {
+            ts = String::from_utf8_lossy(&head[pos..pos + len as usize]).trim_end_matches(['\0', ' ']).to_string();
+        }
+        if !is_sq {
+            pos = pos.saturating_add(len as usize);
+        }
+    }
+}
+
+fn check_file_lengths(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
+    let total = file.metadata().map(|m| m.len()).map_err(|e| StudyError::read(path, e))?;
+    let mut head = Vec::new();
+    file.take(1 << 20).read_to_end(&mut head).map_err(|e| StudyError::read(path, e))?;
+    check_declared_lengths(path, &head, total)
+}
+
 /// Run a third-party parser/decoder, turning a panic on damaged input into an error for `path`.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
@@ -209,6 +319,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+    check_file_lengths(path)?;
     guarded(path, || {
         OpenFileOptions::new()
             .read_until(tags::PIXEL_DATA)
@@ -218,6 +329,7 @@ fn open_header(path: &Path) -> Result<DefaultDicomObject> {
 }
 
 fn open_full(path: &Path) -> Result<DefaultDicomObject> {
+    check_file_lengths(path)?;
     guarded(path, || {
         OpenFileOptions::new()
             .open_file(path)
@@ -1055,6 +1167,7 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
 /// Load a single DICOM file held in memory (with or without the 128-byte preamble); `name` is
 /// used in messages. This is the entry point the fuzz target exercises.
 pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
+    check_declared_lengths(name, bytes, bytes.len() as u64)?;
     let file = guarded(name, || {
         OpenFileOptions::new()
             .read_preamble(dicom_object::file::ReadPreamble::Auto)
