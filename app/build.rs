@@ -15,7 +15,9 @@ fn main() {
         return;
     }
     let Some(profile_dir) = profile_dir() else {
-        println!("cargo:warning=could not tell the target folder; ONNX Runtime not copied next to the binary");
+        println!(
+            "cargo:warning=could not tell the target folder; ONNX Runtime not copied next to the binary"
+        );
         return;
     };
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
@@ -26,8 +28,12 @@ fn main() {
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => println!("cargo:warning=ONNX Runtime provisioning failed ({s}); run `python3 packaging/ort/provision.py` by hand"),
-        Err(e) => println!("cargo:warning=could not run {python} for ONNX Runtime provisioning: {e}"),
+        Ok(s) => println!(
+            "cargo:warning=ONNX Runtime provisioning failed ({s}); run `python3 packaging/ort/provision.py` by hand"
+        ),
+        Err(e) => {
+            println!("cargo:warning=could not run {python} for ONNX Runtime provisioning: {e}")
+        }
     }
 }
 

@@ -13,7 +13,9 @@ pub fn assets_dir() -> PathBuf {
         .and_then(|exe| exe.parent().map(|d| d.join("assets")));
     match beside_exe {
         Some(dir) if dir.is_dir() => dir,
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("assets"),
     }
 }
 

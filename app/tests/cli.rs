@@ -13,11 +13,22 @@ fn starter_model() -> std::path::PathBuf {
 
 #[test]
 fn missing_onnx_runtime_is_one_clear_message() {
-    let out = lumen().arg("info").arg(starter_model()).env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so").output().unwrap();
+    let out = lumen()
+        .arg("info")
+        .arg(starter_model())
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ONNX Runtime 1.32.0") && stderr.contains("/nonexistent/libonnxruntime.so"), "{stderr}");
-    assert!(stderr.contains("provision.py"), "the message says how to fix it: {stderr}");
+    assert!(
+        stderr.contains("ONNX Runtime 1.32.0") && stderr.contains("/nonexistent/libonnxruntime.so"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("provision.py"),
+        "the message says how to fix it: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -25,7 +36,12 @@ fn missing_onnx_runtime_is_one_clear_message() {
 fn a_library_that_is_not_onnx_runtime_is_reported() {
     let fake = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(fake.path(), b"not a shared library").unwrap();
-    let out = lumen().arg("info").arg(starter_model()).env("ORT_DYLIB_PATH", fake.path()).output().unwrap();
+    let out = lumen()
+        .arg("info")
+        .arg(starter_model())
+        .env("ORT_DYLIB_PATH", fake.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("could not be loaded"), "{stderr}");
@@ -36,7 +52,11 @@ fn a_library_that_is_not_onnx_runtime_is_reported() {
 fn info_prints_the_bundled_manifest() {
     let out = lumen().arg("info").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("model      ct-starter"), "{stdout}");
     assert!(stdout.contains("(verified)"), "{stdout}");
     assert!(stdout.contains("input      256×256"), "{stdout}");
@@ -44,8 +64,11 @@ fn info_prints_the_bundled_manifest() {
 
 /// A real CT slice from the SAM-Med2D demo set and its liver label.
 fn demo_slice() -> (std::path::PathBuf, image::GrayImage) {
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sam_med2d_demo/data_demo");
-    let label = image::open(demo.join("masks/amos_0004_75_liver_000.png")).unwrap().into_luma8();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/sam_med2d_demo/data_demo");
+    let label = image::open(demo.join("masks/amos_0004_75_liver_000.png"))
+        .unwrap()
+        .into_luma8();
     (demo.join("images/amos_0004_75.png"), label)
 }
 
@@ -61,32 +84,66 @@ fn segment_writes_a_mask_inside_the_box_and_refuses_a_box_off_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let mask = dir.path().join("mask.png");
     let out = lumen()
-        .args(["segment", "--image"]).arg(&image)
-        .arg("--box").arg(format!("{x0},{y0},{x1},{y1}"))
-        .arg("--out").arg(&mask)
+        .args(["segment", "--image"])
+        .arg(&image)
+        .arg("--box")
+        .arg(format!("{x0},{y0},{x1},{y1}"))
+        .arg("--out")
+        .arg(&mask)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = image::open(&mask).unwrap().into_luma8();
     assert_eq!(written.dimensions(), label.dimensions());
-    let on: Vec<(u32, u32)> = written.enumerate_pixels().filter(|(_, _, p)| p.0[0] == 255).map(|(x, y, _)| (x, y)).collect();
+    let on: Vec<(u32, u32)> = written
+        .enumerate_pixels()
+        .filter(|(_, _, p)| p.0[0] == 255)
+        .map(|(x, y, _)| (x, y))
+        .collect();
     assert!(!on.is_empty(), "the mask is empty");
-    let inside = on.iter().filter(|(x, y)| (x0.saturating_sub(3)..=x1 + 3).contains(x) && (y0.saturating_sub(3)..=y1 + 3).contains(y)).count();
-    assert!(inside as f64 >= 0.95 * on.len() as f64, "{} of {} mask pixels lie outside the box", on.len() - inside, on.len());
-    let overlap = on.iter().filter(|(x, y)| label.get_pixel(*x, *y).0[0] > 0).count();
+    let inside = on
+        .iter()
+        .filter(|(x, y)| {
+            (x0.saturating_sub(3)..=x1 + 3).contains(x)
+                && (y0.saturating_sub(3)..=y1 + 3).contains(y)
+        })
+        .count();
+    assert!(
+        inside as f64 >= 0.95 * on.len() as f64,
+        "{} of {} mask pixels lie outside the box",
+        on.len() - inside,
+        on.len()
+    );
+    let overlap = on
+        .iter()
+        .filter(|(x, y)| label.get_pixel(*x, *y).0[0] > 0)
+        .count();
     let labelled = label.pixels().filter(|p| p.0[0] > 0).count();
     let dice = 2.0 * overlap as f64 / (on.len() + labelled) as f64;
-    assert!(dice >= 0.5, "the mask does not cover the liver: Dice {dice:.3}");
+    assert!(
+        dice >= 0.5,
+        "the mask does not cover the liver: Dice {dice:.3}"
+    );
 
     let (w, h) = label.dimensions();
     let out = lumen()
-        .args(["segment", "--image"]).arg(&image)
-        .arg("--box").arg(format!("10,10,{},{}", w + 50, h / 2))
-        .arg("--out").arg(dir.path().join("bad.png"))
+        .args(["segment", "--image"])
+        .arg(&image)
+        .arg("--box")
+        .arg(format!("10,10,{},{}", w + 50, h / 2))
+        .arg("--out")
+        .arg(dir.path().join("bad.png"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("outside the {w}×{h} image")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("outside the {w}×{h} image")),
+        "{stderr}"
+    );
     assert!(!dir.path().join("bad.png").exists());
 }

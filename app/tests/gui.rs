@@ -37,10 +37,15 @@ fn box_on_the_liver_accept_undo_redo() {
 
     // The liver on the slice on screen, from the TotalSegmentator label map of this series.
     let labels_path = repo().join("../shared/data/totalsegmentator/example_seg_dicom.nii.gz");
-    let (labels, _) = lumen_app::export::nifti::reimport_nifti(&labels_path, harness.state().volume().unwrap()).unwrap();
+    let (labels, _) =
+        lumen_app::export::nifti::reimport_nifti(&labels_path, harness.state().volume().unwrap())
+            .unwrap();
     let z = harness.state().current_slice().unwrap();
     let [nx, ny, _] = labels.dims;
-    let liver: Vec<bool> = labels.labels[z * nx * ny..(z + 1) * nx * ny].iter().map(|l| *l == 5).collect();
+    let liver: Vec<bool> = labels.labels[z * nx * ny..(z + 1) * nx * ny]
+        .iter()
+        .map(|l| *l == 5)
+        .collect();
     let (mut x0, mut y0, mut x1, mut y1) = (nx, ny, 0, 0);
     for (i, _) in liver.iter().enumerate().filter(|(_, on)| **on) {
         let (x, y) = (i % nx, i / nx);
@@ -48,40 +53,82 @@ fn box_on_the_liver_accept_undo_redo() {
     }
     assert!(x1 > x0 && y1 > y0, "the liver is on slice {z}");
 
-    harness.state_mut().apply_gesture(Gesture::Box(BoxPrompt { x0: x0 as f32, y0: y0 as f32, x1: x1 as f32, y1: y1 as f32 }));
+    harness.state_mut().apply_gesture(Gesture::Box(BoxPrompt {
+        x0: x0 as f32,
+        y0: y0 as f32,
+        x1: x1 as f32,
+        y1: y1 as f32,
+    }));
     step_until(&mut harness, "mask preview", LumenApp::has_preview);
     harness.key_press(Key::Enter);
     harness.step();
 
     let document = harness.state().document().unwrap();
-    let segment = document.segments().first().expect("accepting created a segment");
+    let segment = document
+        .segments()
+        .first()
+        .expect("accepting created a segment");
     assert_eq!(segment.name, "Liver");
-    let accepted: Vec<bool> = document.slice_labels(z).iter().map(|l| *l == segment.label).collect();
-    let both = accepted.iter().zip(&liver).filter(|(a, b)| **a && **b).count();
-    let dice = 2.0 * both as f64 / (accepted.iter().filter(|a| **a).count() + liver.iter().filter(|b| **b).count()) as f64;
-    assert!(dice >= 0.8, "accepted liver mask agrees with the label: Dice {dice:.3}");
+    let accepted: Vec<bool> = document
+        .slice_labels(z)
+        .iter()
+        .map(|l| *l == segment.label)
+        .collect();
+    let both = accepted
+        .iter()
+        .zip(&liver)
+        .filter(|(a, b)| **a && **b)
+        .count();
+    let dice = 2.0 * both as f64
+        / (accepted.iter().filter(|a| **a).count() + liver.iter().filter(|b| **b).count()) as f64;
+    assert!(
+        dice >= 0.8,
+        "accepted liver mask agrees with the label: Dice {dice:.3}"
+    );
     // One 2 mm slice of an adult liver's cross-section: tens of millilitres.
     let volume = document.volume_ml(segment.label);
-    assert!((15.0..60.0).contains(&volume), "liver slab volume {volume:.1} mL");
+    assert!(
+        (15.0..60.0).contains(&volume),
+        "liver slab volume {volume:.1} mL"
+    );
     let label = segment.label;
 
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert_eq!(harness.state().document().unwrap().volume_ml(label), 0.0, "undo removed the mask");
+    assert_eq!(
+        harness.state().document().unwrap().volume_ml(label),
+        0.0,
+        "undo removed the mask"
+    );
     harness.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     harness.step();
-    assert!((harness.state().document().unwrap().volume_ml(label) - volume).abs() < 1e-9, "redo brought it back");
+    assert!(
+        (harness.state().document().unwrap().volume_ml(label) - volume).abs() < 1e-9,
+        "redo brought it back"
+    );
 
     // Propagation fills the neighbouring slices in the background, as one undoable step.
-    harness.state_mut().propagate(lumen_app::ui::app::Direction::Both);
+    harness
+        .state_mut()
+        .propagate(lumen_app::ui::app::Direction::Both);
     step_until(&mut harness, "propagation", |app| !app.is_propagating());
     let document = harness.state().document().unwrap();
     let filled = document.slices_with(label);
-    assert!(filled.contains(&(z + 1)) && filled.contains(&(z - 1)), "neighbours of slice {z} were filled: {filled:?}");
-    assert!(document.volume_ml(label) > 2.0 * volume, "propagation added volume");
+    assert!(
+        filled.contains(&(z + 1)) && filled.contains(&(z - 1)),
+        "neighbours of slice {z} were filled: {filled:?}"
+    );
+    assert!(
+        document.volume_ml(label) > 2.0 * volume,
+        "propagation added volume"
+    );
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert_eq!(harness.state().document().unwrap().slices_with(label), vec![z], "one undo removes the whole propagation");
+    assert_eq!(
+        harness.state().document().unwrap().slices_with(label),
+        vec![z],
+        "one undo removes the whole propagation"
+    );
 
     harness.run_steps(2);
     harness.snapshot("main_window_liver");

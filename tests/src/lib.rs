@@ -29,7 +29,11 @@ pub fn starter_model_dir() -> PathBuf {
 pub fn dice(a: ArrayView2<bool>, b: ArrayView2<bool>) -> f64 {
     let both = a.iter().zip(b.iter()).filter(|(x, y)| **x && **y).count();
     let total = a.iter().filter(|x| **x).count() + b.iter().filter(|x| **x).count();
-    if total == 0 { 1.0 } else { 2.0 * both as f64 / total as f64 }
+    if total == 0 {
+        1.0
+    } else {
+        2.0 * both as f64 / total as f64
+    }
 }
 
 /// Tight bounding box `(x0, y0, x1, y1)` of a mask's true pixels, if any.
@@ -56,11 +60,16 @@ pub fn read_png_mask(path: &Path) -> anyhow::Result<Array2<bool>> {
 /// One CHAOS CT slice in HU and its hand-drawn liver mask (the PNG with the same index).
 pub fn chaos_liver_slice(index: usize) -> anyhow::Result<(Array2<f32>, Array2<bool>)> {
     let root = shared_data().join("chaos_ct_liver").join("Data_3D");
-    let dicom = root.join("DICOM_anon").join(format!("i{index:04},0000b.dcm"));
+    let dicom = root
+        .join("DICOM_anon")
+        .join(format!("i{index:04},0000b.dcm"));
     let volume = lumen_app::study::load_file(&dicom)?;
     let [nx, ny, _] = volume.dims;
     let hu = Array2::from_shape_vec((ny, nx), volume.voxels)?;
     let mask = read_png_mask(&root.join("Ground").join(format!("liver_GT_{index:03}.png")))?;
-    anyhow::ensure!(mask.dim() == hu.dim(), "CHAOS slice {index}: mask and image differ in size");
+    anyhow::ensure!(
+        mask.dim() == hu.dim(),
+        "CHAOS slice {index}: mask and image differ in size"
+    );
     Ok((hu, mask))
 }

@@ -56,11 +56,18 @@ fn a_file_that_is_not_onnx_is_refused_by_the_runtime_with_its_name() {
     let (_keep, dir) = bundle_copy();
     std::fs::write(dir.join("decoder.onnx"), b"this is not a protobuf model").unwrap();
     let sha = sha256_file(&dir.join("decoder.onnx")).unwrap();
-    let old = lumen_engine::model::read_manifest(&dir).unwrap().files.decoder.sha256;
+    let old = lumen_engine::model::read_manifest(&dir)
+        .unwrap()
+        .files
+        .decoder
+        .sha256;
     edit_manifest(&dir, |text| text.replace(&old, &sha));
     let err = load(&dir).err().unwrap();
     let message = err.to_string();
-    assert!(message.contains("could not load model") && message.contains("decoder.onnx"), "{message}");
+    assert!(
+        message.contains("could not load model") && message.contains("decoder.onnx"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -73,8 +80,15 @@ fn swapped_files_break_the_contract_and_say_which_tensor() {
     });
     // The checksums now point at the other file too, so swap them as well.
     let manifest = lumen_engine::model::read_manifest(&dir).unwrap();
-    let (enc, dec) = (manifest.files.encoder.sha256.clone(), manifest.files.decoder.sha256.clone());
-    edit_manifest(&dir, |text| text.replace(&enc, "SWAP").replace(&dec, &enc).replace("SWAP", &dec));
+    let (enc, dec) = (
+        manifest.files.encoder.sha256.clone(),
+        manifest.files.decoder.sha256.clone(),
+    );
+    edit_manifest(&dir, |text| {
+        text.replace(&enc, "SWAP")
+            .replace(&dec, &enc)
+            .replace("SWAP", &dec)
+    });
     let err = load(&dir).err().unwrap();
     assert!(matches!(err, ModelError::Contract { .. }), "{err}");
     assert!(err.to_string().contains("has no input `image`"), "{err}");
@@ -83,16 +97,26 @@ fn swapped_files_break_the_contract_and_say_which_tensor() {
 #[test]
 fn a_manifest_that_disagrees_with_the_encoder_input_is_refused() {
     let (_keep, dir) = bundle_copy();
-    edit_manifest(&dir, |text| text.replace("input_size = 256", "input_size = 1024"));
+    edit_manifest(&dir, |text| {
+        text.replace("input_size = 256", "input_size = 1024")
+    });
     let err = load(&dir).err().unwrap();
-    assert!(err.to_string().contains("input_size needs [1,3,1024,1024]"), "{err}");
+    assert!(
+        err.to_string().contains("input_size needs [1,3,1024,1024]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unreadable_manifest_names_the_file_and_the_key() {
     let (_keep, dir) = bundle_copy();
-    edit_manifest(&dir, |text| text.replace("input_size = 256", "input_size = \"big\""));
+    edit_manifest(&dir, |text| {
+        text.replace("input_size = 256", "input_size = \"big\"")
+    });
     let err = load(&dir).err().unwrap();
     let message = err.to_string();
-    assert!(message.contains("model.toml") && message.contains("input_size"), "{message}");
+    assert!(
+        message.contains("model.toml") && message.contains("input_size"),
+        "{message}"
+    );
 }

@@ -85,19 +85,36 @@ impl Document {
     pub fn add_segment(&mut self, name: &str) -> Option<u8> {
         let label = (1..=255u8).find(|l| self.segments.iter().all(|s| s.label != *l))?;
         let color = PALETTE[(label as usize - 1) % PALETTE.len()];
-        self.segments.push(Segment { label, name: name.to_string(), color, visible: true, locked: false });
+        self.segments.push(Segment {
+            label,
+            name: name.to_string(),
+            color,
+            visible: true,
+            locked: false,
+        });
         Some(label)
     }
 
     /// Makes `mask` the extent of segment `label` on slice `z`: pixels in the mask join it (except
     /// those of other, locked segments), its pixels outside the mask leave it. One undoable step.
     /// Returns the number of voxels changed.
-    pub fn set_slice_mask(&mut self, z: usize, label: u8, mask: ArrayView2<bool>, what: &str) -> usize {
+    pub fn set_slice_mask(
+        &mut self,
+        z: usize,
+        label: u8,
+        mask: ArrayView2<bool>,
+        what: &str,
+    ) -> usize {
         let [nx, ny, nz] = self.dims;
         if z >= nz || mask.dim() != (ny, nx) {
             return 0;
         }
-        let locked: Vec<u8> = self.segments.iter().filter(|s| s.locked && s.label != label).map(|s| s.label).collect();
+        let locked: Vec<u8> = self
+            .segments
+            .iter()
+            .filter(|s| s.locked && s.label != label)
+            .map(|s| s.label)
+            .collect();
         let base = z * nx * ny;
         let mut changes = Vec::new();
         for ((y, x), inside) in mask.indexed_iter() {
@@ -113,11 +130,19 @@ impl Document {
                 changes.push((index as u32, old, new));
             }
         }
-        self.apply(Edit { what: what.to_string(), changes })
+        self.apply(Edit {
+            what: what.to_string(),
+            changes,
+        })
     }
 
     /// Sets several slices at once (propagation): one undoable step for all of them.
-    pub fn set_slice_masks(&mut self, label: u8, masks: &[(usize, ndarray::Array2<bool>)], what: &str) -> usize {
+    pub fn set_slice_masks(
+        &mut self,
+        label: u8,
+        masks: &[(usize, ndarray::Array2<bool>)],
+        what: &str,
+    ) -> usize {
         let mut changes = Vec::new();
         for (z, mask) in masks {
             let before = self.undo.len();
@@ -128,7 +153,10 @@ impl Document {
                 changes.extend(edit.changes);
             }
         }
-        self.apply(Edit { what: what.to_string(), changes })
+        self.apply(Edit {
+            what: what.to_string(),
+            changes,
+        })
     }
 
     fn apply(&mut self, edit: Edit) -> usize {
@@ -186,7 +214,9 @@ impl Document {
 
     /// Slices on which segment `label` has voxels.
     pub fn slices_with(&self, label: u8) -> Vec<usize> {
-        (0..self.dims[2]).filter(|z| self.slice_labels(*z).contains(&label)).collect()
+        (0..self.dims[2])
+            .filter(|z| self.slice_labels(*z).contains(&label))
+            .collect()
     }
 }
 
@@ -196,17 +226,25 @@ mod tests {
     use ndarray::Array2;
 
     fn square(n: usize, from: usize, to: usize) -> Array2<bool> {
-        Array2::from_shape_fn((n, n), |(y, x)| (from..to).contains(&x) && (from..to).contains(&y))
+        Array2::from_shape_fn((n, n), |(y, x)| {
+            (from..to).contains(&x) && (from..to).contains(&y)
+        })
     }
 
     #[test]
     fn accept_undo_redo_round_trip_with_volume() {
         let mut doc = Document::new([10, 10, 3], [2.0, 2.0, 5.0]); // 20 µL voxels
         let liver = doc.add_segment("Liver").unwrap();
-        assert_eq!(doc.set_slice_mask(1, liver, square(10, 2, 7).view(), "box"), 25);
+        assert_eq!(
+            doc.set_slice_mask(1, liver, square(10, 2, 7).view(), "box"),
+            25
+        );
         assert!((doc.volume_ml(liver) - 0.5).abs() < 1e-9);
         // A refined mask replaces the slice's extent: 9 stay, 16 leave.
-        assert_eq!(doc.set_slice_mask(1, liver, square(10, 2, 5).view(), "refine"), 16);
+        assert_eq!(
+            doc.set_slice_mask(1, liver, square(10, 2, 5).view(), "refine"),
+            16
+        );
         assert_eq!(doc.slice_count(1, liver), 9);
         assert_eq!(doc.undo().as_deref(), Some("refine"));
         assert_eq!(doc.slice_count(1, liver), 25);

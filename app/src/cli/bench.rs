@@ -48,14 +48,21 @@ struct Report {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let model_dir = args.model.clone().unwrap_or_else(crate::paths::default_model_dir);
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(crate::paths::default_model_dir);
     let (image, image_name) = match &args.image {
         Some(path) => (read_grey(path)?, path.display().to_string()),
         None => (synthetic_slice(512), "synthetic 512×512".to_string()),
     };
-    let config = SessionConfig { intra_threads: args.threads, ..SessionConfig::default() };
+    let config = SessionConfig {
+        intra_threads: args.threads,
+        ..SessionConfig::default()
+    };
     let started = Instant::now();
-    let model = SamModel::load(&model_dir, &config).with_context(|| format!("cannot open model bundle {}", model_dir.display()))?;
+    let model = SamModel::load(&model_dir, &config)
+        .with_context(|| format!("cannot open model bundle {}", model_dir.display()))?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let runs = args.runs.max(1);
 
@@ -80,7 +87,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             y1: h as f32 * (1.0 - inset),
         });
         if i % 2 == 1 {
-            prompt.points.push(Point { x: w as f32 / 2.0, y: h as f32 / 2.0, positive: false });
+            prompt.points.push(Point {
+                x: w as f32 / 2.0,
+                y: h as f32 / 2.0,
+                positive: false,
+            });
             prompt.previous_logits = previous.take();
         }
         let t = Instant::now();
@@ -94,7 +105,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         model: model.bundle().manifest.name.clone(),
         runs,
-        threads: if args.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { args.threads },
+        threads: if args.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            args.threads
+        },
         image: image_name,
         load_ms,
         embed: latency(&mut embed_ms),
@@ -104,10 +119,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model    {} ({} runs, {} threads, {})", report.model, report.runs, report.threads, report.image);
+        println!(
+            "model    {} ({} runs, {} threads, {})",
+            report.model, report.runs, report.threads, report.image
+        );
         println!("load     {:.0} ms", report.load_ms);
         for (stage, l) in [("embed", &report.embed), ("predict", &report.predict)] {
-            println!("{stage:<8} p50 {:.1} ms  p95 {:.1} ms  mean {:.1} ms", l.p50_ms, l.p95_ms, l.mean_ms);
+            println!(
+                "{stage:<8} p50 {:.1} ms  p95 {:.1} ms  mean {:.1} ms",
+                l.p50_ms, l.p95_ms, l.mean_ms
+            );
         }
         if let Some(mb) = report.peak_rss_mb {
             println!("peak RSS {mb:.0} MB");
@@ -131,7 +152,11 @@ fn synthetic_slice(size: usize) -> Array2<u8> {
     let c = size as f32 / 2.0;
     Array2::from_shape_fn((size, size), |(y, x)| {
         let r = ((x as f32 - c).powi(2) + (y as f32 - c).powi(2)).sqrt() / c;
-        if r < 0.8 { (110.0 + 40.0 * (x as f32 / 23.0).sin() * (y as f32 / 31.0).cos()) as u8 } else { 0 }
+        if r < 0.8 {
+            (110.0 + 40.0 * (x as f32 / 23.0).sin() * (y as f32 / 31.0).cos()) as u8
+        } else {
+            0
+        }
     })
 }
 

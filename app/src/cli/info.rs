@@ -14,15 +14,38 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
     if !manifest.description.is_empty() {
         println!("about      {}", manifest.description);
     }
-    println!("input      {0}×{0}, low-res masks {1:?}", manifest.input_size, model.low_res_size());
-    println!("normalize  mean {:?} std {:?}", manifest.normalize.mean, manifest.normalize.std);
-    println!("intensity  CT {:?}; MR {:?}", manifest.intensity.ct, manifest.intensity.mr);
-    println!("precision  {} {}", manifest.precision.kind, toml_line(&manifest.precision.details));
+    println!(
+        "input      {0}×{0}, low-res masks {1:?}",
+        manifest.input_size,
+        model.low_res_size()
+    );
+    println!(
+        "normalize  mean {:?} std {:?}",
+        manifest.normalize.mean, manifest.normalize.std
+    );
+    println!(
+        "intensity  CT {:?}; MR {:?}",
+        manifest.intensity.ct, manifest.intensity.mr
+    );
+    println!(
+        "precision  {} {}",
+        manifest.precision.kind,
+        toml_line(&manifest.precision.details)
+    );
     println!("size       {:.1} MB", bundle.size_bytes() as f64 / 1e6);
-    for (role, entry) in [("encoder", &manifest.files.encoder), ("decoder", &manifest.files.decoder)] {
-        println!("{role:<10} {} sha256 {} (verified)", entry.path, entry.sha256);
+    for (role, entry) in [
+        ("encoder", &manifest.files.encoder),
+        ("decoder", &manifest.files.decoder),
+    ] {
+        println!(
+            "{role:<10} {} sha256 {} (verified)",
+            entry.path, entry.sha256
+        );
     }
-    for (section, table) in [("provenance", &manifest.provenance), ("accuracy", &manifest.accuracy)] {
+    for (section, table) in [
+        ("provenance", &manifest.provenance),
+        ("accuracy", &manifest.accuracy),
+    ] {
         for (key, value) in table {
             println!("{section:<10} {key} = {value}");
         }
@@ -31,5 +54,9 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn toml_line(details: &std::collections::BTreeMap<String, impl std::fmt::Display>) -> String {
-    details.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    details
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "lumen", version, about = "Segment organs in DICOM studies with SAM, offline, on a CPU")]
+#[command(
+    name = "lumen",
+    version,
+    about = "Segment organs in DICOM studies with SAM, offline, on a CPU"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -41,7 +45,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cli.model.unwrap_or_else(crate::paths::default_model_dir),
             Some(cli.study.unwrap_or_else(crate::paths::sample_study_dir)),
         ),
-        Some(Command::Info { model }) => info::run(&model.unwrap_or_else(crate::paths::default_model_dir)),
+        Some(Command::Info { model }) => {
+            info::run(&model.unwrap_or_else(crate::paths::default_model_dir))
+        }
         Some(Command::Segment(args)) => segment::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
     }

@@ -27,13 +27,24 @@ pub struct SegmentArgs {
 }
 
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
-    let model_dir = args.model.clone().unwrap_or_else(crate::paths::default_model_dir);
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(crate::paths::default_model_dir);
     let image = read_grey(&args.image)?;
     let model = SamModel::load(&model_dir, &SessionConfig::default())
         .with_context(|| format!("cannot open model bundle {}", model_dir.display()))?;
-    let prompt = Prompt { points: args.points.clone(), bbox: args.bbox, previous_logits: None };
-    let embedding = model.embed(image.view()).with_context(|| format!("encoding {}", args.image.display()))?;
-    let prediction = model.predict(&embedding, &prompt).with_context(|| format!("segmenting {}", args.image.display()))?;
+    let prompt = Prompt {
+        points: args.points.clone(),
+        bbox: args.bbox,
+        previous_logits: None,
+    };
+    let embedding = model
+        .embed(image.view())
+        .with_context(|| format!("encoding {}", args.image.display()))?;
+    let prediction = model
+        .predict(&embedding, &prompt)
+        .with_context(|| format!("segmenting {}", args.image.display()))?;
     write_mask(&prediction.mask, &args.out)?;
     println!(
         "mask {} pixels, predicted IoU {:.3} (output {}), written to {}",
@@ -47,7 +58,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
 
 /// Reads an image file as 8-bit grey [rows, cols].
 pub fn read_grey(path: &Path) -> anyhow::Result<Array2<u8>> {
-    let image = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.into_luma8();
+    let image = image::open(path)
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .into_luma8();
     let (w, h) = image.dimensions();
     let grey = Array2::from_shape_vec((h as usize, w as usize), image.into_raw())
         .with_context(|| format!("image {} has an inconsistent size", path.display()))?;
@@ -61,11 +74,13 @@ pub fn read_grey(path: &Path) -> anyhow::Result<Array2<u8>> {
 pub fn write_mask(mask: &Array2<bool>, out: &Path) -> anyhow::Result<()> {
     let (h, w) = mask.dim();
     let pixels: Vec<u8> = mask.iter().map(|m| if *m { 255 } else { 0 }).collect();
-    let image = image::GrayImage::from_raw(w as u32, h as u32, pixels).context("mask buffer does not match its size")?;
+    let image = image::GrayImage::from_raw(w as u32, h as u32, pixels)
+        .context("mask buffer does not match its size")?;
     let temp = out.with_extension("png.partial");
     image
         .save_with_format(&temp, image::ImageFormat::Png)
         .with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, out).with_context(|| format!("cannot move the mask into place at {}", out.display()))?;
+    std::fs::rename(&temp, out)
+        .with_context(|| format!("cannot move the mask into place at {}", out.display()))?;
     Ok(())
 }

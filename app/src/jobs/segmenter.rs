@@ -18,7 +18,11 @@ pub enum Request {
     /// The study to work on (replaces the previous one and empties the cache).
     SetVolume(Arc<Volume>),
     /// Segment slice `z` with `prompt`; `generation` lets the UI ignore out-of-date answers.
-    Predict { z: usize, prompt: Prompt, generation: u64 },
+    Predict {
+        z: usize,
+        prompt: Prompt,
+        generation: u64,
+    },
     /// Compute embeddings ahead of need (neighbours of the slice on screen).
     Prefetch(Vec<usize>),
     /// Carry a mask from slice `from` through its neighbours (see `propagate`).
@@ -37,15 +41,35 @@ pub struct PropagationRequest {
 
 /// Replies to the UI.
 pub enum Reply {
-    ModelReady { name: String, precision: String, input_size: u32 },
+    ModelReady {
+        name: String,
+        precision: String,
+        input_size: u32,
+    },
     ModelFailed(String),
-    Predicted { z: usize, generation: u64, prediction: Prediction },
-    Failed { z: usize, generation: u64, message: String },
-    Embedded { z: usize },
+    Predicted {
+        z: usize,
+        generation: u64,
+        prediction: Prediction,
+    },
+    Failed {
+        z: usize,
+        generation: u64,
+        message: String,
+    },
+    Embedded {
+        z: usize,
+    },
     /// Propagation progress: slices done and the most it may take.
-    Propagating { done: usize, of: usize },
+    Propagating {
+        done: usize,
+        of: usize,
+    },
     /// Propagation finished (or was cancelled): a mask per slice reached.
-    Propagated { masks: Vec<(usize, ndarray::Array2<bool>)>, cancelled: bool },
+    Propagated {
+        masks: Vec<(usize, ndarray::Array2<bool>)>,
+        cancelled: bool,
+    },
 }
 
 /// The UI's handle on the segmenter thread.
@@ -100,7 +124,14 @@ impl Worker {
             input_size: manifest.input_size,
         });
         wake();
-        let mut worker = Worker { model, volume: None, cache: HashMap::new(), recency: VecDeque::new(), outbox, wake };
+        let mut worker = Worker {
+            model,
+            volume: None,
+            cache: HashMap::new(),
+            recency: VecDeque::new(),
+            outbox,
+            wake,
+        };
         let mut prefetch: VecDeque<usize> = VecDeque::new();
         loop {
             // Block only when there is nothing to prefetch.
@@ -119,7 +150,9 @@ impl Worker {
             let mut pending: Vec<Request> = first.into_iter().collect();
             pending.extend(inbox.try_iter());
             // Of several queued prompts only the newest matters.
-            let newest_predict = pending.iter().rposition(|r| matches!(r, Request::Predict { .. }));
+            let newest_predict = pending
+                .iter()
+                .rposition(|r| matches!(r, Request::Predict { .. }));
             for (i, request) in pending.into_iter().enumerate() {
                 match request {
                     Request::SetVolume(volume) => {
@@ -129,7 +162,11 @@ impl Worker {
                         prefetch.clear();
                     }
                     Request::Prefetch(slices) => prefetch = slices.into(),
-                    Request::Predict { z, prompt, generation } if Some(i) == newest_predict => {
+                    Request::Predict {
+                        z,
+                        prompt,
+                        generation,
+                    } if Some(i) == newest_predict => {
                         worker.predict(z, &prompt, generation);
                     }
                     Request::Predict { .. } => {}
@@ -146,13 +183,23 @@ impl Worker {
     }
 
     fn predict(&mut self, z: usize, prompt: &Prompt, generation: u64) {
-        let answer = self.cache_embedding(z).and_then(|()| match self.cache.get(&z) {
-            Some(embedding) => self.model.predict(embedding, prompt),
-            None => Err(ModelError::Image(format!("slice {z} has no embedding"))),
-        });
+        let answer = self
+            .cache_embedding(z)
+            .and_then(|()| match self.cache.get(&z) {
+                Some(embedding) => self.model.predict(embedding, prompt),
+                None => Err(ModelError::Image(format!("slice {z} has no embedding"))),
+            });
         let reply = match answer {
-            Ok(prediction) => Reply::Predicted { z, generation, prediction },
-            Err(e) => Reply::Failed { z, generation, message: e.to_string() },
+            Ok(prediction) => Reply::Predicted {
+                z,
+                generation,
+                prediction,
+            },
+            Err(e) => Reply::Failed {
+                z,
+                generation,
+                message: e.to_string(),
+            },
         };
         let _ = self.outbox.send(reply);
         (self.wake)();
@@ -162,8 +209,21 @@ impl Worker {
     /// its low-res logits) until the organ ends, the volume ends, or the user cancels.
     fn propagate(&mut self, request: &PropagationRequest) {
         let depth = self.volume.as_ref().map_or(0, |v| v.dims[2]);
-        let directions: Vec<isize> = [(request.up, 1), (request.down, -1)].iter().filter(|(on, _)| *on).map(|(_, d)| *d).collect();
-        let of = directions.iter().map(|d| if *d > 0 { depth.saturating_sub(request.from + 1) } else { request.from }).sum();
+        let directions: Vec<isize> = [(request.up, 1), (request.down, -1)]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, d)| *d)
+            .collect();
+        let of = directions
+            .iter()
+            .map(|d| {
+                if *d > 0 {
+                    depth.saturating_sub(request.from + 1)
+                } else {
+                    request.from
+                }
+            })
+            .sum();
         let mut masks = Vec::new();
         let mut done = 0;
         for step in directions {
@@ -172,15 +232,24 @@ impl Worker {
             let mut z = request.from;
             while let Some(next) = z.checked_add_signed(step).filter(|n| *n < depth) {
                 if request.cancel.load(Ordering::Relaxed) {
-                    let _ = self.outbox.send(Reply::Propagated { masks, cancelled: true });
+                    let _ = self.outbox.send(Reply::Propagated {
+                        masks,
+                        cancelled: true,
+                    });
                     (self.wake)();
                     return;
                 }
-                let Some(prompt) = propagation_prompt(&previous, previous_logits.take()) else { break };
-                let answer = self.cache_embedding(next).and_then(|()| match self.cache.get(&next) {
-                    Some(embedding) => self.model.predict(embedding, &prompt),
-                    None => Err(ModelError::Image(format!("slice {next} has no embedding"))),
-                });
+                let Some(prompt) = propagation_prompt(&previous, previous_logits.take()) else {
+                    break;
+                };
+                let answer =
+                    self.cache_embedding(next)
+                        .and_then(|()| match self.cache.get(&next) {
+                            Some(embedding) => self.model.predict(embedding, &prompt),
+                            None => {
+                                Err(ModelError::Image(format!("slice {next} has no embedding")))
+                            }
+                        });
                 let Ok(prediction) = answer else { break };
                 if !organ_continues(&previous, &prediction) {
                     break;
@@ -194,7 +263,10 @@ impl Worker {
                 (self.wake)();
             }
         }
-        let _ = self.outbox.send(Reply::Propagated { masks, cancelled: false });
+        let _ = self.outbox.send(Reply::Propagated {
+            masks,
+            cancelled: false,
+        });
         (self.wake)();
     }
 
@@ -217,12 +289,22 @@ impl Worker {
 
     /// Slice `z` as the model's 8-bit input, by the model's own intensity rule for the modality.
     fn model_image(&self, z: usize) -> Result<Array2<u8>, ModelError> {
-        let volume = self.volume.as_ref().ok_or_else(|| ModelError::Image("no study is open".into()))?;
+        let volume = self
+            .volume
+            .as_ref()
+            .ok_or_else(|| ModelError::Image("no study is open".into()))?;
         let [nx, ny, _] = volume.dims;
-        let values = volume.slice(z).ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))?;
-        let slice = ndarray::ArrayView2::from_shape((ny, nx), values).map_err(|e| ModelError::Image(e.to_string()))?;
+        let values = volume
+            .slice(z)
+            .ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))?;
+        let slice = ndarray::ArrayView2::from_shape((ny, nx), values)
+            .map_err(|e| ModelError::Image(e.to_string()))?;
         let rules = &self.model.bundle().manifest.intensity;
-        let rule = if volume.modality.eq_ignore_ascii_case("MR") { &rules.mr } else { &rules.ct };
+        let rule = if volume.modality.eq_ignore_ascii_case("MR") {
+            &rules.mr
+        } else {
+            &rules.ct
+        };
         Ok(rule.to_u8(slice))
     }
 }
@@ -246,15 +328,26 @@ fn propagation_prompt(previous: &Array2<bool>, logits: Option<Array2<f32>>) -> O
         x1: (x1 as f32 + margin).min(w as f32 - 1.0),
         y1: (y1 as f32 + margin).min(h as f32 - 1.0),
     };
-    Some(Prompt { points: Vec::new(), bbox: Some(bbox), previous_logits: logits })
+    Some(Prompt {
+        points: Vec::new(),
+        bbox: Some(bbox),
+        previous_logits: logits,
+    })
 }
 
 /// The organ goes on while the new mask is not tiny and still overlaps the previous one.
 fn organ_continues(previous: &Array2<bool>, next: &Prediction) -> bool {
     let area = next.area();
     let previous_area = previous.iter().filter(|v| **v).count();
-    let overlap = previous.iter().zip(next.mask.iter()).filter(|(a, b)| **a && **b).count();
-    area >= 20 && area * 10 >= previous_area && overlap * 4 >= area.min(previous_area) && next.iou >= 0.5
+    let overlap = previous
+        .iter()
+        .zip(next.mask.iter())
+        .filter(|(a, b)| **a && **b)
+        .count();
+    area >= 20
+        && area * 10 >= previous_area
+        && overlap * 4 >= area.min(previous_area)
+        && next.iou >= 0.5
 }
 
 #[cfg(test)]
@@ -263,7 +356,9 @@ mod tests {
 
     #[test]
     fn the_propagation_box_covers_the_previous_mask_with_a_margin() {
-        let mask = Array2::from_shape_fn((100, 100), |(y, x)| (20..40).contains(&x) && (50..60).contains(&y));
+        let mask = Array2::from_shape_fn((100, 100), |(y, x)| {
+            (20..40).contains(&x) && (50..60).contains(&y)
+        });
         let prompt = propagation_prompt(&mask, None).unwrap();
         let b = prompt.bbox.unwrap();
         assert_eq!((b.x0, b.y0, b.x1, b.y1), (18.0, 48.0, 41.0, 61.0));

@@ -17,10 +17,12 @@ pub struct LoadedStudy {
 pub fn open_folder(folder: &Path, wake: Waker) -> Receiver<Result<LoadedStudy, String>> {
     let (reply, replies) = channel();
     let folder = folder.to_path_buf();
-    let spawned = std::thread::Builder::new().name("study-loader".into()).spawn(move || {
-        let _ = reply.send(load(&folder));
-        wake();
-    });
+    let spawned = std::thread::Builder::new()
+        .name("study-loader".into())
+        .spawn(move || {
+            let _ = reply.send(load(&folder));
+            wake();
+        });
     if let Err(e) = spawned {
         let (reply, failed) = channel();
         let _ = reply.send(Err(format!("could not start the study loader: {e}")));
@@ -33,7 +35,10 @@ fn load(folder: &Path) -> Result<LoadedStudy, String> {
     let discovery = study::discover(folder).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(series) = discovery.series.iter().max_by_key(|s| s.slice_count) else {
-        return Err(format!("no DICOM image series found in {}", folder.display()));
+        return Err(format!(
+            "no DICOM image series found in {}",
+            folder.display()
+        ));
     };
     if discovery.series.len() > 1 {
         notes.push(format!(
@@ -45,5 +50,9 @@ fn load(folder: &Path) -> Result<LoadedStudy, String> {
     }
     let volume = study::load_series(series).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
-    Ok(LoadedStudy { folder: folder.to_path_buf(), volume, notes })
+    Ok(LoadedStudy {
+        folder: folder.to_path_buf(),
+        volume,
+        notes,
+    })
 }

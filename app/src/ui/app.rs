@@ -3,9 +3,9 @@
 
 use super::viewport::{self, Gesture, Placement};
 use crate::annotate::Document;
+use crate::jobs::Waker;
 use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
-use crate::jobs::Waker;
 use crate::study::{PRESETS, Volume, Window, window_to_u8};
 use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
 use lumen_engine::model::{Point, Prediction, Prompt};
@@ -16,8 +16,19 @@ use std::sync::mpsc::Receiver;
 
 /// Organ names offered for new segments.
 pub const ORGANS: [&str; 13] = [
-    "Liver", "Spleen", "Right kidney", "Left kidney", "Gallbladder", "Oesophagus", "Stomach", "Aorta",
-    "Inferior vena cava", "Portal vein", "Pancreas", "Right adrenal gland", "Left adrenal gland",
+    "Liver",
+    "Spleen",
+    "Right kidney",
+    "Left kidney",
+    "Gallbladder",
+    "Oesophagus",
+    "Stomach",
+    "Aorta",
+    "Inferior vena cava",
+    "Portal vein",
+    "Pancreas",
+    "Right adrenal gland",
+    "Left adrenal gland",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,20 +155,39 @@ impl LumenApp {
                 Err(message) => self.notes = vec![message],
             }
         }
-        let replies: Vec<Reply> = self.segmenter.as_ref().map(|s| s.replies.try_iter().collect()).unwrap_or_default();
+        let replies: Vec<Reply> = self
+            .segmenter
+            .as_ref()
+            .map(|s| s.replies.try_iter().collect())
+            .unwrap_or_default();
         for reply in replies {
             match reply {
-                Reply::ModelReady { name, precision, input_size } => {
-                    self.model_status = format!("Model {name} ({precision}, {input_size}×{input_size})");
+                Reply::ModelReady {
+                    name,
+                    precision,
+                    input_size,
+                } => {
+                    self.model_status =
+                        format!("Model {name} ({precision}, {input_size}×{input_size})");
                 }
-                Reply::ModelFailed(message) => self.model_status = format!("The model could not be opened: {message}"),
-                Reply::Predicted { z, generation, prediction } => {
+                Reply::ModelFailed(message) => {
+                    self.model_status = format!("The model could not be opened: {message}")
+                }
+                Reply::Predicted {
+                    z,
+                    generation,
+                    prediction,
+                } => {
                     if generation == self.generation && Some(z) == self.current_slice() {
                         self.preview = Some(prediction);
                         self.mark_overlay_dirty();
                     }
                 }
-                Reply::Failed { generation, message, .. } => {
+                Reply::Failed {
+                    generation,
+                    message,
+                    ..
+                } => {
                     if generation == self.generation {
                         self.notes = vec![message];
                     }
@@ -168,7 +198,9 @@ impl LumenApp {
                         (p.done, p.of) = (done, of);
                     }
                 }
-                Reply::Propagated { masks, cancelled } => self.finish_propagation(&masks, cancelled),
+                Reply::Propagated { masks, cancelled } => {
+                    self.finish_propagation(&masks, cancelled)
+                }
             }
         }
     }
@@ -179,7 +211,14 @@ impl LumenApp {
         let z = volume.dims[2] / 2;
         let window = volume.default_window();
         self.notes = loaded.notes;
-        self.notes.insert(0, format!("Opened {} ({} slices)", loaded.folder.display(), volume.dims[2]));
+        self.notes.insert(
+            0,
+            format!(
+                "Opened {} ({} slices)",
+                loaded.folder.display(),
+                volume.dims[2]
+            ),
+        );
         if let Some(segmenter) = &self.segmenter {
             segmenter.send(Request::SetVolume(volume.clone()));
         }
@@ -227,10 +266,16 @@ impl LumenApp {
 
     /// Sends the current prompt to the segmenter; the answer becomes the preview.
     fn request_prediction(&mut self) {
-        let Some(z) = self.current_slice() else { return };
+        let Some(z) = self.current_slice() else {
+            return;
+        };
         self.generation += 1;
         if let Some(segmenter) = &self.segmenter {
-            segmenter.send(Request::Predict { z, prompt: self.prompt.clone(), generation: self.generation });
+            segmenter.send(Request::Predict {
+                z,
+                prompt: self.prompt.clone(),
+                generation: self.generation,
+            });
         }
     }
 
@@ -250,7 +295,8 @@ impl LumenApp {
                 let positive = self.tool != Tool::Exclude;
                 self.prompt.points.push(Point { x, y, positive });
                 // Refine what is shown: SAM takes its own last answer as the mask prompt.
-                self.prompt.previous_logits = self.preview.as_ref().map(|p| p.low_res_logits.clone());
+                self.prompt.previous_logits =
+                    self.preview.as_ref().map(|p| p.low_res_logits.clone());
                 self.request_prediction();
             }
             Gesture::WindowDrag(delta) => {
@@ -270,10 +316,15 @@ impl LumenApp {
 
     /// Puts the preview into the active segment (creating one if there is none). One undo step.
     pub fn accept_preview(&mut self) {
-        let Some(preview) = self.preview.take() else { return };
+        let Some(preview) = self.preview.take() else {
+            return;
+        };
         let name = self.new_segment_name.clone();
         let Some(study) = &mut self.study else { return };
-        let label = match self.active_label.filter(|l| study.document.segments().iter().any(|s| s.label == *l)) {
+        let label = match self
+            .active_label
+            .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
+        {
             Some(label) => label,
             None => match study.document.add_segment(&name) {
                 Some(label) => label,
@@ -284,21 +335,35 @@ impl LumenApp {
             },
         };
         self.active_label = Some(label);
-        let changed = study.document.set_slice_mask(study.z, label, preview.mask.view(), "accept mask");
+        let changed =
+            study
+                .document
+                .set_slice_mask(study.z, label, preview.mask.view(), "accept mask");
         study.overlay_dirty = true;
         self.prompt = Prompt::default();
-        self.notes = vec![format!("Accepted {changed} voxels on slice {}", study.z + 1)];
+        self.notes = vec![format!(
+            "Accepted {changed} voxels on slice {}",
+            study.z + 1
+        )];
     }
 
     /// Carries the active segment's mask on this slice to its neighbours in the background.
     pub fn propagate(&mut self, direction: Direction) {
-        let (Some(study), Some(label), Some(segmenter)) = (&self.study, self.active_label, &self.segmenter) else { return };
+        let (Some(study), Some(label), Some(segmenter)) =
+            (&self.study, self.active_label, &self.segmenter)
+        else {
+            return;
+        };
         if self.propagation.is_some() {
             return;
         }
         let [nx, ny, _] = study.volume.dims;
         let labels = study.document.slice_labels(study.z);
-        let Ok(mask) = ndarray::Array2::from_shape_vec((ny, nx), labels.iter().map(|l| *l == label).collect()) else { return };
+        let Ok(mask) =
+            ndarray::Array2::from_shape_vec((ny, nx), labels.iter().map(|l| *l == label).collect())
+        else {
+            return;
+        };
         if !mask.iter().any(|v| *v) {
             self.notes = vec!["Draw the segment on this slice first, then propagate it".into()];
             return;
@@ -312,7 +377,12 @@ impl LumenApp {
             cancel: cancel.clone(),
         };
         if segmenter.send(Request::Propagate(request)) {
-            self.propagation = Some(Propagation { label, cancel, done: 0, of: 0 });
+            self.propagation = Some(Propagation {
+                label,
+                cancel,
+                done: 0,
+                of: 0,
+            });
         }
     }
 
@@ -327,11 +397,19 @@ impl LumenApp {
     }
 
     fn finish_propagation(&mut self, masks: &[(usize, ndarray::Array2<bool>)], cancelled: bool) {
-        let Some(propagation) = self.propagation.take() else { return };
+        let Some(propagation) = self.propagation.take() else {
+            return;
+        };
         let Some(study) = &mut self.study else { return };
-        let changed = study.document.set_slice_masks(propagation.label, masks, "propagate");
+        let changed = study
+            .document
+            .set_slice_masks(propagation.label, masks, "propagate");
         study.overlay_dirty = true;
-        let how = if cancelled { "Cancelled propagation; kept" } else { "Propagated to" };
+        let how = if cancelled {
+            "Cancelled propagation; kept"
+        } else {
+            "Propagated to"
+        };
         self.notes = vec![format!("{how} {} slices ({changed} voxels)", masks.len())];
     }
 
@@ -365,19 +443,20 @@ impl LumenApp {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
-        let (undo, redo, accept, escape, next, previous, page_next, page_previous) = ctx.input(|i| {
-            let ctrl = i.modifiers.command;
-            (
-                ctrl && !i.modifiers.shift && i.key_pressed(Key::Z),
-                ctrl && i.modifiers.shift && i.key_pressed(Key::Z),
-                i.key_pressed(Key::Enter),
-                i.key_pressed(Key::Escape),
-                i.key_pressed(Key::ArrowUp),
-                i.key_pressed(Key::ArrowDown),
-                i.key_pressed(Key::PageDown),
-                i.key_pressed(Key::PageUp),
-            )
-        });
+        let (undo, redo, accept, escape, next, previous, page_next, page_previous) =
+            ctx.input(|i| {
+                let ctrl = i.modifiers.command;
+                (
+                    ctrl && !i.modifiers.shift && i.key_pressed(Key::Z),
+                    ctrl && i.modifiers.shift && i.key_pressed(Key::Z),
+                    i.key_pressed(Key::Enter),
+                    i.key_pressed(Key::Escape),
+                    i.key_pressed(Key::ArrowUp),
+                    i.key_pressed(Key::ArrowDown),
+                    i.key_pressed(Key::PageDown),
+                    i.key_pressed(Key::PageUp),
+                )
+            });
         if undo {
             self.undo();
         }
@@ -391,11 +470,16 @@ impl LumenApp {
             self.clear_prompt();
         }
         if let Some(z) = self.current_slice() {
-            let step: isize = [(next, 1), (previous, -1), (page_next, 10), (page_previous, -10)]
-                .iter()
-                .filter(|(pressed, _)| *pressed)
-                .map(|(_, s)| *s)
-                .sum();
+            let step: isize = [
+                (next, 1),
+                (previous, -1),
+                (page_next, 10),
+                (page_previous, -10),
+            ]
+            .iter()
+            .filter(|(pressed, _)| *pressed)
+            .map(|(_, s)| *s)
+            .sum();
             if step != 0 {
                 self.go_to_slice(z.saturating_add_signed(step));
             }
@@ -412,7 +496,10 @@ impl LumenApp {
             let image = ColorImage::from_gray([nx, ny], &grey);
             match &mut study.slice_texture {
                 Some(texture) => texture.set(image, TextureOptions::LINEAR),
-                None => study.slice_texture = Some(ctx.load_texture("slice", image, TextureOptions::LINEAR)),
+                None => {
+                    study.slice_texture =
+                        Some(ctx.load_texture("slice", image, TextureOptions::LINEAR))
+                }
             }
             study.slice_dirty = false;
         }
@@ -420,7 +507,10 @@ impl LumenApp {
             let image = overlay_image(&study.document, study.z, [nx, ny], preview);
             match &mut study.overlay_texture {
                 Some(texture) => texture.set(image, TextureOptions::NEAREST),
-                None => study.overlay_texture = Some(ctx.load_texture("overlay", image, TextureOptions::NEAREST)),
+                None => {
+                    study.overlay_texture =
+                        Some(ctx.load_texture("overlay", image, TextureOptions::NEAREST))
+                }
             }
             study.overlay_dirty = false;
         }
@@ -434,7 +524,10 @@ impl LumenApp {
             ui.selectable_value(&mut self.tool, Tool::Exclude, "- Exclude");
         });
         ui.horizontal(|ui| {
-            if ui.add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)")).clicked() {
+            if ui
+                .add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)"))
+                .clicked()
+            {
                 self.accept_preview();
             }
             if ui.button("Clear (Esc)").clicked() {
@@ -444,14 +537,22 @@ impl LumenApp {
         ui.horizontal(|ui| {
             ui.label("Propagate");
             let can = self.propagation.is_none() && self.active_label.is_some();
-            for (text, direction) in [("Up", Direction::Up), ("Down", Direction::Down), ("Both", Direction::Both)] {
+            for (text, direction) in [
+                ("Up", Direction::Up),
+                ("Down", Direction::Down),
+                ("Both", Direction::Both),
+            ] {
                 if ui.add_enabled(can, egui::Button::new(text)).clicked() {
                     self.propagate(direction);
                 }
             }
         });
         if let Some(p) = &self.propagation {
-            let fraction = if p.of > 0 { p.done as f32 / p.of as f32 } else { 0.0 };
+            let fraction = if p.of > 0 {
+                p.done as f32 / p.of as f32
+            } else {
+                0.0
+            };
             ui.add(egui::ProgressBar::new(fraction).text(format!("{} slices", p.done)));
             if ui.button("Cancel").clicked() {
                 self.cancel_propagation();
@@ -459,11 +560,13 @@ impl LumenApp {
         }
         ui.separator();
         ui.heading("Segments");
-        egui::ComboBox::from_label("new segment").selected_text(&self.new_segment_name).show_ui(ui, |ui| {
-            for organ in ORGANS {
-                ui.selectable_value(&mut self.new_segment_name, organ.to_string(), organ);
-            }
-        });
+        egui::ComboBox::from_label("new segment")
+            .selected_text(&self.new_segment_name)
+            .show_ui(ui, |ui| {
+                for organ in ORGANS {
+                    ui.selectable_value(&mut self.new_segment_name, organ.to_string(), organ);
+                }
+            });
         if let Some(study) = &mut self.study {
             if ui.button("Add segment").clicked() {
                 self.active_label = study.document.add_segment(&self.new_segment_name);
@@ -475,18 +578,28 @@ impl LumenApp {
                 let volume = study.document.volume_ml(label);
                 let on_slice = study.document.slice_count(z, label);
                 let pixel_mm2 = study.volume.spacing[0] * study.volume.spacing[1];
-                let Some(segment) = study.document.segment_mut(label) else { continue };
+                let Some(segment) = study.document.segment_mut(label) else {
+                    continue;
+                };
                 ui.horizontal(|ui| {
                     let [r, g, b] = segment.color;
-                    let (swatch, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                    ui.painter().rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
-                    if ui.selectable_label(self.active_label == Some(label), &segment.name).clicked() {
+                    let (swatch, _) =
+                        ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                    ui.painter()
+                        .rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
+                    if ui
+                        .selectable_label(self.active_label == Some(label), &segment.name)
+                        .clicked()
+                    {
                         self.active_label = Some(label);
                     }
                     changed |= ui.checkbox(&mut segment.visible, "show").changed();
                     ui.checkbox(&mut segment.locked, "lock");
                 });
-                ui.label(format!("   {volume:.1} mL, {:.0} mm² on this slice", on_slice as f64 * pixel_mm2));
+                ui.label(format!(
+                    "   {volume:.1} mL, {:.0} mm² on this slice",
+                    on_slice as f64 * pixel_mm2
+                ));
             }
             if changed {
                 study.overlay_dirty = true;
@@ -501,7 +614,10 @@ impl LumenApp {
                     }
                 }
             });
-            ui.label(format!("W {:.0} / L {:.0}", study.window.width, study.window.center));
+            ui.label(format!(
+                "W {:.0} / L {:.0}",
+                study.window.width, study.window.center
+            ));
         }
         ui.separator();
         ui.heading("Model");
@@ -510,14 +626,25 @@ impl LumenApp {
 }
 
 /// Visible segments in their colours, the preview in yellow on top.
-fn overlay_image(document: &Document, z: usize, [nx, ny]: [usize; 2], preview: Option<&Prediction>) -> ColorImage {
+fn overlay_image(
+    document: &Document,
+    z: usize,
+    [nx, ny]: [usize; 2],
+    preview: Option<&Prediction>,
+) -> ColorImage {
     let mut colors = [Color32::TRANSPARENT; 256];
     for s in document.segments().iter().filter(|s| s.visible) {
         let [r, g, b] = s.color;
         colors[s.label as usize] = Color32::from_rgba_unmultiplied(r, g, b, 110);
     }
     let labels = document.slice_labels(z);
-    let mut pixels: Vec<Color32> = (0..nx * ny).map(|i| labels.get(i).map_or(Color32::TRANSPARENT, |l| colors[*l as usize])).collect();
+    let mut pixels: Vec<Color32> = (0..nx * ny)
+        .map(|i| {
+            labels
+                .get(i)
+                .map_or(Color32::TRANSPARENT, |l| colors[*l as usize])
+        })
+        .collect();
     if let Some(p) = preview.filter(|p| p.mask.dim() == (ny, nx)) {
         let yellow = Color32::from_rgba_unmultiplied(255, 220, 0, 120);
         for (pixel, inside) in pixels.iter_mut().zip(p.mask.iter()) {
@@ -535,7 +662,9 @@ impl eframe::App for LumenApp {
         self.poll_jobs();
         self.handle_keys(&ctx);
         self.refresh_textures(&ctx);
-        egui::Panel::right("side").min_size(260.0).show(ui, |ui| self.side_panel(ui));
+        egui::Panel::right("side")
+            .min_size(260.0)
+            .show(ui, |ui| self.side_panel(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if let Some(study) = &self.study {
@@ -557,11 +686,19 @@ impl LumenApp {
     fn central(&mut self, ui: &mut egui::Ui) {
         let Some(study) = &self.study else {
             ui.centered_and_justified(|ui| {
-                ui.label(if self.loading.is_some() { "Opening the study…" } else { "No study open" });
+                ui.label(if self.loading.is_some() {
+                    "Opening the study…"
+                } else {
+                    "No study open"
+                });
             });
             return;
         };
-        let (Some(slice), Some(overlay)) = (study.slice_texture.clone(), study.overlay_texture.clone()) else { return };
+        let (Some(slice), Some(overlay)) =
+            (study.slice_texture.clone(), study.overlay_texture.clone())
+        else {
+            return;
+        };
         let [nx, ny, nz] = study.volume.dims;
         let mut z = study.z;
         let slider = ui.add(egui::Slider::new(&mut z, 0..=nz.saturating_sub(1)).text("slice"));
@@ -571,13 +708,25 @@ impl LumenApp {
         let Some(study) = &self.study else { return };
         let area = ui.available_rect_before_wrap();
         let placement = Placement::fit(area, (nx, ny), study.zoom, study.pan);
-        let (response, gestures) = viewport::show(ui, placement, &slice, &overlay, &self.prompt, self.tool == Tool::Box);
+        let (response, gestures) = viewport::show(
+            ui,
+            placement,
+            &slice,
+            &overlay,
+            &self.prompt,
+            self.tool == Tool::Box,
+        );
         self.hover = response.hover_pos().and_then(|p| {
             let (x, y) = placement.to_image(p);
             let (x, y) = (x.floor(), y.floor());
-            (x >= 0.0 && y >= 0.0).then_some((x as usize, y as usize)).and_then(|(x, y)| {
-                self.study.as_ref().and_then(|s| s.volume.get(x, y, s.z)).map(|v| (x, y, v))
-            })
+            (x >= 0.0 && y >= 0.0)
+                .then_some((x as usize, y as usize))
+                .and_then(|(x, y)| {
+                    self.study
+                        .as_ref()
+                        .and_then(|s| s.volume.get(x, y, s.z))
+                        .map(|v| (x, y, v))
+                })
         });
         for gesture in gestures {
             self.apply_gesture(gesture);

@@ -7,7 +7,10 @@ use lumen_engine::model::{BoxPrompt, Prompt};
 /// What the user did on the image this frame, in image pixel coordinates.
 pub enum Gesture {
     Box(BoxPrompt),
-    Click { x: f32, y: f32 },
+    Click {
+        x: f32,
+        y: f32,
+    },
     /// Right-drag: (dx, dy) in points, for window/level.
     WindowDrag(Vec2),
     /// Wheel: slices to move (positive = next).
@@ -68,18 +71,32 @@ pub fn show(
     draw_prompt(&painter, placement, prompt);
 
     let mut gestures = Vec::new();
-    let primary = response.dragged_by(egui::PointerButton::Primary) || response.drag_stopped_by(egui::PointerButton::Primary);
+    let primary = response.dragged_by(egui::PointerButton::Primary)
+        || response.drag_stopped_by(egui::PointerButton::Primary);
     if drawing_box && primary {
         let origin = ui.input(|i| i.pointer.press_origin());
         if let (Some(a), Some(b)) = (origin, response.interact_pointer_pos()) {
             let r = Rect::from_two_pos(a, b);
-            painter.rect_stroke(r, 0.0, Stroke::new(1.5, Color32::from_rgb(255, 220, 0)), egui::StrokeKind::Middle);
-            if response.drag_stopped_by(egui::PointerButton::Primary) && r.width() > 3.0 && r.height() > 3.0 {
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
+                egui::StrokeKind::Middle,
+            );
+            if response.drag_stopped_by(egui::PointerButton::Primary)
+                && r.width() > 3.0
+                && r.height() > 3.0
+            {
                 let (x0, y0) = placement.to_image(r.min);
                 let (x1, y1) = placement.to_image(r.max);
                 let clamp_x = |v: f32| v.clamp(0.0, placement.size.0 as f32 - 1.0);
                 let clamp_y = |v: f32| v.clamp(0.0, placement.size.1 as f32 - 1.0);
-                gestures.push(Gesture::Box(BoxPrompt { x0: clamp_x(x0), y0: clamp_y(y0), x1: clamp_x(x1), y1: clamp_y(y1) }));
+                gestures.push(Gesture::Box(BoxPrompt {
+                    x0: clamp_x(x0),
+                    y0: clamp_y(y0),
+                    x1: clamp_x(x1),
+                    y1: clamp_y(y1),
+                }));
             }
         }
     } else if response.clicked()
@@ -94,7 +111,17 @@ pub fn show(
     if response.hovered() {
         // Whole wheel notches, not smoothed deltas: one notch is one slice.
         let scroll: f32 = ui.input(|i| {
-            i.raw.events.iter().map(|e| if let egui::Event::MouseWheel { delta, .. } = e { delta.y } else { 0.0 }).sum()
+            i.raw
+                .events
+                .iter()
+                .map(|e| {
+                    if let egui::Event::MouseWheel { delta, .. } = e {
+                        delta.y
+                    } else {
+                        0.0
+                    }
+                })
+                .sum()
         });
         if scroll.abs() > 0.5 {
             gestures.push(Gesture::Scroll(if scroll > 0.0 { -1 } else { 1 }));
@@ -105,11 +132,23 @@ pub fn show(
 
 fn draw_prompt(painter: &egui::Painter, placement: Placement, prompt: &Prompt) {
     if let Some(b) = prompt.bbox {
-        let r = Rect::from_two_pos(placement.to_screen(b.x0, b.y0), placement.to_screen(b.x1, b.y1));
-        painter.rect_stroke(r, 0.0, Stroke::new(1.5, Color32::from_rgb(255, 220, 0)), egui::StrokeKind::Middle);
+        let r = Rect::from_two_pos(
+            placement.to_screen(b.x0, b.y0),
+            placement.to_screen(b.x1, b.y1),
+        );
+        painter.rect_stroke(
+            r,
+            0.0,
+            Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
+            egui::StrokeKind::Middle,
+        );
     }
     for p in &prompt.points {
-        let color = if p.positive { Color32::from_rgb(60, 220, 90) } else { Color32::from_rgb(240, 60, 60) };
+        let color = if p.positive {
+            Color32::from_rgb(60, 220, 90)
+        } else {
+            Color32::from_rgb(240, 60, 60)
+        };
         let at = placement.to_screen(p.x, p.y);
         painter.circle(at, 5.0, color, Stroke::new(1.5, Color32::WHITE));
     }

@@ -7,9 +7,7 @@ impl IntensityRule {
     /// Applies the rule to one slice. Non-finite values (padding, NaN) become 0.
     pub fn to_u8(&self, slice: ArrayView2<f32>) -> Array2<u8> {
         let (low, high) = match *self {
-            IntensityRule::Window { center, width } => {
-                (center - width / 2.0, center + width / 2.0)
-            }
+            IntensityRule::Window { center, width } => (center - width / 2.0, center + width / 2.0),
             IntensityRule::Percentile { low, high } => percentile_range(slice, low, high),
         };
         let span = (high - low).max(f32::EPSILON);

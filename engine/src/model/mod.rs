@@ -10,7 +10,9 @@ mod sam;
 
 pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
 pub use error::ModelError;
-pub use manifest::{FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, Precision};
+pub use manifest::{
+    FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, Precision,
+};
 pub use preprocess::{InputFrame, encoder_input};
 pub use prompt::{BoxPrompt, Point, Prompt};
 pub use sam::{Embedding, Prediction, SamModel};

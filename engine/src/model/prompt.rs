@@ -55,7 +55,9 @@ impl Prompt {
     /// Checks that the prompt lies on an image of `height`×`width` pixels.
     pub fn validate(&self, height: usize, width: usize) -> Result<(), ModelError> {
         let (w, h) = (width as f32, height as f32);
-        let inside = |x: f32, y: f32| x.is_finite() && y.is_finite() && (0.0..=w).contains(&x) && (0.0..=h).contains(&y);
+        let inside = |x: f32, y: f32| {
+            x.is_finite() && y.is_finite() && (0.0..=w).contains(&x) && (0.0..=h).contains(&y)
+        };
         if self.points.is_empty() && self.bbox.is_none() {
             return Err(ModelError::Prompt(
                 "it has no point and no box; click on the organ or drag a box around it".into(),
@@ -96,18 +98,41 @@ mod tests {
         let outside = Prompt::from_point(300.0, 10.0, true);
         let err = outside.validate(256, 256).unwrap_err().to_string();
         assert!(err.contains("outside the 256×256 image"), "{err}");
-        let flipped = Prompt::from_box(BoxPrompt { x0: 50.0, y0: 50.0, x1: 40.0, y1: 60.0 });
-        assert!(flipped.validate(256, 256).unwrap_err().to_string().contains("empty"));
+        let flipped = Prompt::from_box(BoxPrompt {
+            x0: 50.0,
+            y0: 50.0,
+            x1: 40.0,
+            y1: 60.0,
+        });
+        assert!(
+            flipped
+                .validate(256, 256)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         assert!(Prompt::default().validate(256, 256).is_err());
-        assert!(Prompt::from_point(f32::NAN, 1.0, true).validate(256, 256).is_err());
-        assert!(Prompt::from_point(255.0, 0.0, false).validate(256, 256).is_ok());
+        assert!(
+            Prompt::from_point(f32::NAN, 1.0, true)
+                .validate(256, 256)
+                .is_err()
+        );
+        assert!(
+            Prompt::from_point(255.0, 0.0, false)
+                .validate(256, 256)
+                .is_ok()
+        );
     }
 
     #[test]
     fn only_single_element_prompts_are_ambiguous() {
         assert!(Prompt::from_point(1.0, 1.0, true).is_ambiguous());
         let mut two = Prompt::from_point(1.0, 1.0, true);
-        two.points.push(Point { x: 2.0, y: 2.0, positive: false });
+        two.points.push(Point {
+            x: 2.0,
+            y: 2.0,
+            positive: false,
+        });
         assert!(!two.is_ambiguous());
     }
 }

@@ -75,10 +75,28 @@ impl SamModel {
         let bundle = ModelBundle::open(dir)?;
         let encoder = load_session(&bundle.encoder_path, config)?;
         let decoder = load_session(&bundle.decoder_path, config)?;
-        check_names(&encoder, &bundle.encoder_path, &[ENCODER_INPUT], &[ENCODER_OUTPUT])?;
-        check_names(&decoder, &bundle.decoder_path, &DECODER_INPUTS, &DECODER_OUTPUTS)?;
-        check_encoder_input(&encoder, &bundle.encoder_path, bundle.manifest.input_size as usize)?;
-        let mask_input_size = mask_input_size(&decoder, &bundle.decoder_path, bundle.manifest.input_size as usize)?;
+        check_names(
+            &encoder,
+            &bundle.encoder_path,
+            &[ENCODER_INPUT],
+            &[ENCODER_OUTPUT],
+        )?;
+        check_names(
+            &decoder,
+            &bundle.decoder_path,
+            &DECODER_INPUTS,
+            &DECODER_OUTPUTS,
+        )?;
+        check_encoder_input(
+            &encoder,
+            &bundle.encoder_path,
+            bundle.manifest.input_size as usize,
+        )?;
+        let mask_input_size = mask_input_size(
+            &decoder,
+            &bundle.decoder_path,
+            bundle.manifest.input_size as usize,
+        )?;
         Ok(Self {
             bundle,
             encoder: Mutex::new(encoder),
@@ -122,18 +140,26 @@ impl SamModel {
                 ),
             ));
         }
-        Ok(Embedding { tensor: embeddings, frame })
+        Ok(Embedding {
+            tensor: embeddings,
+            frame,
+        })
     }
 
     /// Runs the decoder for one prompt on a slice's embedding.
-    pub fn predict(&self, embedding: &Embedding, prompt: &Prompt) -> Result<Prediction, ModelError> {
+    pub fn predict(
+        &self,
+        embedding: &Embedding,
+        prompt: &Prompt,
+    ) -> Result<Prediction, ModelError> {
         let (height, width) = embedding.frame.original;
         prompt.validate(height, width)?;
         let (coords, labels) = decoder_points(prompt, &embedding.frame);
         let (mask_input, has_mask) = match &prompt.previous_logits {
-            Some(logits) if logits.dim() == self.mask_input_size => {
-                (logits.clone().insert_axis(Axis(0)).insert_axis(Axis(0)), 1.0f32)
-            }
+            Some(logits) if logits.dim() == self.mask_input_size => (
+                logits.clone().insert_axis(Axis(0)).insert_axis(Axis(0)),
+                1.0f32,
+            ),
             Some(logits) => {
                 return Err(ModelError::Prompt(format!(
                     "previous mask is {:?}, this model takes {:?}",
@@ -159,13 +185,22 @@ impl SamModel {
         ];
         let mut session = lock(&self.decoder, path)?;
         let outputs = session.run(inputs).map_err(|e| inference(path, e))?;
-        let extract = |name: &str| outputs[name].try_extract_array::<f32>().map_err(|e| inference(path, e));
+        let extract = |name: &str| {
+            outputs[name]
+                .try_extract_array::<f32>()
+                .map_err(|e| inference(path, e))
+        };
         let masks = extract("masks")?;
         let ious = extract("iou_predictions")?;
         let low_res = extract("low_res_masks")?;
         let candidate_ious: Vec<f32> = ious.iter().copied().collect();
         let n = candidate_ious.len();
-        if n == 0 || masks.ndim() != 4 || masks.shape()[1] != n || low_res.ndim() != 4 || low_res.shape()[1] != n {
+        if n == 0
+            || masks.ndim() != 4
+            || masks.shape()[1] != n
+            || low_res.ndim() != 4
+            || low_res.shape()[1] != n
+        {
             return Err(contract(
                 path,
                 &format!(
@@ -177,7 +212,13 @@ impl SamModel {
             ));
         }
         if masks.shape()[2..] != [height, width] {
-            return Err(contract(path, &format!("masks are {:?}, expected {height}×{width}", &masks.shape()[2..])));
+            return Err(contract(
+                path,
+                &format!(
+                    "masks are {:?}, expected {height}×{width}",
+                    &masks.shape()[2..]
+                ),
+            ));
         }
         let chosen = choose_output(&candidate_ious, prompt.is_ambiguous());
         let mask = masks.slice(s![0, chosen, .., ..]).mapv(|v| v > 0.0);
@@ -233,12 +274,20 @@ fn decoder_points(prompt: &Prompt, frame: &InputFrame) -> (Array3<f32>, Array2<f
     )
 }
 
-fn check_names(session: &Session, path: &Path, inputs: &[&str], outputs: &[&str]) -> Result<(), ModelError> {
+fn check_names(
+    session: &Session,
+    path: &Path,
+    inputs: &[&str],
+    outputs: &[&str],
+) -> Result<(), ModelError> {
     let have_in: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
     let have_out: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
     for (wanted, have, kind) in [(inputs, &have_in, "input"), (outputs, &have_out, "output")] {
         if let Some(missing) = wanted.iter().find(|name| !have.contains(name)) {
-            return Err(contract(path, &format!("it has no {kind} `{missing}` (it has {have:?})")));
+            return Err(contract(
+                path,
+                &format!("it has no {kind} `{missing}` (it has {have:?})"),
+            ));
         }
     }
     Ok(())
@@ -276,11 +325,17 @@ fn mask_input_size(session: &Session, path: &Path, s: usize) -> Result<(usize, u
     match dims.as_slice() {
         [_, _, h, w] if *h > 0 && *w > 0 => Ok((*h as usize, *w as usize)),
         [_, _, _, _] => Ok((s / 4, s / 4)),
-        _ => Err(contract(path, &format!("input `mask_input` is {dims:?}, expected [1,1,H,W]"))),
+        _ => Err(contract(
+            path,
+            &format!("input `mask_input` is {dims:?}, expected [1,1,H,W]"),
+        )),
     }
 }
 
-fn lock<'a>(session: &'a Mutex<Session>, path: &Path) -> Result<std::sync::MutexGuard<'a, Session>, ModelError> {
+fn lock<'a>(
+    session: &'a Mutex<Session>,
+    path: &Path,
+) -> Result<std::sync::MutexGuard<'a, Session>, ModelError> {
     session.lock().map_err(|_| ModelError::Inference {
         path: path.to_path_buf(),
         reason: "an earlier run on this session panicked".into(),
@@ -315,8 +370,17 @@ mod tests {
     #[test]
     fn box_corners_are_scaled_and_labelled_without_padding() {
         let frame = InputFrame::new(512, 512, 256);
-        let mut prompt = Prompt::from_box(BoxPrompt { x0: 100.0, y0: 50.0, x1: 300.0, y1: 250.0 });
-        prompt.points.push(Point { x: 200.0, y: 150.0, positive: false });
+        let mut prompt = Prompt::from_box(BoxPrompt {
+            x0: 100.0,
+            y0: 50.0,
+            x1: 300.0,
+            y1: 250.0,
+        });
+        prompt.points.push(Point {
+            x: 200.0,
+            y: 150.0,
+            positive: false,
+        });
         let (coords, labels) = decoder_points(&prompt, &frame);
         assert_eq!(labels.as_slice().unwrap(), &[0.0, 2.0, 3.0]);
         assert_eq!(coords.slice(s![0, 1, ..]).to_vec(), vec![50.0, 25.0]);
