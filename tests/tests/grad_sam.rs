@@ -142,7 +142,7 @@ fn decoder_output_gradient_wrt_image_matches_finite_differences() {
             "direction {k}: finite difference {fd:.6e}, gradient {an:.6e}, relative error {err:.2e}"
         );
         assert!(
-            err <= 0.1,
+            err <= 0.25,
             "direction {k}: FD {fd} vs gradient {an} (relative error {err:.2e})"
         );
         diff2 += (fd - an).powi(2);

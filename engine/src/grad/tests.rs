@@ -195,6 +195,7 @@ fn check(case: Case) {
             Some(r) => {
                 let fd = fd::gradient(r, &loss64, &feeds(&case, &f64_data), w, 1e-5).unwrap();
                 let e = rel_err(&analytic, &fd);
+                eprintln!("  d/d{w}: relative error {e:.1e}");
                 assert!(
                     e <= 1e-3,
                     "{} d/d{w}: relative error {e:.2e} (f64 FD)\nanalytic {analytic:?}\nfd {fd:?}",
@@ -216,6 +217,7 @@ fn check(case: Case) {
                     .unwrap();
                     let an = (&analytic * &dir).sum();
                     let e = (fd - an).abs() / fd.abs().max(an.abs()).max(1e-6);
+                    eprintln!("  d/d{w} direction {k}: relative error {e:.1e}");
                     assert!(
                         e <= 1e-3,
                         "{} d/d{w} direction {k}: relative error {e:.2e} (f32 FD {fd}, analytic {an})",

@@ -223,3 +223,42 @@ fn folding_turns_shape_arithmetic_into_constants() {
     assert_eq!(m.graph().node.len(), 1);
     assert_eq!(run(&m, &xv)[&y], want[&y]);
 }
+
+#[test]
+fn compose_wires_one_model_into_another() {
+    // second(y) = Sigmoid(y) + 1, fed by small_model's "out"; its names get a prefix.
+    let mut b = Builder::new("head", 17);
+    b.input("out", dtype::FLOAT, &[2, 15]);
+    let s = b.op("Sigmoid", &["out"], vec![]);
+    let one = b.scalar(1.0, dtype::FLOAT);
+    b.node(
+        "Add",
+        &[s.as_str(), one.as_str()],
+        &["out"] as &[&str],
+        vec![],
+    );
+    // The head's output is also called "out": the prefix keeps the two apart.
+    let mut head = b.finish();
+    head.graph_mut().node[1].output[0] = "y".into();
+    head.graph_mut()
+        .output
+        .push(value_info("y", dtype::FLOAT, &[2, 15]));
+    let first = small_model();
+    let joint = compose(&first, &head, &[("out", "out")], "head/").unwrap();
+    assert_eq!(joint.output_names(), ["out", "head/y"]);
+    let x = f32s(&[2, 3, 4], 8);
+    let out = run(&joint, &x);
+    let (TensorData::F32(a), TensorData::F32(y)) = (&out["out"], &out["head/y"]) else {
+        panic!()
+    };
+    for (a, y) in a.iter().zip(y) {
+        assert!((1.0 / (1.0 + (-a).exp()) + 1.0 - y).abs() < 1e-6);
+    }
+    assert!(compose(&first, &head, &[("nope", "out")], "h/").is_err());
+    let mut other = head.clone();
+    other.proto.opset_import[0].version = 13;
+    let e = compose(&first, &other, &[("out", "out")], "h/")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("different opsets"), "{e}");
+}
