@@ -26,32 +26,29 @@ impl Shapes {
     }
 
     /// Runs `model` once on `feeds` (one entry per graph input) and records every tensor.
-    /// Memory: all intermediates are alive at once during this run.
+    /// Memory: all intermediates are alive at once during this run; see `probe_in_chunks`.
     pub fn probe(model: &Model, feeds: &[(&str, &TensorData)]) -> Result<Self, GraphError> {
-        let mut probe = model.clone();
+        Self::probe_in_chunks(model, feeds, usize::MAX)
+    }
+
+    /// Like `probe`, exposing at most `chunk` intermediates per run (one session per run), which
+    /// bounds memory for large models (e.g. ViT-H at 1024² with its global attention maps).
+    pub fn probe_in_chunks(
+        model: &Model,
+        feeds: &[(&str, &TensorData)],
+        chunk: usize,
+    ) -> Result<Self, GraphError> {
         let mut names: Vec<String> = Vec::new();
         for n in &model.graph().node {
             names.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
         }
-        probe.expose_outputs(&names)?;
-        let config = SessionConfig {
-            optimize: false,
-            ..SessionConfig::default()
-        };
-        let mut runner = Runner::new(&probe, "shape probe", &config)?;
         let mut tensors = HashMap::new();
-        runner.run_with(feeds, |name, value| {
-            let ty = value.dtype();
-            let shape = ty.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
-            tensors.insert(
-                name.to_string(),
-                TensorInfo {
-                    shape,
-                    dtype: onnx_dtype(ty.tensor_type()),
-                },
-            );
-            Ok(())
-        })?;
+        for part in names.chunks(chunk.max(1)) {
+            probe_part(model, feeds, part, &mut tensors)?;
+        }
+        if names.is_empty() {
+            probe_part(model, feeds, &[], &mut tensors)?;
+        }
         for (name, data) in feeds {
             tensors.insert(
                 name.to_string(),
@@ -69,4 +66,32 @@ impl Shapes {
         }
         Ok(Self { tensors })
     }
+}
+
+/// One probing run with `names` (and the graph outputs) exposed.
+fn probe_part(
+    model: &Model,
+    feeds: &[(&str, &TensorData)],
+    names: &[String],
+    tensors: &mut HashMap<String, TensorInfo>,
+) -> Result<(), GraphError> {
+    let mut probe = model.clone();
+    probe.expose_outputs(names)?;
+    let config = SessionConfig {
+        optimize: false,
+        ..SessionConfig::default()
+    };
+    let mut runner = Runner::new(&probe, "shape probe", &config)?;
+    runner.run_with(feeds, |name, value| {
+        let ty = value.dtype();
+        let shape = ty.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        tensors.insert(
+            name.to_string(),
+            TensorInfo {
+                shape,
+                dtype: onnx_dtype(ty.tensor_type()),
+            },
+        );
+        Ok(())
+    })
 }

@@ -184,6 +184,10 @@ fn shapes_are_probed_for_every_tensor() {
     let s = shapes.get(&shape_node.output[0]).unwrap();
     assert_eq!((s.shape.clone(), s.dtype), (vec![3], dtype::INT64));
     assert_eq!(shapes.get("w_1").unwrap().shape, vec![4, 5]);
+    assert_eq!(
+        Shapes::probe_in_chunks(&m, &[("x", &x)], 3).unwrap(),
+        shapes
+    );
 }
 
 #[test]
