@@ -209,6 +209,10 @@ fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
 fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()> {
     const LONG_VRS: [&[u8; 2]; 13] =
         [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+    const SHORT_VRS: [&[u8; 2]; 21] = [
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL",
+        b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+    ];
     let mut pos: usize = if head.len() >= 132 && &head[128..132] == b"DICM" {
         132
     } else if head.starts_with(b"DICM") {
@@ -263,7 +267,7 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
         let (len, header) = if explicit {
             let vr = [head[pos + 4], head[pos + 5]];
             // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
-            if LONG_VRS.contains(&&vr) || !vr.iter().all(u8::is_ascii_uppercase) {
+            if LONG_VRS.contains(&&vr) || !SHORT_VRS.contains(&&vr) {
                 if pos + 12 > head.len() {
                     return Ok(());
                 }
@@ -308,7 +312,7 @@ fn check_file_lengths(path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
     let total = file.metadata().map(|m| m.len()).map_err(|e| StudyError::read(path, e))?;
     let mut head = Vec::new();
-    file.take(1 << 20).read_to_end(&mut head).map_err(|e| StudyError::read(path, e))?;
+    file.take(64 << 10).read_to_end(&mut head).map_err(|e| StudyError::read(path, e))?;
     check_declared_lengths(path, &head, total)
 }
 
