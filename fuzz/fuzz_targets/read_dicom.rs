@@ -18,7 +18,9 @@ static HOOK: std::sync::Once = std::sync::Once::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| eprintln!("panic (caught unless it escapes): {info}")));
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("panic (caught unless it escapes): {info}")
+        }));
     });
     // must return Ok or a typed error
     if let Ok(v) = study::dicom::load_bytes(std::path::Path::new("fuzz.dcm"), data) {

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use lumen_app::export::{
-    self, Segment, SegOptions, read_seg, reimport_nifti, write_nifti_labels, write_png_masks, write_png_overlays,
-    write_seg,
+    self, SegOptions, Segment, read_seg, reimport_nifti, write_nifti_labels, write_png_masks,
+    write_png_overlays, write_seg,
 };
 use lumen_app::study::{LabelVolume, Volume, discover, load_nifti_labels, load_series, preset};
 use lumen_tests::shared_data;
@@ -34,8 +34,13 @@ fn chaos_labels(volume: &Volume) -> LabelVolume {
     let plane = volume.slice_len();
     for (k, f) in files.iter().enumerate() {
         let z = volume.slices.iter().position(|s| s.path == *f).unwrap();
-        let png = image::open(chaos_dir().join(format!("Ground/liver_GT_{k:03}.png"))).unwrap().to_luma8();
-        assert_eq!((png.width() as usize, png.height() as usize), (volume.dims[0], volume.dims[1]));
+        let png = image::open(chaos_dir().join(format!("Ground/liver_GT_{k:03}.png")))
+            .unwrap()
+            .to_luma8();
+        assert_eq!(
+            (png.width() as usize, png.height() as usize),
+            (volume.dims[0], volume.dims[1])
+        );
         for (i, p) in png.pixels().enumerate() {
             if p.0[0] > 0 {
                 labels.labels[z * plane + i] = 1;
@@ -68,13 +73,21 @@ fn chaos_liver_exports_to_seg_and_nifti_and_reads_back_voxel_exact() {
 
     // DICOM SEG
     let seg_path = dir.path().join("liver.seg.dcm");
-    let opts = SegOptions { algorithm_version: "test-model fp32".into(), ..SegOptions::default() };
+    let opts = SegOptions {
+        algorithm_version: "test-model fp32".into(),
+        ..SegOptions::default()
+    };
     let summary = write_seg(&seg_path, &volume, &labels, &segments, &opts).unwrap();
-    let slices_with_liver = (0..78).filter(|&z| labels.labels[z * 512 * 512..(z + 1) * 512 * 512].contains(&1)).count();
+    let slices_with_liver = (0..78)
+        .filter(|&z| labels.labels[z * 512 * 512..(z + 1) * 512 * 512].contains(&1))
+        .count();
     assert_eq!(summary.frames, slices_with_liver);
     assert_eq!(summary.segments, vec![1]);
     let (back, segs) = read_seg(&seg_path, &volume).unwrap();
-    assert_eq!(back.labels, labels.labels, "SEG round trip is not voxel-exact");
+    assert_eq!(
+        back.labels, labels.labels,
+        "SEG round trip is not voxel-exact"
+    );
     assert_eq!(segs.len(), 1);
     assert_eq!(segs[0].name, "Liver");
     assert_eq!(segs[0].property_type.value, "10200004");
@@ -88,12 +101,20 @@ fn chaos_liver_exports_to_seg_and_nifti_and_reads_back_voxel_exact() {
     write_nifti_labels(&nii, &labels, &segments).unwrap();
     assert!(export::sidecar_path(&nii).exists());
     let (back, segs) = reimport_nifti(&nii, &volume).unwrap();
-    assert_eq!(back.labels, labels.labels, "NIfTI round trip is not voxel-exact");
+    assert_eq!(
+        back.labels, labels.labels,
+        "NIfTI round trip is not voxel-exact"
+    );
     assert_eq!(segs, segments);
     // the raw file's geometry is the volume's (LPS after the RAS flip)
     let raw = load_nifti_labels(&nii).unwrap();
     assert_eq!(raw.dims, volume.dims);
-    assert!(lumen_app::study::geometry::max_abs_diff(&raw.patient_from_voxel, &volume.patient_from_voxel) < 1e-4);
+    assert!(
+        lumen_app::study::geometry::max_abs_diff(
+            &raw.patient_from_voxel,
+            &volume.patient_from_voxel
+        ) < 1e-4
+    );
 }
 
 #[test]
@@ -102,18 +123,25 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
     let volume = load_dir(&ts.join("example_ct_dicom"));
     let (labels, _) = reimport_nifti(&ts.join("example_seg_dicom.nii.gz"), &volume).unwrap();
     // name the TotalSegmentator ids from labels_total.tsv
-    let names: std::collections::BTreeMap<u16, String> = std::fs::read_to_string(ts.join("labels_total.tsv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut it = l.split('\t');
-            Some((it.next()?.trim().parse().ok()?, it.next()?.trim().to_string()))
-        })
-        .collect();
+    let names: std::collections::BTreeMap<u16, String> =
+        std::fs::read_to_string(ts.join("labels_total.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut it = l.split('\t');
+                Some((
+                    it.next()?.trim().parse().ok()?,
+                    it.next()?.trim().to_string(),
+                ))
+            })
+            .collect();
     let present = labels.present_labels();
     assert!(present.len() >= 20, "{present:?}");
-    let segments: Vec<Segment> = present.iter().map(|&l| Segment::new(l, &names[&l])).collect();
+    let segments: Vec<Segment> = present
+        .iter()
+        .map(|&l| Segment::new(l, &names[&l]))
+        .collect();
     let liver = segments.iter().find(|s| s.name == "liver").unwrap();
     assert_eq!(liver.property_type.value, "10200004");
 
@@ -124,7 +152,14 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
     if let Some(keep) = std::env::var_os("LUMEN_EXPORT_DIR") {
         let keep = PathBuf::from(keep);
         std::fs::create_dir_all(&keep).unwrap();
-        write_seg(&keep.join("organs.seg.dcm"), &volume, &labels, &segments, &SegOptions::default()).unwrap();
+        write_seg(
+            &keep.join("organs.seg.dcm"),
+            &volume,
+            &labels,
+            &segments,
+            &SegOptions::default(),
+        )
+        .unwrap();
         write_nifti_labels(&keep.join("organs.nii.gz"), &labels, &segments).unwrap();
     }
     let summary = write_seg(&p, &volume, &labels, &segments, &SegOptions::default()).unwrap();
@@ -137,7 +172,11 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
         to_label[i + 1] = l;
         assert_eq!(segs[i].name, names[&l]);
     }
-    let remapped: Vec<u16> = back.labels.iter().map(|&n| to_label[usize::from(n)]).collect();
+    let remapped: Vec<u16> = back
+        .labels
+        .iter()
+        .map(|&n| to_label[usize::from(n)])
+        .collect();
     assert_eq!(remapped, labels.labels);
 
     // PNG masks of the liver and overlays
@@ -145,16 +184,29 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
     std::fs::create_dir(&png_dir).unwrap();
     let masks = write_png_masks(&png_dir, &labels, std::slice::from_ref(liver)).unwrap();
     let liver_slices = (0..volume.dims[2])
-        .filter(|&z| labels.labels[z * volume.slice_len()..(z + 1) * volume.slice_len()].contains(&liver.label))
+        .filter(|&z| {
+            labels.labels[z * volume.slice_len()..(z + 1) * volume.slice_len()]
+                .contains(&liver.label)
+        })
         .count();
     assert_eq!(masks.len(), liver_slices);
     let first = image::open(&masks[0]).unwrap().to_luma8();
-    let z0: usize = masks[0].file_stem().unwrap().to_string_lossy()[6..].parse().unwrap();
+    let z0: usize = masks[0].file_stem().unwrap().to_string_lossy()[6..]
+        .parse()
+        .unwrap();
     let plane = &labels.labels[z0 * volume.slice_len()..(z0 + 1) * volume.slice_len()];
     for (p, &l) in first.pixels().zip(plane) {
         assert_eq!(p.0[0] == 255, l == liver.label);
     }
-    let overlays = write_png_overlays(&png_dir, &volume, &labels, &segments, preset("soft tissue").unwrap(), 0.5).unwrap();
+    let overlays = write_png_overlays(
+        &png_dir,
+        &volume,
+        &labels,
+        &segments,
+        preset("soft tissue").unwrap(),
+        0.5,
+    )
+    .unwrap();
     assert_eq!(overlays.len(), volume.dims[2]);
     let img = image::open(&overlays[0]).unwrap().to_rgb8();
     assert_eq!((img.width(), img.height()), (512, 512));
@@ -165,14 +217,29 @@ fn reimport_refuses_a_label_map_from_another_grid() {
     let ts = shared_data().join("totalsegmentator");
     let volume = load_dir(&ts.join("example_ct_dicom"));
     // example_seg.nii.gz belongs to example_ct.nii.gz (3 mm), not to the DICOM series
-    let e = reimport_nifti(&ts.join("example_seg.nii.gz"), &volume).unwrap_err().to_string();
-    assert!(e.contains("example_seg.nii.gz") && e.contains("does not lie on the study"), "{e}");
+    let e = reimport_nifti(&ts.join("example_seg.nii.gz"), &volume)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("example_seg.nii.gz") && e.contains("does not lie on the study"),
+        "{e}"
+    );
     // a SEG read onto the wrong study is refused too
     let chaos = load_dir(&chaos_dir().join("DICOM_anon"));
     let labels = chaos_labels(&chaos);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("liver.dcm");
-    write_seg(&p, &chaos, &labels, &[Segment::new(1, "liver")], &SegOptions::default()).unwrap();
+    write_seg(
+        &p,
+        &chaos,
+        &labels,
+        &[Segment::new(1, "liver")],
+        &SegOptions::default(),
+    )
+    .unwrap();
     let e = read_seg(&p, &volume).unwrap_err().to_string();
-    assert!(e.contains("liver.dcm") && e.contains("does not match the study"), "{e}");
+    assert!(
+        e.contains("liver.dcm") && e.contains("does not match the study"),
+        "{e}"
+    );
 }

@@ -28,8 +28,15 @@ fn bench_load_500_slice_uncompressed_series() {
         let z = -500.0 + f64::from(i) * 2.0;
         // scatter file names and instance numbers so that neither is slice order
         let dst = dir.path().join(format!("f{:05}.dcm", (i * 7919) % 500));
-        write_slice_copy(&src, &dst, [-186.0, -186.0, z], &format!("2.25.99{i}"), "2.25.1234567890123456789", i64::from(500 - i))
-            .unwrap();
+        write_slice_copy(
+            &src,
+            &dst,
+            [-186.0, -186.0, z],
+            &format!("2.25.99{i}"),
+            "2.25.1234567890123456789",
+            i64::from(500 - i),
+        )
+        .unwrap();
     }
     eprintln!("built 500 slices in {:.2} s", t.elapsed().as_secs_f64());
 

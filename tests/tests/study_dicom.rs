@@ -13,16 +13,39 @@ fn d2n(rel: &str) -> PathBuf {
 
 fn load_only_series(dir: &Path) -> study::Result<Volume> {
     let d = discover(dir).unwrap();
-    assert_eq!(d.series.len(), 1, "{}: {:?} / {:?}", dir.display(), d.series, d.problems);
+    assert_eq!(
+        d.series.len(),
+        1,
+        "{}: {:?} / {:?}",
+        dir.display(),
+        d.series,
+        d.problems
+    );
     load_series(&d.series[0])
 }
 
 /// Every voxel of `a` lies on a voxel of `b` (same physical grid, any axis order/flip) with the
 /// same value (within `tol`). Returns the number of voxels compared.
 fn assert_same_voxels(a: &Volume, b: &Volume, tol: f32) -> usize {
-    assert_eq!(a.voxels.len(), b.voxels.len(), "voxel counts differ: {:?} vs {:?}", a.dims, b.dims);
-    let map = grid_mapping(&b.patient_from_voxel, b.dims, &a.patient_from_voxel, a.dims, 2e-3).unwrap_or_else(|| {
-        panic!("grids differ:\n{:?}\n{:?}", a.patient_from_voxel, b.patient_from_voxel)
+    assert_eq!(
+        a.voxels.len(),
+        b.voxels.len(),
+        "voxel counts differ: {:?} vs {:?}",
+        a.dims,
+        b.dims
+    );
+    let map = grid_mapping(
+        &b.patient_from_voxel,
+        b.dims,
+        &a.patient_from_voxel,
+        a.dims,
+        2e-3,
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "grids differ:\n{:?}\n{:?}",
+            a.patient_from_voxel, b.patient_from_voxel
+        )
     });
     let [nx, ny, nz] = a.dims;
     let mut worst = 0f32;
@@ -36,7 +59,9 @@ fn assert_same_voxels(a: &Volume, b: &Volume, tol: f32) -> usize {
                     from[r] = off + sign * to[c];
                 }
                 let va = a.get(x, y, z).unwrap();
-                let vb = b.get(from[0] as usize, from[1] as usize, from[2] as usize).unwrap();
+                let vb = b
+                    .get(from[0] as usize, from[1] as usize, from[2] as usize)
+                    .unwrap();
                 worst = worst.max((va - vb).abs());
             }
         }
@@ -85,11 +110,20 @@ fn compressed_and_rescaled_series_match_ground_truth() {
 fn failing_cases_give_a_warning_or_a_clear_error() {
     // gantry tilt: loads, with a visible warning
     let v = load_only_series(&d2n("failing/gantrytilting/001")).unwrap();
-    assert!(v.warnings.iter().any(|w| w.contains("gantry tilt of 14.")), "{:?}", v.warnings);
+    assert!(
+        v.warnings.iter().any(|w| w.contains("gantry tilt of 14.")),
+        "{:?}",
+        v.warnings
+    );
 
     // not a volume: all images at one position
-    let e = load_only_series(&d2n("failing/notavolume/001")).unwrap_err().to_string();
-    assert!(e.contains("notavolume") && e.contains("same position"), "{e}");
+    let e = load_only_series(&d2n("failing/notavolume/001"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("notavolume") && e.contains("same position"),
+        "{e}"
+    );
 
     // two slices: a (thin) volume
     let v = load_only_series(&d2n("failing/slicecount/001")).unwrap();
@@ -100,14 +134,24 @@ fn failing_cases_give_a_warning_or_a_clear_error() {
     // missing slice: loads with a warning naming the gap
     for case in ["failing/sliceincrement/001", "failing/sliceincrement/002"] {
         let v = load_only_series(&d2n(case)).unwrap();
-        assert!(v.warnings.iter().any(|w| w.contains("1 slice(s) appear to be missing")), "{case}: {:?}", v.warnings);
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("1 slice(s) appear to be missing")),
+            "{case}: {:?}",
+            v.warnings
+        );
     }
 
     // mixed orientation: the series is split, each part says so
     let d = discover(d2n("failing/sliceorientation/001")).unwrap();
     assert_eq!(d.series.len(), 2, "{:?}", d.series);
     for s in &d.series {
-        assert!(s.warnings.iter().any(|w| w.contains("mixed orientations")), "{:?}", s.warnings);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("mixed orientations")),
+            "{:?}",
+            s.warnings
+        );
         let v = load_series(s).unwrap();
         assert_eq!(v.dims[2], 2);
         assert!(v.warnings.iter().any(|w| w.contains("split")));
@@ -120,14 +164,34 @@ fn tilted_ge_head_ct_loads_with_tilt_and_spacing_warnings() {
     let v = load_only_series(&dir).unwrap();
     assert_eq!(v.dims, [512, 512, 28]);
     assert_eq!(v.modality, "CT");
-    assert!(v.warnings.iter().any(|w| w.contains("gantry tilt of 18.5")), "{:?}", v.warnings);
-    assert!(v.warnings.iter().any(|w| w.contains("uneven slice spacing")), "{:?}", v.warnings);
+    assert!(
+        v.warnings.iter().any(|w| w.contains("gantry tilt of 18.5")),
+        "{:?}",
+        v.warnings
+    );
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.contains("uneven slice spacing")),
+        "{:?}",
+        v.warnings
+    );
     // slices sorted along the normal: per-slice positions strictly increase along it
     let n = lumen_app::study::geometry::cross(
-        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(&v.patient_from_voxel, 0)),
-        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(&v.patient_from_voxel, 1)),
+        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(
+            &v.patient_from_voxel,
+            0,
+        )),
+        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(
+            &v.patient_from_voxel,
+            1,
+        )),
     );
-    let d: Vec<f64> = v.slices.iter().map(|s| lumen_app::study::geometry::dot(s.position, n)).collect();
+    let d: Vec<f64> = v
+        .slices
+        .iter()
+        .map(|s| lumen_app::study::geometry::dot(s.position, n))
+        .collect();
     assert!(d.windows(2).all(|w| w[1] > w[0]), "{d:?}");
     // HU: air outside the head, bone somewhere
     let (lo, hi) = v.value_range();
@@ -166,7 +230,12 @@ fn every_pydicom_test_file_decodes_or_says_why() {
     eprintln!("decoded {ok}/{}; refused: {refused:#?}", files.len());
     assert!(ok >= files.len() - 1, "too many refused: {refused:#?}");
     // the 12-bit lossy JPEG is refused with the reason
-    assert!(refused.iter().all(|m| m.contains("JPEG-lossy.dcm") && m.contains("unsupported: 12-bit JPEG")), "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.contains("JPEG-lossy.dcm") && m.contains("unsupported: 12-bit JPEG")),
+        "{refused:#?}"
+    );
 
     // every encoding of MR_small decodes to the same pixels
     let reference = load_file(dir.join("MR_small.dcm")).unwrap();
@@ -202,9 +271,15 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
     let dir = shared_data().join("totalsegmentator/example_ct_dicom");
     let v = load_only_series(&dir).unwrap();
     assert_eq!(v.dims, [512, 512, 20]);
-    assert!((v.spacing[0] - 0.9765625).abs() < 1e-6 && (v.spacing[2] - 2.0).abs() < 1e-6, "{:?}", v.spacing);
+    assert!(
+        (v.spacing[0] - 0.9765625).abs() < 1e-6 && (v.spacing[2] - 2.0).abs() < 1e-6,
+        "{:?}",
+        v.spacing
+    );
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
-    let seg = study::load_nifti_labels(shared_data().join("totalsegmentator/example_seg_dicom.nii.gz")).unwrap();
+    let seg =
+        study::load_nifti_labels(shared_data().join("totalsegmentator/example_seg_dicom.nii.gz"))
+            .unwrap();
     // same shape
     let mut a = v.dims;
     let mut b = seg.dims;
@@ -212,8 +287,14 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
     b.sort_unstable();
     assert_eq!(a, b);
     // same affine: the label map's voxels lie exactly on the series' voxels
-    let map = grid_mapping(&seg.patient_from_voxel, seg.dims, &v.patient_from_voxel, v.dims, 1e-3)
-        .expect("label map and DICOM series are on different grids");
+    let map = grid_mapping(
+        &seg.patient_from_voxel,
+        seg.dims,
+        &v.patient_from_voxel,
+        v.dims,
+        1e-3,
+    )
+    .expect("label map and DICOM series are on different grids");
     // and the labels sit on the right anatomy: liver (5) is soft tissue, vertebrae are bone
     let mut sums = std::collections::BTreeMap::<u16, (f64, usize)>::new();
     let [nx, ny, nz] = v.dims;
@@ -226,7 +307,9 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
                     let (r, s, o) = map[c];
                     from[r] = o + s * to[c];
                 }
-                let l = seg.get(from[0] as usize, from[1] as usize, from[2] as usize).unwrap();
+                let l = seg
+                    .get(from[0] as usize, from[1] as usize, from[2] as usize)
+                    .unwrap();
                 let e = sums.entry(l).or_default();
                 e.0 += f64::from(v.get(x, y, z).unwrap());
                 e.1 += 1;
@@ -234,7 +317,11 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
         }
     }
     let mean = |l: u16| sums.get(&l).map(|(s, n)| s / *n as f64).unwrap();
-    assert!((20.0..=200.0).contains(&mean(5)), "liver mean HU {}", mean(5));
+    assert!(
+        (20.0..=200.0).contains(&mean(5)),
+        "liver mean HU {}",
+        mean(5)
+    );
     assert!(mean(0) < -100.0, "background mean HU {}", mean(0));
 }
 
@@ -243,25 +330,55 @@ fn discovery_of_a_tree_lists_series_and_problems() {
     let d = discover(d2n("generic")).unwrap();
     // 001, 001_implicit, 002_non_isotropic, rgb, and one series stored five times in different
     // encodings (same SOP instances): five series
-    assert_eq!(d.series.len(), 5, "{:#?}", d.series.iter().map(|s| &s.folder).collect::<Vec<_>>());
-    let copies = d.series.iter().find(|s| s.slice_count == 20).expect("the 5×4 copies are one series");
-    assert!(copies.warnings.iter().any(|w| w.contains("16 duplicate image(s)")), "{:?}", copies.warnings);
+    assert_eq!(
+        d.series.len(),
+        5,
+        "{:#?}",
+        d.series.iter().map(|s| &s.folder).collect::<Vec<_>>()
+    );
+    let copies = d
+        .series
+        .iter()
+        .find(|s| s.slice_count == 20)
+        .expect("the 5×4 copies are one series");
+    assert!(
+        copies
+            .warnings
+            .iter()
+            .any(|w| w.contains("16 duplicate image(s)")),
+        "{:?}",
+        copies.warnings
+    );
     let v = load_series(copies).unwrap();
     assert_eq!(v.dims[2], 4);
-    let rgb = d.series.iter().find(|s| s.folder.ends_with("rgb/001")).unwrap();
+    let rgb = d
+        .series
+        .iter()
+        .find(|s| s.folder.ends_with("rgb/001"))
+        .unwrap();
     let v = load_series(rgb).unwrap();
-    assert!(v.warnings.iter().any(|w| w.contains("colour image")), "{:?}", v.warnings);
+    assert!(
+        v.warnings.iter().any(|w| w.contains("colour image")),
+        "{:?}",
+        v.warnings
+    );
     for s in &d.series {
         assert!(s.rows > 0 && s.columns > 0);
     }
     // the ground-truth NIfTI files are reported, by name, as not DICOM
     assert!(
-        d.problems.iter().any(|p| p.path.to_string_lossy().ends_with("_ground_truth.nii.gz") && p.reason == "not a DICOM file"),
+        d.problems.iter().any(
+            |p| p.path.to_string_lossy().ends_with("_ground_truth.nii.gz")
+                && p.reason == "not a DICOM file"
+        ),
         "{:?}",
         d.problems
     );
     let e = discover(d2n("does-not-exist")).unwrap_err().to_string();
-    assert!(e.contains("does-not-exist") && e.contains("not a folder"), "{e}");
+    assert!(
+        e.contains("does-not-exist") && e.contains("not a folder"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -269,16 +386,32 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
     let dir = shared_data().join("pydicom_testfiles");
     // a corrupted length is refused before anything is allocated for it
     let mut bytes = std::fs::read(dir.join("MR_small.dcm")).unwrap();
-    let at = bytes.windows(6).position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W']).unwrap();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W'])
+        .unwrap();
     bytes[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
-    let e = study::dicom::load_bytes(Path::new("MR_small.dcm"), &bytes).unwrap_err().to_string();
-    assert!(e.contains("MR_small.dcm") && e.contains("(7FE0,0010) declares 4294967280 bytes"), "{e}");
-    for name in ["MR_small.dcm", "CT_small.dcm", "MR_small_RLE.dcm", "pydicom-data_emri_small_jpeg_2k_lossless.dcm"] {
+    let e = study::dicom::load_bytes(Path::new("MR_small.dcm"), &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("MR_small.dcm") && e.contains("(7FE0,0010) declares 4294967280 bytes"),
+        "{e}"
+    );
+    for name in [
+        "MR_small.dcm",
+        "CT_small.dcm",
+        "MR_small_RLE.dcm",
+        "pydicom-data_emri_small_jpeg_2k_lossless.dcm",
+    ] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let from_file = load_file(dir.join(name)).unwrap();
         let from_bytes = study::dicom::load_bytes(Path::new(name), &bytes).unwrap();
         assert_eq!(from_bytes.voxels, from_file.voxels, "{name}");
-        assert_eq!(from_bytes.patient_from_voxel, from_file.patient_from_voxel, "{name}");
+        assert_eq!(
+            from_bytes.patient_from_voxel, from_file.patient_from_voxel,
+            "{name}"
+        );
         // truncated and bit-flipped copies give errors (or volumes), never panics
         let mut refused = 0;
         for cut in (0..bytes.len()).step_by(bytes.len() / 61 + 1) {

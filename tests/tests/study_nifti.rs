@@ -42,7 +42,12 @@ fn label_maps_written_by_lumen_read_back_identically() {
     let ts = shared_data().join("totalsegmentator");
     let seg = load_nifti_labels(ts.join("example_seg.nii.gz")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["labels.nii.gz", "labels.nii", "case.01.nii.gz", "case.02.nii"] {
+    for name in [
+        "labels.nii.gz",
+        "labels.nii",
+        "case.01.nii.gz",
+        "case.02.nii",
+    ] {
         let p = dir.path().join(name);
         write_nifti_labels(&p, &seg, &[Segment::new(5, "liver")]).unwrap();
         let back = load_nifti_labels(&p).unwrap();

@@ -53,16 +53,28 @@ pub enum ExportError {
 
 impl ExportError {
     pub(crate) fn write(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Write { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Write {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn read(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Read { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Read {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn mismatch(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Mismatch { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Mismatch {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn invalid(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Invalid { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Invalid {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -83,7 +95,11 @@ pub struct Code {
 impl Code {
     /// A SNOMED-CT code.
     pub fn sct(value: &str, meaning: &str) -> Self {
-        Self { value: value.into(), scheme: "SCT".into(), meaning: meaning.into() }
+        Self {
+            value: value.into(),
+            scheme: "SCT".into(),
+            meaning: meaning.into(),
+        }
     }
 }
 
@@ -158,34 +174,211 @@ struct Organ {
 }
 
 const ORGANS: &[Organ] = &[
-    Organ { keys: &["liver"], code: "10200004", meaning: "Liver", side: None, color: [221, 130, 101] },
-    Organ { keys: &["spleen"], code: "78961009", meaning: "Spleen", side: None, color: [157, 108, 162] },
-    Organ { keys: &["kidney_right", "right kidney", "kidney right"], code: "64033007", meaning: "Kidney", side: Some(true), color: [185, 102, 83] },
-    Organ { keys: &["kidney_left", "left kidney", "kidney left"], code: "64033007", meaning: "Kidney", side: Some(false), color: [185, 102, 83] },
-    Organ { keys: &["kidney", "kidneys"], code: "64033007", meaning: "Kidney", side: None, color: [185, 102, 83] },
-    Organ { keys: &["pancreas"], code: "15776009", meaning: "Pancreas", side: None, color: [249, 180, 111] },
-    Organ { keys: &["stomach"], code: "69695003", meaning: "Stomach", side: None, color: [216, 132, 105] },
-    Organ { keys: &["aorta"], code: "15825003", meaning: "Aorta", side: None, color: [224, 97, 76] },
-    Organ { keys: &["gallbladder", "gall bladder"], code: "28231008", meaning: "Gallbladder", side: None, color: [139, 150, 98] },
-    Organ { keys: &["esophagus", "oesophagus"], code: "32849002", meaning: "Esophagus", side: None, color: [211, 171, 143] },
-    Organ { keys: &["inferior_vena_cava", "inferior vena cava", "ivc"], code: "64131007", meaning: "Inferior vena cava", side: None, color: [0, 151, 206] },
-    Organ { keys: &["portal_vein_and_splenic_vein", "portal vein", "portal_vein", "portal/splenic vein"], code: "32764006", meaning: "Portal vein", side: None, color: [0, 112, 165] },
-    Organ { keys: &["adrenal_gland_right", "right adrenal", "right adrenal gland"], code: "23451007", meaning: "Adrenal gland", side: Some(true), color: [244, 214, 49] },
-    Organ { keys: &["adrenal_gland_left", "left adrenal", "left adrenal gland"], code: "23451007", meaning: "Adrenal gland", side: Some(false), color: [244, 214, 49] },
-    Organ { keys: &["adrenal gland", "adrenal glands", "adrenal_gland"], code: "23451007", meaning: "Adrenal gland", side: None, color: [244, 214, 49] },
-    Organ { keys: &["lung_right", "right lung"], code: "39607008", meaning: "Lung", side: Some(true), color: [197, 165, 145] },
-    Organ { keys: &["lung_left", "left lung"], code: "39607008", meaning: "Lung", side: Some(false), color: [197, 165, 145] },
-    Organ { keys: &["lung", "lungs"], code: "39607008", meaning: "Lung", side: None, color: [197, 165, 145] },
-    Organ { keys: &["heart"], code: "80891009", meaning: "Heart", side: None, color: [206, 110, 84] },
-    Organ { keys: &["urinary_bladder", "bladder", "urinary bladder"], code: "89837001", meaning: "Urinary bladder", side: None, color: [222, 154, 132] },
-    Organ { keys: &["vertebrae", "vertebra", "spine"], code: "51282000", meaning: "Vertebra", side: None, color: [241, 214, 145] },
-    Organ { keys: &["duodenum"], code: "38848004", meaning: "Duodenum", side: None, color: [255, 253, 229] },
-    Organ { keys: &["colon"], code: "71854001", meaning: "Colon", side: None, color: [204, 168, 143] },
-    Organ { keys: &["small_bowel", "small bowel", "small intestine"], code: "30315005", meaning: "Small intestine", side: None, color: [205, 167, 142] },
-    Organ { keys: &["trachea"], code: "44567001", meaning: "Trachea", side: None, color: [182, 228, 255] },
-    Organ { keys: &["splenic vein", "splenic_vein"], code: "35819009", meaning: "Splenic vein", side: None, color: [0, 112, 165] },
-    Organ { keys: &["prostate"], code: "41216001", meaning: "Prostate", side: None, color: [230, 158, 140] },
-    Organ { keys: &["sacrum"], code: "54735007", meaning: "Sacrum", side: None, color: [241, 214, 145] },
+    Organ {
+        keys: &["liver"],
+        code: "10200004",
+        meaning: "Liver",
+        side: None,
+        color: [221, 130, 101],
+    },
+    Organ {
+        keys: &["spleen"],
+        code: "78961009",
+        meaning: "Spleen",
+        side: None,
+        color: [157, 108, 162],
+    },
+    Organ {
+        keys: &["kidney_right", "right kidney", "kidney right"],
+        code: "64033007",
+        meaning: "Kidney",
+        side: Some(true),
+        color: [185, 102, 83],
+    },
+    Organ {
+        keys: &["kidney_left", "left kidney", "kidney left"],
+        code: "64033007",
+        meaning: "Kidney",
+        side: Some(false),
+        color: [185, 102, 83],
+    },
+    Organ {
+        keys: &["kidney", "kidneys"],
+        code: "64033007",
+        meaning: "Kidney",
+        side: None,
+        color: [185, 102, 83],
+    },
+    Organ {
+        keys: &["pancreas"],
+        code: "15776009",
+        meaning: "Pancreas",
+        side: None,
+        color: [249, 180, 111],
+    },
+    Organ {
+        keys: &["stomach"],
+        code: "69695003",
+        meaning: "Stomach",
+        side: None,
+        color: [216, 132, 105],
+    },
+    Organ {
+        keys: &["aorta"],
+        code: "15825003",
+        meaning: "Aorta",
+        side: None,
+        color: [224, 97, 76],
+    },
+    Organ {
+        keys: &["gallbladder", "gall bladder"],
+        code: "28231008",
+        meaning: "Gallbladder",
+        side: None,
+        color: [139, 150, 98],
+    },
+    Organ {
+        keys: &["esophagus", "oesophagus"],
+        code: "32849002",
+        meaning: "Esophagus",
+        side: None,
+        color: [211, 171, 143],
+    },
+    Organ {
+        keys: &["inferior_vena_cava", "inferior vena cava", "ivc"],
+        code: "64131007",
+        meaning: "Inferior vena cava",
+        side: None,
+        color: [0, 151, 206],
+    },
+    Organ {
+        keys: &[
+            "portal_vein_and_splenic_vein",
+            "portal vein",
+            "portal_vein",
+            "portal/splenic vein",
+        ],
+        code: "32764006",
+        meaning: "Portal vein",
+        side: None,
+        color: [0, 112, 165],
+    },
+    Organ {
+        keys: &[
+            "adrenal_gland_right",
+            "right adrenal",
+            "right adrenal gland",
+        ],
+        code: "23451007",
+        meaning: "Adrenal gland",
+        side: Some(true),
+        color: [244, 214, 49],
+    },
+    Organ {
+        keys: &["adrenal_gland_left", "left adrenal", "left adrenal gland"],
+        code: "23451007",
+        meaning: "Adrenal gland",
+        side: Some(false),
+        color: [244, 214, 49],
+    },
+    Organ {
+        keys: &["adrenal gland", "adrenal glands", "adrenal_gland"],
+        code: "23451007",
+        meaning: "Adrenal gland",
+        side: None,
+        color: [244, 214, 49],
+    },
+    Organ {
+        keys: &["lung_right", "right lung"],
+        code: "39607008",
+        meaning: "Lung",
+        side: Some(true),
+        color: [197, 165, 145],
+    },
+    Organ {
+        keys: &["lung_left", "left lung"],
+        code: "39607008",
+        meaning: "Lung",
+        side: Some(false),
+        color: [197, 165, 145],
+    },
+    Organ {
+        keys: &["lung", "lungs"],
+        code: "39607008",
+        meaning: "Lung",
+        side: None,
+        color: [197, 165, 145],
+    },
+    Organ {
+        keys: &["heart"],
+        code: "80891009",
+        meaning: "Heart",
+        side: None,
+        color: [206, 110, 84],
+    },
+    Organ {
+        keys: &["urinary_bladder", "bladder", "urinary bladder"],
+        code: "89837001",
+        meaning: "Urinary bladder",
+        side: None,
+        color: [222, 154, 132],
+    },
+    Organ {
+        keys: &["vertebrae", "vertebra", "spine"],
+        code: "51282000",
+        meaning: "Vertebra",
+        side: None,
+        color: [241, 214, 145],
+    },
+    Organ {
+        keys: &["duodenum"],
+        code: "38848004",
+        meaning: "Duodenum",
+        side: None,
+        color: [255, 253, 229],
+    },
+    Organ {
+        keys: &["colon"],
+        code: "71854001",
+        meaning: "Colon",
+        side: None,
+        color: [204, 168, 143],
+    },
+    Organ {
+        keys: &["small_bowel", "small bowel", "small intestine"],
+        code: "30315005",
+        meaning: "Small intestine",
+        side: None,
+        color: [205, 167, 142],
+    },
+    Organ {
+        keys: &["trachea"],
+        code: "44567001",
+        meaning: "Trachea",
+        side: None,
+        color: [182, 228, 255],
+    },
+    Organ {
+        keys: &["splenic vein", "splenic_vein"],
+        code: "35819009",
+        meaning: "Splenic vein",
+        side: None,
+        color: [0, 112, 165],
+    },
+    Organ {
+        keys: &["prostate"],
+        code: "41216001",
+        meaning: "Prostate",
+        side: None,
+        color: [230, 158, 140],
+    },
+    Organ {
+        keys: &["sacrum"],
+        code: "54735007",
+        meaning: "Sacrum",
+        side: None,
+        color: [241, 214, 145],
+    },
 ];
 
 fn normalize_name(name: &str) -> String {
@@ -208,15 +401,25 @@ pub fn organ_codes(name: &str) -> Option<(Code, Code, Option<Code>)> {
             ORGANS.iter().find(|o| o.code == "51282000")
         } else if n_us.starts_with("lung_") {
             let right = n_us.contains("right");
-            ORGANS.iter().find(|o| o.code == "39607008" && o.side == Some(right))
+            ORGANS
+                .iter()
+                .find(|o| o.code == "39607008" && o.side == Some(right))
         } else {
             None
         }
     })?;
     let modifier = organ.side.map(|right| {
-        if right { Code::sct("24028007", "Right") } else { Code::sct("7771000", "Left") }
+        if right {
+            Code::sct("24028007", "Right")
+        } else {
+            Code::sct("7771000", "Left")
+        }
     });
-    Some((anatomical_structure(), Code::sct(organ.code, organ.meaning), modifier))
+    Some((
+        anatomical_structure(),
+        Code::sct(organ.code, organ.meaning),
+        modifier,
+    ))
 }
 
 fn anatomical_structure() -> Code {
@@ -269,10 +472,7 @@ pub fn write_atomic(
 
 /// Run `write` on a temporary path next to `path` (same folder, same extension), then rename it
 /// onto `path`. The temporary file is removed when `write` fails.
-pub fn with_temp_path(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<()> {
+pub fn with_temp_path(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -290,9 +490,15 @@ pub fn with_temp_path(
     let suffix = if lower.ends_with(".nii.gz") {
         ".nii.gz".to_string()
     } else {
-        path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default()
+        path.extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default()
     };
-    let tmp = dir.join(format!(".lumen-tmp-{}-{}{suffix}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(
+        ".lumen-tmp-{}-{}{suffix}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     match write(&tmp) {
         Ok(()) => std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -322,7 +528,10 @@ mod tests {
         assert_eq!(organ_codes("oesophagus").unwrap().1.value, "32849002");
         assert_eq!(organ_codes("IVC").unwrap().1.value, "64131007");
         assert_eq!(organ_codes("vertebrae_L3").unwrap().1.value, "51282000");
-        assert_eq!(organ_codes("right adrenal").unwrap().2.unwrap().value, "24028007");
+        assert_eq!(
+            organ_codes("right adrenal").unwrap().2.unwrap().value,
+            "24028007"
+        );
         assert!(organ_codes("tumour blob").is_none());
         let s = Segment::new(3, "tumour blob");
         assert_eq!(s.property_type.value, "91772007");
@@ -340,9 +549,16 @@ mod tests {
             Err(std::io::Error::other("boom"))
         })
         .unwrap_err();
-        assert!(e.to_string().contains("a.txt") && e.to_string().contains("boom"), "{e}");
+        assert!(
+            e.to_string().contains("a.txt") && e.to_string().contains("boom"),
+            "{e}"
+        );
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
         assert!(new_uid().starts_with("2.25.") && new_uid().len() <= 64);
     }
 }

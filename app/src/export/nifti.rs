@@ -12,7 +12,10 @@ use crate::study::{LabelVolume, Volume};
 
 /// The sidecar next to a NIfTI file: `labels.nii.gz` → `labels.json`.
 pub fn sidecar_path(nifti_path: &Path) -> PathBuf {
-    let name = nifti_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = nifti_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let stem = name
         .strip_suffix(".nii.gz")
         .or_else(|| name.strip_suffix(".nii"))
@@ -35,14 +38,23 @@ struct Sidecar {
 pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<()> {
     let [nx, ny, nz] = labels.dims;
     if labels.labels.len() != nx * ny * nz {
-        return Err(ExportError::invalid(path, "label buffer does not match its dimensions"));
+        return Err(ExportError::invalid(
+            path,
+            "label buffer does not match its dimensions",
+        ));
     }
     if nx > usize::from(u16::MAX) || ny > usize::from(u16::MAX) || nz > usize::from(u16::MAX) {
         return Err(ExportError::invalid(path, "too large for NIfTI-1"));
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
-        return Err(ExportError::invalid(path, "a NIfTI file name must end in .nii or .nii.gz"));
+        return Err(ExportError::invalid(
+            path,
+            "a NIfTI file name must end in .nii or .nii.gz",
+        ));
     }
     let gz = name.ends_with(".gz");
     let ras = geometry::mul(&geometry::RAS_FROM_LPS, &labels.patient_from_voxel);
@@ -50,7 +62,9 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
     let max = labels.labels.iter().copied().max().unwrap_or(0);
 
     with_temp_path(path, |tmp| {
-        let opts = WriterOptions::new(tmp).reference_header(&header).compress(gz);
+        let opts = WriterOptions::new(tmp)
+            .reference_header(&header)
+            .compress(gz);
         let res = if max <= u16::from(u8::MAX) {
             let data: Vec<u8> = labels.labels.iter().map(|&l| l as u8).collect();
             let arr = ndarray::Array3::from_shape_vec((nz, ny, nx), data)
@@ -78,13 +92,38 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
 
 fn label_header(ras: &Mat4, dims: [usize; 3]) -> NiftiHeader {
     let (bcd, qfac, px, off) = geometry::to_quaternion(ras);
-    let row = |r: usize| [ras[r][0] as f32, ras[r][1] as f32, ras[r][2] as f32, ras[r][3] as f32];
+    let row = |r: usize| {
+        [
+            ras[r][0] as f32,
+            ras[r][1] as f32,
+            ras[r][2] as f32,
+            ras[r][3] as f32,
+        ]
+    };
     let mut descrip = b"Lumen label map".to_vec();
     descrip.resize(80, 0);
     NiftiHeader {
-        dim: [3, dims[0] as u16, dims[1] as u16, dims[2] as u16, 1, 1, 1, 1],
-        pixdim: [qfac as f32, px[0] as f32, px[1] as f32, px[2] as f32, 1.0, 1.0, 1.0, 1.0],
-        xyzt_units: 2, // mm
+        dim: [
+            3,
+            dims[0] as u16,
+            dims[1] as u16,
+            dims[2] as u16,
+            1,
+            1,
+            1,
+            1,
+        ],
+        pixdim: [
+            qfac as f32,
+            px[0] as f32,
+            px[1] as f32,
+            px[2] as f32,
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+        ],
+        xyzt_units: 2,     // mm
         intent_code: 1002, // NIFTI_INTENT_LABEL
         qform_code: 1,
         sform_code: 1,
@@ -109,13 +148,20 @@ pub fn read_sidecar(nifti_path: &Path) -> Result<Option<Vec<Segment>>> {
         return Ok(None);
     }
     let bytes = std::fs::read(&p).map_err(|e| ExportError::read(&p, e))?;
-    let s: Sidecar = serde_json::from_slice(&bytes).map_err(|e| ExportError::read(&p, format!("bad sidecar JSON: {e}")))?;
+    let s: Sidecar = serde_json::from_slice(&bytes)
+        .map_err(|e| ExportError::read(&p, format!("bad sidecar JSON: {e}")))?;
     Ok(Some(s.segments))
 }
 
 /// How the voxel grid `from` maps onto `to`: each axis of `to` is an axis of `from`, possibly
 /// flipped, with an integer offset. `None` unless the grids coincide exactly (within `tol` voxels).
-pub fn grid_mapping(from: &Mat4, from_dims: [usize; 3], to: &Mat4, to_dims: [usize; 3], tol: f64) -> Option<[(usize, i64, i64); 3]> {
+pub fn grid_mapping(
+    from: &Mat4,
+    from_dims: [usize; 3],
+    to: &Mat4,
+    to_dims: [usize; 3],
+    tol: f64,
+) -> Option<[(usize, i64, i64); 3]> {
     // index_from = M · index_to, with M = inv(from) · to
     let inv = geometry::inverse(from)?;
     let m = geometry::mul(&inv, to);
@@ -186,11 +232,25 @@ pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<
     let segments = match read_sidecar(path)? {
         Some(s) => s,
         None => {
-            let lv = LabelVolume { dims: volume.dims, labels: labels.clone(), patient_from_voxel: volume.patient_from_voxel };
-            lv.present_labels().into_iter().map(|l| Segment::new(l, &format!("Label {l}"))).collect()
+            let lv = LabelVolume {
+                dims: volume.dims,
+                labels: labels.clone(),
+                patient_from_voxel: volume.patient_from_voxel,
+            };
+            lv.present_labels()
+                .into_iter()
+                .map(|l| Segment::new(l, &format!("Label {l}")))
+                .collect()
         }
     };
-    Ok((LabelVolume { dims: volume.dims, labels, patient_from_voxel: volume.patient_from_voxel }, segments))
+    Ok((
+        LabelVolume {
+            dims: volume.dims,
+            labels,
+            patient_from_voxel: volume.patient_from_voxel,
+        },
+        segments,
+    ))
 }
 
 #[cfg(test)]
@@ -204,14 +264,31 @@ mod tests {
         // oblique, left-handed LPS grid (like DICOM slices sorted head→feet)
         let c = 30f64.to_radians().cos();
         let s = 30f64.to_radians().sin();
-        let pfv = geometry::from_columns([0.7 * c, 0.7 * s, 0.0], [-0.8 * s, 0.8 * c, 0.0], [0.0, 0.0, -2.5], [-100.0, 50.0, 20.0]);
-        let labels = LabelVolume { dims: [4, 3, 2], labels: (0..24).map(|i| (i % 3) as u16).collect(), patient_from_voxel: pfv };
+        let pfv = geometry::from_columns(
+            [0.7 * c, 0.7 * s, 0.0],
+            [-0.8 * s, 0.8 * c, 0.0],
+            [0.0, 0.0, -2.5],
+            [-100.0, 50.0, 20.0],
+        );
+        let labels = LabelVolume {
+            dims: [4, 3, 2],
+            labels: (0..24).map(|i| (i % 3) as u16).collect(),
+            patient_from_voxel: pfv,
+        };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.nii.gz");
-        write_nifti_labels(&p, &labels, &[Segment::new(1, "liver"), Segment::new(2, "spleen")]).unwrap();
+        write_nifti_labels(
+            &p,
+            &labels,
+            &[Segment::new(1, "liver"), Segment::new(2, "spleen")],
+        )
+        .unwrap();
         let obj = nifti::ReaderOptions::new().read_file(&p).unwrap();
         let h = obj.header();
-        assert_eq!((h.sform_code, h.qform_code, h.datatype, h.intent_code), (1, 1, 2, 1002));
+        assert_eq!(
+            (h.sform_code, h.qform_code, h.datatype, h.intent_code),
+            (1, 1, 2, 1002)
+        );
         let sform = crate::study::nifti::ras_affine(h);
         let mut hq = h.clone();
         hq.sform_code = 0;
@@ -228,13 +305,28 @@ mod tests {
 
     #[test]
     fn grid_mapping_finds_flips_and_refuses_shifts() {
-        let a = geometry::from_columns([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]);
+        let a = geometry::from_columns(
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 2.0],
+            [0.0, 0.0, 0.0],
+        );
         // same grid with y flipped: index y' = 9 - y
-        let b = geometry::from_columns([1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 2.0], [0.0, 9.0, 0.0]);
+        let b = geometry::from_columns(
+            [1.0, 0.0, 0.0],
+            [0.0, -1.0, 0.0],
+            [0.0, 0.0, 2.0],
+            [0.0, 9.0, 0.0],
+        );
         let m = grid_mapping(&a, [5, 10, 3], &b, [5, 10, 3], 1e-6).unwrap();
         assert_eq!(m, [(0, 1, 0), (1, -1, 9), (2, 1, 0)]);
         // half-voxel shift is not the same grid
-        let c = geometry::from_columns([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [0.5, 0.0, 0.0]);
+        let c = geometry::from_columns(
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 2.0],
+            [0.5, 0.0, 0.0],
+        );
         assert!(grid_mapping(&a, [5, 10, 3], &c, [5, 10, 3], 1e-6).is_none());
         // out of bounds
         assert!(grid_mapping(&a, [5, 10, 3], &a, [6, 10, 3], 1e-6).is_none());

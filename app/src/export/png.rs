@@ -8,7 +8,13 @@ use image::codecs::png::PngEncoder;
 use super::{ExportError, Result, Segment, write_atomic};
 use crate::study::{LabelVolume, Volume, Window, window_to_u8};
 
-fn write_png(path: &Path, pixels: &[u8], width: usize, height: usize, color: image::ExtendedColorType) -> Result<()> {
+fn write_png(
+    path: &Path,
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    color: image::ExtendedColorType,
+) -> Result<()> {
     write_atomic(path, |w| {
         PngEncoder::new(w)
             .write_image(pixels, width as u32, height as u32, color)
@@ -27,7 +33,11 @@ fn check_dir(dir: &Path) -> Result<()> {
 /// Write one binary mask PNG (0 / 255, 8-bit grey) per segment and slice that holds it:
 /// `<dir>/<label>_<name>/slice_<z>.png` (z = slice index in the volume, 4 digits).
 /// Returns the files written.
-pub fn write_png_masks(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<Vec<PathBuf>> {
+pub fn write_png_masks(
+    dir: &Path,
+    labels: &LabelVolume,
+    segments: &[Segment],
+) -> Result<Vec<PathBuf>> {
     check_dir(dir)?;
     let [nx, ny, nz] = labels.dims;
     let plane = nx * ny;
@@ -36,7 +46,13 @@ pub fn write_png_masks(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -
         let safe: String = seg
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let sub = dir.join(format!("{:03}_{safe}", seg.label));
         let mut created = false;
@@ -49,7 +65,10 @@ pub fn write_png_masks(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -
                 std::fs::create_dir_all(&sub).map_err(|e| ExportError::write(&sub, e))?;
                 created = true;
             }
-            let px: Vec<u8> = src.iter().map(|&l| if l == seg.label { 255 } else { 0 }).collect();
+            let px: Vec<u8> = src
+                .iter()
+                .map(|&l| if l == seg.label { 255 } else { 0 })
+                .collect();
             let p = sub.join(format!("slice_{z:04}.png"));
             write_png(&p, &px, nx, ny, image::ExtendedColorType::L8)?;
             written.push(p);
@@ -70,7 +89,10 @@ pub fn write_png_overlays(
 ) -> Result<Vec<PathBuf>> {
     check_dir(dir)?;
     if labels.dims != volume.dims {
-        return Err(ExportError::mismatch(dir, "label map and volume have different sizes"));
+        return Err(ExportError::mismatch(
+            dir,
+            "label map and volume have different sizes",
+        ));
     }
     let [nx, ny, nz] = volume.dims;
     let plane = nx * ny;

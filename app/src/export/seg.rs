@@ -115,7 +115,11 @@ fn ds(v: f64) -> String {
     }
     for prec in (0..=15).rev() {
         let t = format!("{v:.prec$}");
-        let t = if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.').to_string() } else { t };
+        let t = if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t
+        };
         if t.len() <= 16 {
             return t;
         }
@@ -139,13 +143,23 @@ fn code_item(c: &Code) -> InMemDicomObject {
 pub fn rgb_to_dicom_lab(rgb: [u8; 3]) -> [u16; 3] {
     let lin = |c: u8| {
         let c = f64::from(c) / 255.0;
-        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
     };
     let (r, g, b) = (lin(rgb[0]), lin(rgb[1]), lin(rgb[2]));
     let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
     let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
     let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
-    let f = |t: f64| if t > 0.008856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
+    let f = |t: f64| {
+        if t > 0.008856 {
+            t.cbrt()
+        } else {
+            7.787 * t + 16.0 / 116.0
+        }
+    };
     let l = 116.0 * f(y) - 16.0;
     let a = 500.0 * (f(x) - f(y));
     let bb = 200.0 * (f(y) - f(z));
@@ -164,14 +178,24 @@ pub fn dicom_lab_to_rgb(lab: [u16; 3]) -> [u8; 3] {
     let fy = (l + 16.0) / 116.0;
     let fx = fy + a / 500.0;
     let fz = fy - b / 200.0;
-    let inv = |t: f64| if t.powi(3) > 0.008856 { t.powi(3) } else { (t - 16.0 / 116.0) / 7.787 };
+    let inv = |t: f64| {
+        if t.powi(3) > 0.008856 {
+            t.powi(3)
+        } else {
+            (t - 16.0 / 116.0) / 7.787
+        }
+    };
     let (x, y, z) = (inv(fx) * 0.95047, inv(fy), inv(fz) * 1.08883);
     let r = 3.2406 * x - 1.5372 * y - 0.4986 * z;
     let g = -0.9689 * x + 1.8758 * y + 0.0415 * z;
     let bl = 0.0557 * x - 0.2040 * y + 1.0570 * z;
     let gamma = |c: f64| {
         let c = c.clamp(0.0, 1.0);
-        let v = if c <= 0.0031308 { 12.92 * c } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 };
+        let v = if c <= 0.0031308 {
+            12.92 * c
+        } else {
+            1.055 * c.powf(1.0 / 2.4) - 0.055
+        };
         (v * 255.0).round().clamp(0.0, 255.0) as u8
     };
     [gamma(r), gamma(g), gamma(bl)]
@@ -216,7 +240,10 @@ pub fn write_seg(
     if labels.dims != volume.dims || labels.labels.len() != volume.voxels.len() {
         return Err(ExportError::mismatch(
             path,
-            format!("label map {:?} is not on the volume grid {:?}", labels.dims, volume.dims),
+            format!(
+                "label map {:?} is not on the volume grid {:?}",
+                labels.dims, volume.dims
+            ),
         ));
     }
     let [nx, ny, nz] = volume.dims;
@@ -230,11 +257,14 @@ pub fn write_seg(
     let mut st = volume.study.clone();
     if st.study_instance_uid.is_empty() {
         st.study_instance_uid = new_uid();
-        warnings.push("the source has no Study Instance UID: the SEG was given a new one".to_string());
+        warnings
+            .push("the source has no Study Instance UID: the SEG was given a new one".to_string());
     }
     if st.series_instance_uid.is_empty() {
         st.series_instance_uid = new_uid();
-        warnings.push("the source has no Series Instance UID: the SEG references a new one".to_string());
+        warnings.push(
+            "the source has no Series Instance UID: the SEG references a new one".to_string(),
+        );
     }
     let st = &st;
     if nx > usize::from(u16::MAX) || ny > usize::from(u16::MAX) {
@@ -246,10 +276,16 @@ pub fn write_seg(
     let mut by_label: BTreeMap<u16, &Segment> = BTreeMap::new();
     for seg in segments {
         if seg.label == 0 {
-            return Err(ExportError::invalid(path, format!("segment '{}' has label 0 (background)", seg.name)));
+            return Err(ExportError::invalid(
+                path,
+                format!("segment '{}' has label 0 (background)", seg.name),
+            ));
         }
         if by_label.insert(seg.label, seg).is_some() {
-            return Err(ExportError::invalid(path, format!("label {} is used by two segments", seg.label)));
+            return Err(ExportError::invalid(
+                path,
+                format!("label {} is used by two segments", seg.label),
+            ));
         }
     }
     let mut present: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
@@ -264,10 +300,17 @@ pub fn write_seg(
         }
     }
     if present.is_empty() {
-        return Err(ExportError::invalid(path, "nothing to export: no segment has any voxel"));
+        return Err(ExportError::invalid(
+            path,
+            "nothing to export: no segment has any voxel",
+        ));
     }
     // segment numbers are 1..n in label order
-    let numbered: Vec<(u16, u16)> = present.keys().enumerate().map(|(i, &l)| ((i + 1) as u16, l)).collect();
+    let numbered: Vec<(u16, u16)> = present
+        .keys()
+        .enumerate()
+        .map(|(i, &l)| ((i + 1) as u16, l))
+        .collect();
 
     let sop_uid = new_uid();
     let series_uid = new_uid();
@@ -288,40 +331,96 @@ pub fn write_seg(
     s(&mut o, tags::ACCESSION_NUMBER, VR::SH, &st.accession_number);
     s(&mut o, tags::MODALITY, VR::CS, "SEG");
     s(&mut o, tags::MANUFACTURER, VR::LO, "Lumen");
-    s(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, &st.referring_physician_name);
-    s(&mut o, tags::STUDY_DESCRIPTION, VR::LO, &st.study_description);
-    s(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &options.series_description);
+    s(
+        &mut o,
+        tags::REFERRING_PHYSICIAN_NAME,
+        VR::PN,
+        &st.referring_physician_name,
+    );
+    s(
+        &mut o,
+        tags::STUDY_DESCRIPTION,
+        VR::LO,
+        &st.study_description,
+    );
+    s(
+        &mut o,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        &options.series_description,
+    );
     s(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, "Lumen");
     // Referenced Series Sequence: the source instances
     {
         let mut instances = Vec::with_capacity(nz);
         for sl in &volume.slices {
             let mut i = InMemDicomObject::new_empty();
-            s(&mut i, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &sl.sop_class_uid);
-            s(&mut i, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &sl.sop_instance_uid);
+            s(
+                &mut i,
+                tags::REFERENCED_SOP_CLASS_UID,
+                VR::UI,
+                &sl.sop_class_uid,
+            );
+            s(
+                &mut i,
+                tags::REFERENCED_SOP_INSTANCE_UID,
+                VR::UI,
+                &sl.sop_instance_uid,
+            );
             instances.push(i);
         }
         instances.dedup_by(|a, b| {
-            a.get(tags::REFERENCED_SOP_INSTANCE_UID).and_then(|e| e.to_str().ok())
-                == b.get(tags::REFERENCED_SOP_INSTANCE_UID).and_then(|e| e.to_str().ok())
+            a.get(tags::REFERENCED_SOP_INSTANCE_UID)
+                .and_then(|e| e.to_str().ok())
+                == b.get(tags::REFERENCED_SOP_INSTANCE_UID)
+                    .and_then(|e| e.to_str().ok())
         });
         let mut series_item = InMemDicomObject::new_empty();
         seq(&mut series_item, REFERENCED_INSTANCE_SEQ, instances);
-        s(&mut series_item, tags::SERIES_INSTANCE_UID, VR::UI, &st.series_instance_uid);
+        s(
+            &mut series_item,
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            &st.series_instance_uid,
+        );
         seq(&mut o, REFERENCED_SERIES_SEQ, vec![series_item]);
     }
     s(&mut o, tags::PATIENT_NAME, VR::PN, &st.patient_name);
     s(&mut o, tags::PATIENT_ID, VR::LO, &st.patient_id);
-    s(&mut o, tags::PATIENT_BIRTH_DATE, VR::DA, &st.patient_birth_date);
+    s(
+        &mut o,
+        tags::PATIENT_BIRTH_DATE,
+        VR::DA,
+        &st.patient_birth_date,
+    );
     s(&mut o, tags::PATIENT_SEX, VR::CS, &st.patient_sex);
     s(&mut o, tags::DEVICE_SERIAL_NUMBER, VR::LO, "0");
-    s(&mut o, tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION"));
-    s(&mut o, tags::STUDY_INSTANCE_UID, VR::UI, &st.study_instance_uid);
+    s(
+        &mut o,
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        env!("CARGO_PKG_VERSION"),
+    );
+    s(
+        &mut o,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        &st.study_instance_uid,
+    );
     s(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
     s(&mut o, tags::STUDY_ID, VR::SH, &st.study_id);
-    s(&mut o, tags::SERIES_NUMBER, VR::IS, &options.series_number.to_string());
+    s(
+        &mut o,
+        tags::SERIES_NUMBER,
+        VR::IS,
+        &options.series_number.to_string(),
+    );
     s(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
-    let frame_of_ref = if st.frame_of_reference_uid.is_empty() { new_uid() } else { st.frame_of_reference_uid.clone() };
+    let frame_of_ref = if st.frame_of_reference_uid.is_empty() {
+        new_uid()
+    } else {
+        st.frame_of_reference_uid.clone()
+    };
     s(&mut o, tags::FRAME_OF_REFERENCE_UID, VR::UI, &frame_of_ref);
     s(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
     // Dimensions: segment number, then plane position
@@ -333,43 +432,133 @@ pub fn write_seg(
         s(&mut o, DIMENSION_ORGANIZATION_TYPE, VR::CS, "3D");
         let mut d1 = InMemDicomObject::new_empty();
         s(&mut d1, DIMENSION_ORGANIZATION_UID, VR::UI, &dim_org_uid);
-        d1.put(DataElement::new(DIMENSION_INDEX_POINTER, VR::AT, PrimitiveValue::from(REFERENCED_SEGMENT_NUMBER)));
-        d1.put(DataElement::new(FUNCTIONAL_GROUP_POINTER, VR::AT, PrimitiveValue::from(SEGMENT_IDENTIFICATION_SEQ)));
-        s(&mut d1, DIMENSION_DESCRIPTION_LABEL, VR::LO, "ReferencedSegmentNumber");
+        d1.put(DataElement::new(
+            DIMENSION_INDEX_POINTER,
+            VR::AT,
+            PrimitiveValue::from(REFERENCED_SEGMENT_NUMBER),
+        ));
+        d1.put(DataElement::new(
+            FUNCTIONAL_GROUP_POINTER,
+            VR::AT,
+            PrimitiveValue::from(SEGMENT_IDENTIFICATION_SEQ),
+        ));
+        s(
+            &mut d1,
+            DIMENSION_DESCRIPTION_LABEL,
+            VR::LO,
+            "ReferencedSegmentNumber",
+        );
         let mut d2 = InMemDicomObject::new_empty();
         s(&mut d2, DIMENSION_ORGANIZATION_UID, VR::UI, &dim_org_uid);
-        d2.put(DataElement::new(DIMENSION_INDEX_POINTER, VR::AT, PrimitiveValue::from(tags::IMAGE_POSITION_PATIENT)));
-        d2.put(DataElement::new(FUNCTIONAL_GROUP_POINTER, VR::AT, PrimitiveValue::from(PLANE_POSITION_SEQ)));
-        s(&mut d2, DIMENSION_DESCRIPTION_LABEL, VR::LO, "ImagePositionPatient");
+        d2.put(DataElement::new(
+            DIMENSION_INDEX_POINTER,
+            VR::AT,
+            PrimitiveValue::from(tags::IMAGE_POSITION_PATIENT),
+        ));
+        d2.put(DataElement::new(
+            FUNCTIONAL_GROUP_POINTER,
+            VR::AT,
+            PrimitiveValue::from(PLANE_POSITION_SEQ),
+        ));
+        s(
+            &mut d2,
+            DIMENSION_DESCRIPTION_LABEL,
+            VR::LO,
+            "ImagePositionPatient",
+        );
         seq(&mut o, DIMENSION_INDEX_SEQ, vec![d1, d2]);
     }
-    o.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)));
-    s(&mut o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    o.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    s(
+        &mut o,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
     let total_frames: usize = present.values().map(Vec::len).sum();
-    s(&mut o, tags::NUMBER_OF_FRAMES, VR::IS, &total_frames.to_string());
-    o.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)));
-    o.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16)));
-    o.put(DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(1u16)));
-    o.put(DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(1u16)));
-    o.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(0u16)));
-    o.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16)));
+    s(
+        &mut o,
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        &total_frames.to_string(),
+    );
+    o.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(ny as u16),
+    ));
+    o.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(nx as u16),
+    ));
+    o.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    o.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    o.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    o.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
     s(&mut o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
     s(&mut o, tags::CONTENT_LABEL, VR::CS, "LUMEN");
-    s(&mut o, tags::CONTENT_DESCRIPTION, VR::LO, "Segmentation made with Lumen");
-    s(&mut o, tags::CONTENT_CREATOR_NAME, VR::PN, &options.content_creator);
+    s(
+        &mut o,
+        tags::CONTENT_DESCRIPTION,
+        VR::LO,
+        "Segmentation made with Lumen",
+    );
+    s(
+        &mut o,
+        tags::CONTENT_CREATOR_NAME,
+        VR::PN,
+        &options.content_creator,
+    );
     s(&mut o, SEGMENTATION_TYPE, VR::CS, "BINARY");
 
     // Segment Sequence
     let mut seg_items = Vec::new();
     for &(number, label) in &numbered {
-        let Some(seg) = by_label.get(&label) else { continue };
+        let Some(seg) = by_label.get(&label) else {
+            continue;
+        };
         let mut it = InMemDicomObject::new_empty();
         seq(&mut it, CATEGORY_CODE_SEQ, vec![code_item(&seg.category)]);
-        it.put(DataElement::new(SEGMENT_NUMBER, VR::US, PrimitiveValue::from(number)));
+        it.put(DataElement::new(
+            SEGMENT_NUMBER,
+            VR::US,
+            PrimitiveValue::from(number),
+        ));
         s(&mut it, SEGMENT_LABEL, VR::LO, &seg.name);
-        s(&mut it, SEGMENT_ALGORITHM_TYPE, VR::CS, seg.algorithm_type.as_dicom());
+        s(
+            &mut it,
+            SEGMENT_ALGORITHM_TYPE,
+            VR::CS,
+            seg.algorithm_type.as_dicom(),
+        );
         if seg.algorithm_type != AlgorithmType::Manual {
-            s(&mut it, SEGMENT_ALGORITHM_NAME, VR::LO, &options.algorithm_name);
+            s(
+                &mut it,
+                SEGMENT_ALGORITHM_NAME,
+                VR::LO,
+                &options.algorithm_name,
+            );
             let mut alg = InMemDicomObject::new_empty();
             seq(
                 &mut alg,
@@ -380,13 +569,22 @@ pub fn write_seg(
                     meaning: "Artificial Intelligence".into(),
                 })],
             );
-            s(&mut alg, ALGORITHM_VERSION, VR::LO, &options.algorithm_version);
+            s(
+                &mut alg,
+                ALGORITHM_VERSION,
+                VR::LO,
+                &options.algorithm_version,
+            );
             s(&mut alg, ALGORITHM_SOURCE, VR::LO, "Lumen");
             s(&mut alg, ALGORITHM_NAME, VR::LO, &options.algorithm_name);
             seq(&mut it, SEGMENTATION_ALGORITHM_ID_SEQ, vec![alg]);
         }
         let lab = rgb_to_dicom_lab(seg.color);
-        it.put(DataElement::new(RECOMMENDED_CIELAB, VR::US, PrimitiveValue::from(lab)));
+        it.put(DataElement::new(
+            RECOMMENDED_CIELAB,
+            VR::US,
+            PrimitiveValue::from(lab),
+        ));
         let mut ty = code_item(&seg.property_type);
         if let Some(m) = &seg.type_modifier {
             seq(&mut ty, TYPE_MODIFIER_CODE_SEQ, vec![code_item(m)]);
@@ -407,13 +605,30 @@ pub fn write_seg(
             &mut orient,
             tags::IMAGE_ORIENTATION_PATIENT,
             VR::DS,
-            &ds_multi(&[row_dir[0], row_dir[1], row_dir[2], col_dir[0], col_dir[1], col_dir[2]]),
+            &ds_multi(&[
+                row_dir[0], row_dir[1], row_dir[2], col_dir[0], col_dir[1], col_dir[2],
+            ]),
         );
         seq(&mut shared, PLANE_ORIENTATION_SEQ, vec![orient]);
         let mut meas = InMemDicomObject::new_empty();
-        s(&mut meas, tags::SLICE_THICKNESS, VR::DS, &ds(volume.spacing[2]));
-        s(&mut meas, tags::SPACING_BETWEEN_SLICES, VR::DS, &ds(volume.spacing[2]));
-        s(&mut meas, tags::PIXEL_SPACING, VR::DS, &ds_multi(&[volume.spacing[1], volume.spacing[0]]));
+        s(
+            &mut meas,
+            tags::SLICE_THICKNESS,
+            VR::DS,
+            &ds(volume.spacing[2]),
+        );
+        s(
+            &mut meas,
+            tags::SPACING_BETWEEN_SLICES,
+            VR::DS,
+            &ds(volume.spacing[2]),
+        );
+        s(
+            &mut meas,
+            tags::PIXEL_SPACING,
+            VR::DS,
+            &ds_multi(&[volume.spacing[1], volume.spacing[0]]),
+        );
         seq(&mut shared, PIXEL_MEASURES_SEQ, vec![meas]);
         seq(&mut o, SHARED_FG, vec![shared]);
     }
@@ -429,10 +644,25 @@ pub fn write_seg(
             let mut fg = InMemDicomObject::new_empty();
             // derivation: source image
             let mut src = InMemDicomObject::new_empty();
-            s(&mut src, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &sl.sop_class_uid);
-            s(&mut src, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &sl.sop_instance_uid);
+            s(
+                &mut src,
+                tags::REFERENCED_SOP_CLASS_UID,
+                VR::UI,
+                &sl.sop_class_uid,
+            );
+            s(
+                &mut src,
+                tags::REFERENCED_SOP_INSTANCE_UID,
+                VR::UI,
+                &sl.sop_instance_uid,
+            );
             if let Some(f) = sl.frame {
-                s(&mut src, tags::REFERENCED_FRAME_NUMBER, VR::IS, &(f + 1).to_string());
+                s(
+                    &mut src,
+                    tags::REFERENCED_FRAME_NUMBER,
+                    VR::IS,
+                    &(f + 1).to_string(),
+                );
             }
             seq(
                 &mut src,
@@ -447,7 +677,11 @@ pub fn write_seg(
             seq(
                 &mut deriv,
                 DERIVATION_CODE_SEQ,
-                vec![code_item(&Code { value: "113076".into(), scheme: "DCM".into(), meaning: "Segmentation".into() })],
+                vec![code_item(&Code {
+                    value: "113076".into(),
+                    scheme: "DCM".into(),
+                    meaning: "Segmentation".into(),
+                })],
             );
             seq(&mut deriv, SOURCE_IMAGE_SEQ, vec![src]);
             seq(&mut fg, DERIVATION_IMAGE_SEQ, vec![deriv]);
@@ -459,10 +693,19 @@ pub fn write_seg(
             ));
             seq(&mut fg, FRAME_CONTENT_SEQ, vec![content]);
             let mut pos = InMemDicomObject::new_empty();
-            s(&mut pos, tags::IMAGE_POSITION_PATIENT, VR::DS, &ds_multi(&sl.position));
+            s(
+                &mut pos,
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                &ds_multi(&sl.position),
+            );
             seq(&mut fg, PLANE_POSITION_SEQ, vec![pos]);
             let mut ident = InMemDicomObject::new_empty();
-            ident.put(DataElement::new(REFERENCED_SEGMENT_NUMBER, VR::US, PrimitiveValue::from(number)));
+            ident.put(DataElement::new(
+                REFERENCED_SEGMENT_NUMBER,
+                VR::US,
+                PrimitiveValue::from(number),
+            ));
             seq(&mut fg, SEGMENT_IDENTIFICATION_SEQ, vec![ident]);
             per_frame.push(fg);
             // pack bits
@@ -477,7 +720,11 @@ pub fn write_seg(
         }
     }
     seq(&mut o, PER_FRAME_FG, per_frame);
-    o.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bits)));
+    o.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::from(bits),
+    ));
 
     let meta = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(SEGMENTATION_STORAGE)
@@ -533,14 +780,21 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
     let obj: &InMemDicomObject = &file;
     let sop_class = get_str(obj, tags::SOP_CLASS_UID).unwrap_or_default();
     if sop_class != SEGMENTATION_STORAGE {
-        return Err(ExportError::read(path, format!("not a DICOM SEG (SOP Class {sop_class})")));
+        return Err(ExportError::read(
+            path,
+            format!("not a DICOM SEG (SOP Class {sop_class})"),
+        ));
     }
     let seg_type = get_str(obj, SEGMENTATION_TYPE).unwrap_or_default();
     if seg_type != "BINARY" {
-        let max = obj.get(MAX_FRACTIONAL_VALUE).and_then(|e| e.to_int::<u32>().ok());
+        let max = obj
+            .get(MAX_FRACTIONAL_VALUE)
+            .and_then(|e| e.to_int::<u32>().ok());
         return Err(ExportError::read(
             path,
-            format!("Segmentation Type '{seg_type}' (max fractional value {max:?}) is not supported; only BINARY"),
+            format!(
+                "Segmentation Type '{seg_type}' (max fractional value {max:?}) is not supported; only BINARY"
+            ),
         ));
     }
     let int = |t: Tag| obj.get(t).and_then(|e| e.to_int::<i64>().ok());
@@ -549,10 +803,16 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
     let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
     let [nx, ny, nz] = volume.dims;
     if rows != ny || cols != nx {
-        return Err(ExportError::mismatch(path, format!("SEG frames are {cols}×{rows}, the study slices {nx}×{ny}")));
+        return Err(ExportError::mismatch(
+            path,
+            format!("SEG frames are {cols}×{rows}, the study slices {nx}×{ny}"),
+        ));
     }
     if int(tags::BITS_ALLOCATED) != Some(1) {
-        return Err(ExportError::read(path, "binary SEG must have Bits Allocated = 1"));
+        return Err(ExportError::read(
+            path,
+            "binary SEG must have Bits Allocated = 1",
+        ));
     }
     let plane = nx * ny;
     let data = obj
@@ -562,15 +822,26 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
     if data.len() * 8 < frames * plane {
         return Err(ExportError::read(
             path,
-            format!("Pixel Data holds {} bits, {frames} frames need {}", data.len() * 8, frames * plane),
+            format!(
+                "Pixel Data holds {} bits, {frames} frames need {}",
+                data.len() * 8,
+                frames * plane
+            ),
         ));
     }
 
     // segments
     let mut segments = Vec::new();
     let mut number_to_label: BTreeMap<u16, u16> = BTreeMap::new();
-    for item in obj.get(SEGMENT_SEQUENCE).and_then(|e| e.items()).unwrap_or(&[]) {
-        let number = item.get(SEGMENT_NUMBER).and_then(|e| e.to_int::<u16>().ok()).unwrap_or(0);
+    for item in obj
+        .get(SEGMENT_SEQUENCE)
+        .and_then(|e| e.items())
+        .unwrap_or(&[])
+    {
+        let number = item
+            .get(SEGMENT_NUMBER)
+            .and_then(|e| e.to_int::<u16>().ok())
+            .unwrap_or(0);
         if number == 0 {
             return Err(ExportError::read(path, "segment without Segment Number"));
         }
@@ -581,14 +852,18 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
         }
         if let Some(c) = read_code(item, TYPE_CODE_SEQ) {
             seg.property_type = c;
-            seg.type_modifier = first_item(item, TYPE_CODE_SEQ).and_then(|t| read_code(t, TYPE_MODIFIER_CODE_SEQ));
+            seg.type_modifier =
+                first_item(item, TYPE_CODE_SEQ).and_then(|t| read_code(t, TYPE_MODIFIER_CODE_SEQ));
         }
-        if let Some(lab) = item.get(RECOMMENDED_CIELAB).and_then(|e| e.to_multi_int::<u16>().ok())
+        if let Some(lab) = item
+            .get(RECOMMENDED_CIELAB)
+            .and_then(|e| e.to_multi_int::<u16>().ok())
             && lab.len() == 3
         {
             seg.color = dicom_lab_to_rgb([lab[0], lab[1], lab[2]]);
         }
-        seg.algorithm_type = AlgorithmType::from_dicom(&get_str(item, SEGMENT_ALGORITHM_TYPE).unwrap_or_default());
+        seg.algorithm_type =
+            AlgorithmType::from_dicom(&get_str(item, SEGMENT_ALGORITHM_TYPE).unwrap_or_default());
         number_to_label.insert(number, number);
         segments.push(seg);
     }
@@ -610,13 +885,20 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
     if per_frame.len() != frames {
         return Err(ExportError::read(
             path,
-            format!("{} per-frame functional groups for {frames} frames", per_frame.len()),
+            format!(
+                "{} per-frame functional groups for {frames} frames",
+                per_frame.len()
+            ),
         ));
     }
     // orientation check
     let orient = shared
         .and_then(|s| first_item(s, PLANE_ORIENTATION_SEQ))
-        .or_else(|| per_frame.first().and_then(|f| first_item(f, PLANE_ORIENTATION_SEQ)))
+        .or_else(|| {
+            per_frame
+                .first()
+                .and_then(|f| first_item(f, PLANE_ORIENTATION_SEQ))
+        })
         .and_then(|o| o.get(tags::IMAGE_ORIENTATION_PATIENT))
         .and_then(|e| e.to_multi_float64().ok());
     if let Some(o) = orient {
@@ -625,7 +907,10 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
         let c = geometry::normalize(geometry::column(m, 1));
         let want = [r[0], r[1], r[2], c[0], c[1], c[2]];
         if o.len() != 6 || o.iter().zip(want.iter()).any(|(a, b)| (a - b).abs() > 1e-3) {
-            return Err(ExportError::mismatch(path, format!("SEG orientation {o:?} differs from the study {want:?}")));
+            return Err(ExportError::mismatch(
+                path,
+                format!("SEG orientation {o:?} differs from the study {want:?}"),
+            ));
         }
     }
     let mut out = LabelVolume {
@@ -639,12 +924,21 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
             .or_else(|| shared.and_then(|s| first_item(s, SEGMENT_IDENTIFICATION_SEQ)))
             .and_then(|i| i.get(REFERENCED_SEGMENT_NUMBER))
             .and_then(|e| e.to_int::<u16>().ok())
-            .ok_or_else(|| ExportError::read(path, format!("frame {} has no Referenced Segment Number", f + 1)))?;
-        let label = *number_to_label
-            .get(&number)
-            .ok_or_else(|| ExportError::read(path, format!("frame {} refers to unknown segment {number}", f + 1)))?;
+            .ok_or_else(|| {
+                ExportError::read(
+                    path,
+                    format!("frame {} has no Referenced Segment Number", f + 1),
+                )
+            })?;
+        let label = *number_to_label.get(&number).ok_or_else(|| {
+            ExportError::read(
+                path,
+                format!("frame {} refers to unknown segment {number}", f + 1),
+            )
+        })?;
         // by source image reference
-        let src = first_item(fg, DERIVATION_IMAGE_SEQ).and_then(|d| first_item(d, SOURCE_IMAGE_SEQ));
+        let src =
+            first_item(fg, DERIVATION_IMAGE_SEQ).and_then(|d| first_item(d, SOURCE_IMAGE_SEQ));
         let mut z = src.and_then(|s| {
             let uid = get_str(s, tags::REFERENCED_SOP_INSTANCE_UID)?;
             let frame = s
@@ -659,13 +953,26 @@ pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segmen
                 .and_then(|p| p.get(tags::IMAGE_POSITION_PATIENT))
                 .and_then(|e| e.to_multi_float64().ok())
                 .filter(|v| v.len() == 3)
-                .ok_or_else(|| ExportError::read(path, format!("frame {} has no position or source reference", f + 1)))?;
+                .ok_or_else(|| {
+                    ExportError::read(
+                        path,
+                        format!("frame {} has no position or source reference", f + 1),
+                    )
+                })?;
             let idx = geometry::apply(&inv, [pos[0], pos[1], pos[2]]);
             let zr = idx[2].round();
-            if idx[0].abs() > 1e-2 || idx[1].abs() > 1e-2 || (idx[2] - zr).abs() > 0.05 || zr < 0.0 || zr >= nz as f64 {
+            if idx[0].abs() > 1e-2
+                || idx[1].abs() > 1e-2
+                || (idx[2] - zr).abs() > 0.05
+                || zr < 0.0
+                || zr >= nz as f64
+            {
                 return Err(ExportError::mismatch(
                     path,
-                    format!("frame {} at {pos:?} does not lie on a slice of the study", f + 1),
+                    format!(
+                        "frame {} at {pos:?} does not lie on a slice of the study",
+                        f + 1
+                    ),
                 ));
             }
             z = Some(zr as usize);
@@ -697,16 +1004,28 @@ mod tests {
         assert_eq!(ds(0.5), "0.5");
         assert_eq!(ds(-249.51171875), "-249.51171875");
         let t = ds(-0.26723837607830001);
-        assert!(t.len() <= 16 && (t.parse::<f64>().unwrap() + 0.267238376078).abs() < 1e-10, "{t}");
+        assert!(
+            t.len() <= 16 && (t.parse::<f64>().unwrap() + 0.267238376078).abs() < 1e-10,
+            "{t}"
+        );
         assert!(ds(1.0e-20) == "0");
     }
 
     #[test]
     fn colours_round_trip_through_cielab() {
-        for c in [[221u8, 130, 101], [0, 151, 206], [255, 255, 255], [0, 0, 0], [244, 214, 49]] {
+        for c in [
+            [221u8, 130, 101],
+            [0, 151, 206],
+            [255, 255, 255],
+            [0, 0, 0],
+            [244, 214, 49],
+        ] {
             let back = dicom_lab_to_rgb(rgb_to_dicom_lab(c));
             for k in 0..3 {
-                assert!((i32::from(back[k]) - i32::from(c[k])).abs() <= 1, "{c:?} -> {back:?}");
+                assert!(
+                    (i32::from(back[k]) - i32::from(c[k])).abs() <= 1,
+                    "{c:?} -> {back:?}"
+                );
             }
         }
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
-use dicom_pixeldata::{DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation};
+use dicom_pixeldata::{
+    DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation,
+};
 use rayon::prelude::*;
 
 use super::geometry::{self, Mat4};
@@ -154,7 +156,9 @@ fn get_int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
 }
 
 fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
-    obj.get(tag).and_then(|e| e.items()).and_then(|items| items.first())
+    obj.get(tag)
+        .and_then(|e| e.items())
+        .and_then(|items| items.first())
 }
 
 fn arr3(v: &[f64]) -> Option<[f64; 3]> {
@@ -207,11 +211,12 @@ fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
 /// otherwise try to allocate them (up to 4 GiB) before noticing the damage. Anything this simple
 /// walker does not understand is left to the parser (no false alarms on valid files).
 fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()> {
-    const LONG_VRS: [&[u8; 2]; 13] =
-        [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+    const LONG_VRS: [&[u8; 2]; 13] = [
+        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+    ];
     const SHORT_VRS: [&[u8; 2]; 21] = [
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL",
-        b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
+        b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
     ];
     let mut pos: usize = if head.len() >= 132 && &head[128..132] == b"DICM" {
         132
@@ -220,9 +225,19 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
     } else {
         return Ok(());
     };
-    let rd16 = |b: &[u8], be: bool| if be { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) };
+    let rd16 = |b: &[u8], be: bool| {
+        if be {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
     let rd32 = |b: &[u8], be: bool| {
-        if be { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) } else { u32::from_le_bytes([b[0], b[1], b[2], b[3]]) }
+        if be {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
     };
     let mut ts = String::new();
     let mut in_meta = true;
@@ -252,7 +267,10 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
                     if u64::from(len) > remaining(pos) {
                         return Err(StudyError::read(
                             name,
-                            format!("damaged file: an item declares {len} bytes, only {} remain", remaining(pos)),
+                            format!(
+                                "damaged file: an item declares {len} bytes, only {} remain",
+                                remaining(pos)
+                            ),
                         ));
                     }
                     if in_pixel_items {
@@ -299,7 +317,9 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
         }
         let is_sq = explicit && &head[pos - header + 4..pos - header + 6] == b"SQ";
         if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len as usize <= head.len() {
-            ts = String::from_utf8_lossy(&head[pos..pos + len as usize]).trim_end_matches(['\0', ' ']).to_string();
+            ts = String::from_utf8_lossy(&head[pos..pos + len as usize])
+                .trim_end_matches(['\0', ' '])
+                .to_string();
         }
         if !is_sq {
             pos = pos.saturating_add(len as usize);
@@ -310,16 +330,25 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
 fn check_file_lengths(path: &Path) -> Result<()> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
-    let total = file.metadata().map(|m| m.len()).map_err(|e| StudyError::read(path, e))?;
+    let total = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| StudyError::read(path, e))?;
     let mut head = Vec::new();
-    file.take(64 << 10).read_to_end(&mut head).map_err(|e| StudyError::read(path, e))?;
+    file.take(64 << 10)
+        .read_to_end(&mut head)
+        .map_err(|e| StudyError::read(path, e))?;
     check_declared_lengths(path, &head, total)
 }
 
 /// Run a third-party parser/decoder, turning a panic on damaged input into an error for `path`.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(StudyError::read(path, "damaged file: the DICOM parser failed")))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StudyError::read(
+            path,
+            "damaged file: the DICOM parser failed",
+        ))
+    })
 }
 
 fn open_header(path: &Path) -> Result<DefaultDicomObject> {
@@ -344,25 +373,43 @@ fn open_full(path: &Path) -> Result<DefaultDicomObject> {
 /// Frame headers of one opened file: one per frame (enhanced multi-frame objects carry per-frame
 /// geometry in their functional groups).
 fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHeader>> {
-    let ts = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let ts = file
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
     let obj: &InMemDicomObject = file;
     let rows = get_int(obj, tags::ROWS).unwrap_or(0);
     let columns = get_int(obj, tags::COLUMNS).unwrap_or(0);
     if rows <= 0 || columns <= 0 || rows > i64::from(u16::MAX) || columns > i64::from(u16::MAX) {
-        return Err(StudyError::invalid(path, "no image: Rows/Columns missing or invalid"));
+        return Err(StudyError::invalid(
+            path,
+            "no image: Rows/Columns missing or invalid",
+        ));
     }
     let frames = get_int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     if frames > 100_000 {
-        return Err(StudyError::invalid(path, format!("implausible Number of Frames {frames}")));
+        return Err(StudyError::invalid(
+            path,
+            format!("implausible Number of Frames {frames}"),
+        ));
     }
     let base = FrameHeader {
         path: path.to_path_buf(),
         frame: None,
         // anonymisers sometimes blank these; the file meta keeps a copy
-        sop_instance_uid: get_str(obj, tags::SOP_INSTANCE_UID)
-            .unwrap_or_else(|| file.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string()),
-        sop_class_uid: get_str(obj, tags::SOP_CLASS_UID)
-            .unwrap_or_else(|| file.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
+        sop_instance_uid: get_str(obj, tags::SOP_INSTANCE_UID).unwrap_or_else(|| {
+            file.meta()
+                .media_storage_sop_instance_uid()
+                .trim_end_matches('\0')
+                .to_string()
+        }),
+        sop_class_uid: get_str(obj, tags::SOP_CLASS_UID).unwrap_or_else(|| {
+            file.meta()
+                .media_storage_sop_class_uid()
+                .trim_end_matches('\0')
+                .to_string()
+        }),
         series_instance_uid: get_str(obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
         position: get_f64s(obj, tags::IMAGE_POSITION_PATIENT).and_then(|v| arr3(&v)),
         orientation: get_f64s(obj, tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| arr6(&v)),
@@ -445,9 +492,14 @@ fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
     let obj = open_full(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
-    if let Some(records) = obj.get(tags::DIRECTORY_RECORD_SEQUENCE).and_then(|e| e.items()) {
+    if let Some(records) = obj
+        .get(tags::DIRECTORY_RECORD_SEQUENCE)
+        .and_then(|e| e.items())
+    {
         for rec in records {
-            let Some(parts) = rec.get(tags::REFERENCED_FILE_ID).and_then(|e| e.to_multi_str().ok())
+            let Some(parts) = rec
+                .get(tags::REFERENCED_FILE_ID)
+                .and_then(|e| e.to_multi_str().ok())
             else {
                 continue;
             };
@@ -482,13 +534,19 @@ fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<FileProblem>, depth: usize) {
     if depth > 64 {
-        problems.push(FileProblem { path: dir.to_path_buf(), reason: "folder nesting too deep".into() });
+        problems.push(FileProblem {
+            path: dir.to_path_buf(),
+            reason: "folder nesting too deep".into(),
+        });
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            problems.push(FileProblem { path: dir.to_path_buf(), reason: format!("cannot list folder: {e}") });
+            problems.push(FileProblem {
+                path: dir.to_path_buf(),
+                reason: format!("cannot list folder: {e}"),
+            });
             return;
         }
     };
@@ -499,7 +557,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<FileProblem>, d
             Ok(m) if m.is_dir() => walk(&p, files, problems, depth + 1),
             Ok(m) if m.is_file() => files.push(p),
             Ok(_) => {}
-            Err(e) => problems.push(FileProblem { path: p, reason: format!("cannot stat: {e}") }),
+            Err(e) => problems.push(FileProblem {
+                path: p,
+                reason: format!("cannot stat: {e}"),
+            }),
         }
     }
 }
@@ -507,7 +568,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<FileProblem>, d
 /// Cheap check: DICM magic at offset 128, or a plausible group 0002/0008 tag at offset 0.
 fn looks_like_dicom(path: &Path) -> bool {
     use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut buf = [0u8; 132];
     let n = f.read(&mut buf).unwrap_or(0);
     if n >= 132 && &buf[128..132] == b"DICM" {
@@ -542,7 +605,10 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
     for d in &dicomdirs {
         match dicomdir_files(d) {
             Ok(list) => set.extend(list.into_iter().filter(|p| p.is_file())),
-            Err(e) => problems.push(FileProblem { path: d.clone(), reason: e.to_string() }),
+            Err(e) => problems.push(FileProblem {
+                path: d.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -592,9 +658,15 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
             }
             Err(e) => {
                 if looks_like_dicom(&path) {
-                    problems.push(FileProblem { path, reason: reason_of(&e) });
+                    problems.push(FileProblem {
+                        path,
+                        reason: reason_of(&e),
+                    });
                 } else {
-                    problems.push(FileProblem { path, reason: "not a DICOM file".into() });
+                    problems.push(FileProblem {
+                        path,
+                        reason: "not a DICOM file".into(),
+                    });
                 }
             }
         }
@@ -608,17 +680,24 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
         let mut clusters: Vec<([f64; 6], Vec<FrameHeader>)> = Vec::new();
         for fh in &g.frames {
             let o = fh.orientation.unwrap_or([0.0; 6]);
-            match clusters
-                .iter_mut()
-                .find(|(c, _)| c.iter().zip(o.iter()).all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE))
-            {
+            match clusters.iter_mut().find(|(c, _)| {
+                c.iter()
+                    .zip(o.iter())
+                    .all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE)
+            }) {
                 Some((_, v)) => v.push(fh.clone()),
                 None => clusters.push((o, vec![fh.clone()])),
             }
         }
-        let why = if clusters.len() > 1 { "orientation" } else { "" };
+        let why = if clusters.len() > 1 {
+            "orientation"
+        } else {
+            ""
+        };
         for (_, frames) in clusters {
-            *parts_per_uid.entry(frames[0].series_instance_uid.clone()).or_default() += 1;
+            *parts_per_uid
+                .entry(frames[0].series_instance_uid.clone())
+                .or_default() += 1;
             pieces.push((
                 Group {
                     frames: Vec::new(),
@@ -642,12 +721,20 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
         let mut description = g.description.clone();
         if total > 1 {
             description = format!("{description} (part {idx} of {total})");
-            let reason = if why.is_empty() { "image size, echo or temporal position" } else { "mixed orientations" };
+            let reason = if why.is_empty() {
+                "image size, echo or temporal position"
+            } else {
+                "mixed orientations"
+            };
             warnings.push(format!(
                 "series {uid} was split into {total} parts because of {reason}; this is part {idx}"
             ));
         }
-        let folder = frames[0].path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let folder = frames[0]
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         match plan_geometry(&frames, &folder) {
             Ok(plan) => warnings.extend(plan.warnings),
             Err(e) => warnings.push(format!("cannot be loaded as a volume: {}", reason_of(&e))),
@@ -667,12 +754,18 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
         });
     }
     series.sort_by(|a, b| {
-        (&a.study.study_instance_uid, a.series_number, &a.description, &a.series_instance_uid).cmp(&(
-            &b.study.study_instance_uid,
-            b.series_number,
-            &b.description,
-            &b.series_instance_uid,
-        ))
+        (
+            &a.study.study_instance_uid,
+            a.series_number,
+            &a.description,
+            &a.series_instance_uid,
+        )
+            .cmp(&(
+                &b.study.study_instance_uid,
+                b.series_number,
+                &b.description,
+                &b.series_instance_uid,
+            ))
     });
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Discovery { series, problems })
@@ -682,7 +775,12 @@ type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, String, Option<i64>);
 
 fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
     let file = open_header(path)?;
-    if file.meta().media_storage_sop_class_uid().trim_end_matches('\0') == MEDIA_STORAGE_DIRECTORY {
+    if file
+        .meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0')
+        == MEDIA_STORAGE_DIRECTORY
+    {
         return Err(StudyError::invalid(path, "a DICOMDIR, not an image"));
     }
     let frames = frame_headers(path, &file)?;
@@ -727,7 +825,11 @@ fn median(v: &[f64]) -> f64 {
         return 0.0;
     }
     let m = s.len() / 2;
-    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
 }
 
 /// Sort frames along the slice normal and derive `patient_from_voxel`, with warnings for uneven
@@ -739,7 +841,10 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
     }
     let (rows, cols) = (frames[0].rows, frames[0].columns);
     if frames.iter().any(|f| f.rows != rows || f.columns != cols) {
-        return Err(StudyError::not_a_volume(where_, "images of different sizes"));
+        return Err(StudyError::not_a_volume(
+            where_,
+            "images of different sizes",
+        ));
     }
     let mut warnings = Vec::new();
     let ps = frames[0].pixel_spacing.filter(|p| p[0] > 0.0 && p[1] > 0.0);
@@ -753,32 +858,61 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
         .filter(|d| *d > 0.0)
         .unwrap_or(1.0);
 
-    let all_geo = frames.iter().all(|f| f.position.is_some() && f.orientation.is_some());
+    let all_geo = frames
+        .iter()
+        .all(|f| f.position.is_some() && f.orientation.is_some());
     if !all_geo {
         // No patient geometry: keep file / frame / instance order.
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| (frames[i].instance_number, frames[i].path.clone(), frames[i].frame));
+        order.sort_by_key(|&i| {
+            (
+                frames[i].instance_number,
+                frames[i].path.clone(),
+                frames[i].frame,
+            )
+        });
         warnings.push(
             "no patient geometry (Image Position/Orientation missing): slices kept in instance order, \
              positions are not in patient space"
                 .to_string(),
         );
-        let pfv = geometry::from_columns([ps[1], 0.0, 0.0], [0.0, ps[0], 0.0], [0.0, 0.0, fallback_dz], [0.0; 3]);
-        return Ok(Plan { order, patient_from_voxel: pfv, spacing: [ps[1], ps[0], fallback_dz], warnings });
+        let pfv = geometry::from_columns(
+            [ps[1], 0.0, 0.0],
+            [0.0, ps[0], 0.0],
+            [0.0, 0.0, fallback_dz],
+            [0.0; 3],
+        );
+        return Ok(Plan {
+            order,
+            patient_from_voxel: pfv,
+            spacing: [ps[1], ps[0], fallback_dz],
+            warnings,
+        });
     }
 
-    let o0 = frames[0].orientation.unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    let o0 = frames[0]
+        .orientation
+        .unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     for f in frames {
         let o = f.orientation.unwrap_or(o0);
-        if o.iter().zip(o0.iter()).any(|(a, b)| (a - b).abs() >= ORIENTATION_TOLERANCE) {
-            return Err(StudyError::not_a_volume(where_, "mixed image orientations in one stack"));
+        if o.iter()
+            .zip(o0.iter())
+            .any(|(a, b)| (a - b).abs() >= ORIENTATION_TOLERANCE)
+        {
+            return Err(StudyError::not_a_volume(
+                where_,
+                "mixed image orientations in one stack",
+            ));
         }
     }
     let row = geometry::normalize([o0[0], o0[1], o0[2]]);
     let col = geometry::normalize([o0[3], o0[4], o0[5]]);
     let normal = geometry::normalize(geometry::cross(row, col));
     if geometry::norm(normal) < 0.5 {
-        return Err(StudyError::invalid(where_, "degenerate Image Orientation (Patient)"));
+        return Err(StudyError::invalid(
+            where_,
+            "degenerate Image Orientation (Patient)",
+        ));
     }
     let pos = |i: usize| frames[i].position.unwrap_or([0.0; 3]);
     let mut order: Vec<usize> = (0..n).collect();
@@ -801,8 +935,10 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
                     dropped += 1;
                     continue;
                 }
-                let distinct: BTreeSet<i64> =
-                    order.iter().map(|&k| (geometry::dot(pos(k), normal) * 100.0).round() as i64).collect();
+                let distinct: BTreeSet<i64> = order
+                    .iter()
+                    .map(|&k| (geometry::dot(pos(k), normal) * 100.0).round() as i64)
+                    .collect();
                 if distinct.len() == 1 {
                     return Err(StudyError::not_a_volume(
                         where_,
@@ -827,7 +963,9 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
         kept.push(i);
     }
     if dropped > 0 {
-        warnings.push(format!("{dropped} duplicate image(s) of the same instance ignored"));
+        warnings.push(format!(
+            "{dropped} duplicate image(s) of the same instance ignored"
+        ));
     }
     let order = kept;
     let n = order.len();
@@ -844,19 +982,28 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
         });
     }
     let last = pos(order[n - 1]);
-    let dists: Vec<f64> = order.iter().map(|&i| geometry::dot(pos(i), normal)).collect();
+    let dists: Vec<f64> = order
+        .iter()
+        .map(|&i| geometry::dot(pos(i), normal))
+        .collect();
     let steps: Vec<f64> = dists.windows(2).map(|w| w[1] - w[0]).collect();
     let med = median(&steps);
     let (min_s, max_s) = steps
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+            (lo.min(s), hi.max(s))
+        });
     let tol = (0.01 * med).max(POSITION_TOLERANCE_MM);
     if max_s - min_s > tol {
         let missing: usize = steps
             .iter()
             .map(|&s| {
                 let r = s / med;
-                if r > 1.5 && (r - r.round()).abs() < 0.1 { r.round() as usize - 1 } else { 0 }
+                if r > 1.5 && (r - r.round()).abs() < 0.1 {
+                    r.round() as usize - 1
+                } else {
+                    0
+                }
             })
             .sum();
         if missing > 0 {
@@ -916,8 +1063,14 @@ fn transfer_syntax_name(uid: &str) -> String {
 fn decode_error(path: &Path, ts: &str, e: impl std::fmt::Display) -> StudyError {
     let msg = e.to_string();
     let lower = msg.to_lowercase();
-    let reason = format!("cannot decode pixel data in {}: {msg}", transfer_syntax_name(ts));
-    if lower.contains("unsupported") || lower.contains("not supported") || lower.contains("precision") {
+    let reason = format!(
+        "cannot decode pixel data in {}: {msg}",
+        transfer_syntax_name(ts)
+    );
+    if lower.contains("unsupported")
+        || lower.contains("not supported")
+        || lower.contains("precision")
+    {
         StudyError::unsupported(path, reason)
     } else {
         StudyError::read(path, reason)
@@ -937,25 +1090,40 @@ fn convert_frame(
     if px.rows() as usize * px.columns() as usize != n {
         return Err(StudyError::invalid(
             path,
-            format!("decoded frame is {}×{}, expected {n} pixels", px.columns(), px.rows()),
+            format!(
+                "decoded frame is {}×{}, expected {n} pixels",
+                px.columns(),
+                px.rows()
+            ),
         ));
     }
-    let data = px.frame_data(frame).map_err(|e| StudyError::read(path, format!("frame {frame}: {e}")))?;
+    let data = px
+        .frame_data(frame)
+        .map_err(|e| StudyError::read(path, format!("frame {frame}: {e}")))?;
     let spp = usize::from(px.samples_per_pixel());
     let ba = px.bits_allocated();
     let bs = px.bits_stored().clamp(1, ba.max(1));
     let signed = px.pixel_representation() == PixelRepresentation::Signed;
     let bytes = usize::from(ba.div_ceil(8));
     if !(spp == 1 || spp == 3) {
-        return Err(StudyError::unsupported(path, format!("{spp} samples per pixel")));
+        return Err(StudyError::unsupported(
+            path,
+            format!("{spp} samples per pixel"),
+        ));
     }
     if !matches!(ba, 8 | 16 | 32) {
-        return Err(StudyError::unsupported(path, format!("{ba} bits allocated")));
+        return Err(StudyError::unsupported(
+            path,
+            format!("{ba} bits allocated"),
+        ));
     }
     if data.len() < n * spp * bytes {
         return Err(StudyError::read(
             path,
-            format!("pixel data too short: {} bytes for {n} pixels × {spp} × {bytes}", data.len()),
+            format!(
+                "pixel data too short: {} bytes for {n} pixels × {spp} × {bytes}",
+                data.len()
+            ),
         ));
     }
     let raw = |idx: usize| -> f64 {
@@ -963,7 +1131,11 @@ fn convert_frame(
         match ba {
             8 => {
                 let v = data[o];
-                if signed { f64::from(v as i8) } else { f64::from(v) }
+                if signed {
+                    f64::from(v as i8)
+                } else {
+                    f64::from(v)
+                }
             }
             16 => {
                 let v = u16::from_le_bytes([data[o], data[o + 1]]);
@@ -1013,9 +1185,19 @@ fn convert_frame(
                 | PhotometricInterpretation::YbrIct
                 | PhotometricInterpretation::YbrRct
         );
-        let at = |i: usize, s: usize| if planar { raw(s * n + i) } else { raw(i * 3 + s) };
+        let at = |i: usize, s: usize| {
+            if planar {
+                raw(s * n + i)
+            } else {
+                raw(i * 3 + s)
+            }
+        };
         for (i, o) in out.iter_mut().enumerate() {
-            let v = if ybr { at(i, 0) } else { 0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2) };
+            let v = if ybr {
+                at(i, 0)
+            } else {
+                0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)
+            };
             *o = v as f32;
         }
     }
@@ -1025,20 +1207,27 @@ fn convert_frame(
 fn decode_into(file: &DefaultDicomObject, h: &FrameHeader, out: &mut [f32]) -> Result<()> {
     let frame = h.frame.unwrap_or(0);
     // third-party codecs can panic on damaged data; turn that into a per-file error
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| file.decode_pixel_data_frame(frame)))
-        .map_err(|_| {
-            StudyError::read(
-                &h.path,
-                format!("damaged pixel data: the {} decoder failed", transfer_syntax_name(&h.transfer_syntax)),
-            )
-        })?;
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        file.decode_pixel_data_frame(frame)
+    }))
+    .map_err(|_| {
+        StudyError::read(
+            &h.path,
+            format!(
+                "damaged pixel data: the {} decoder failed",
+                transfer_syntax_name(&h.transfer_syntax)
+            ),
+        )
+    })?;
     let px = decoded.map_err(|e| {
         let obj: &InMemDicomObject = file;
         let bits = get_int(obj, tags::BITS_STORED).unwrap_or(0);
         if h.transfer_syntax == "1.2.840.10008.1.2.4.51" && bits > 8 {
             StudyError::unsupported(
                 &h.path,
-                format!("{bits}-bit JPEG Extended (1.2.840.10008.1.2.4.51) cannot be decoded ({e})"),
+                format!(
+                    "{bits}-bit JPEG Extended (1.2.840.10008.1.2.4.51) cannot be decoded ({e})"
+                ),
             )
         } else {
             decode_error(&h.path, &h.transfer_syntax, e)
@@ -1078,7 +1267,11 @@ fn assemble(
     let first = ordered
         .first()
         .ok_or_else(|| StudyError::not_a_volume(where_, "no images"))?;
-    let (nx, ny, nz) = (usize::from(first.columns), usize::from(first.rows), ordered.len());
+    let (nx, ny, nz) = (
+        usize::from(first.columns),
+        usize::from(first.rows),
+        ordered.len(),
+    );
     let plane = nx * ny;
     let total = plane
         .checked_mul(nz)
@@ -1127,9 +1320,9 @@ fn assemble(
             frame: h.frame,
             sop_instance_uid: h.sop_instance_uid.clone(),
             sop_class_uid: h.sop_class_uid.clone(),
-            position: h.position.unwrap_or_else(|| {
-                geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 0.0])
-            }),
+            position: h
+                .position
+                .unwrap_or_else(|| geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 0.0])),
         })
         .collect();
     Ok(Volume {
@@ -1148,8 +1341,12 @@ fn assemble(
 
 /// Load a discovered series: sort along the slice normal, decode in parallel, apply rescale.
 pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
-    let split_warnings: Vec<String> =
-        series.warnings.iter().filter(|w| w.contains("was split")).cloned().collect();
+    let split_warnings: Vec<String> = series
+        .warnings
+        .iter()
+        .filter(|w| w.contains("was split"))
+        .cloned()
+        .collect();
     assemble(
         &series.frames,
         series.study.clone(),
@@ -1184,14 +1381,24 @@ pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
     let meta = study_meta(obj);
     let description = get_str(obj, tags::SERIES_DESCRIPTION).unwrap_or_default();
     let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
-    assemble(&frames, meta, description, modality, name, Vec::new(), Some(file))
+    assemble(
+        &frames,
+        meta,
+        description,
+        modality,
+        name,
+        Vec::new(),
+        Some(file),
+    )
 }
 
 /// Refuse headers that declare far more pixels than the file could hold (even compressed), before
 /// anything is allocated for them.
 fn check_plausible_size(path: &Path, frames: &[FrameHeader], file_len: u64) -> Result<()> {
     const MAX_RATIO: u64 = 256;
-    let Some(f) = frames.first() else { return Ok(()) };
+    let Some(f) = frames.first() else {
+        return Ok(());
+    };
     let pixels = u64::from(f.rows) * u64::from(f.columns) * frames.len() as u64;
     if pixels > MAX_RATIO.saturating_mul(file_len.max(1)) {
         return Err(StudyError::invalid(
@@ -1221,12 +1428,29 @@ pub fn write_slice_copy(
     use dicom_core::{DataElement, PrimitiveValue, VR};
     let mut obj = open_full(src)?;
     let pos = format!("{}\\{}\\{}", position[0], position[1], position[2]);
-    obj.put(DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, PrimitiveValue::from(pos)));
-    obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(sop_instance_uid)));
-    obj.put(DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, PrimitiveValue::from(series_instance_uid)));
-    obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from(instance_number.to_string())));
+    obj.put(DataElement::new(
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        PrimitiveValue::from(pos),
+    ));
+    obj.put(DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(sop_instance_uid),
+    ));
+    obj.put(DataElement::new(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(series_instance_uid),
+    ));
+    obj.put(DataElement::new(
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        PrimitiveValue::from(instance_number.to_string()),
+    ));
     obj.update_meta(|m| m.media_storage_sop_instance_uid = sop_instance_uid.to_string());
-    obj.write_to_file(dst).map_err(|e| StudyError::read(dst, format!("cannot write: {e}")))
+    obj.write_to_file(dst)
+        .map_err(|e| StudyError::read(dst, format!("cannot write: {e}")))
 }
 
 #[cfg(test)]
@@ -1250,7 +1474,11 @@ mod tests {
 
     #[test]
     fn sorts_by_position_not_instance_number() {
-        let mut frames = vec![fh([0.0, 0.0, 10.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 5.0], "c")];
+        let mut frames = vec![
+            fh([0.0, 0.0, 10.0], "a"),
+            fh([0.0, 0.0, 0.0], "b"),
+            fh([0.0, 0.0, 5.0], "c"),
+        ];
         frames[0].instance_number = Some(1);
         frames[1].instance_number = Some(3);
         frames[2].instance_number = Some(2);
@@ -1273,18 +1501,40 @@ mod tests {
             fh([0.0, 0.0, 20.0], "d"),
         ];
         let plan = plan_geometry(&frames, Path::new("x")).unwrap();
-        assert!(plan.warnings.iter().any(|w| w.contains("1 slice(s) appear to be missing")), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("1 slice(s) appear to be missing")),
+            "{:?}",
+            plan.warnings
+        );
 
-        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 4.2], "b"), fh([0.0, 0.0, 5.3], "c")];
+        let frames = vec![
+            fh([0.0, 0.0, 0.0], "a"),
+            fh([0.0, 0.0, 4.2], "b"),
+            fh([0.0, 0.0, 5.3], "c"),
+        ];
         let plan = plan_geometry(&frames, Path::new("x")).unwrap();
         assert!(plan.warnings.iter().any(|w| w.contains("uneven")));
 
-        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 0.0], "c")];
-        let e = plan_geometry(&frames, Path::new("x")).unwrap_err().to_string();
+        let frames = vec![
+            fh([0.0, 0.0, 0.0], "a"),
+            fh([0.0, 0.0, 0.0], "b"),
+            fh([0.0, 0.0, 0.0], "c"),
+        ];
+        let e = plan_geometry(&frames, Path::new("x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("same position"), "{e}");
 
-        let frames = vec![fh([0.0, 0.0, 0.0], "a"), fh([0.0, 0.0, 0.0], "b"), fh([0.0, 0.0, 3.0], "c")];
-        let e = plan_geometry(&frames, Path::new("x")).unwrap_err().to_string();
+        let frames = vec![
+            fh([0.0, 0.0, 0.0], "a"),
+            fh([0.0, 0.0, 0.0], "b"),
+            fh([0.0, 0.0, 3.0], "c"),
+        ];
+        let e = plan_geometry(&frames, Path::new("x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate slice positions"), "{e}");
     }
 
@@ -1292,13 +1542,21 @@ mod tests {
     fn detects_gantry_tilt() {
         let c = 20f64.to_radians().cos();
         let s = 20f64.to_radians().sin();
-        let mut frames: Vec<FrameHeader> = (0..3).map(|i| fh([0.0, 0.0, f64::from(i) * 5.0], "t")).collect();
+        let mut frames: Vec<FrameHeader> = (0..3)
+            .map(|i| fh([0.0, 0.0, f64::from(i) * 5.0], "t"))
+            .collect();
         for (i, f) in frames.iter_mut().enumerate() {
             f.orientation = Some([1.0, 0.0, 0.0, 0.0, c, -s]);
             f.sop_instance_uid = format!("t{i}");
         }
         let plan = plan_geometry(&frames, Path::new("x")).unwrap();
-        assert!(plan.warnings.iter().any(|w| w.contains("gantry tilt of 20.0°")), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("gantry tilt of 20.0°")),
+            "{:?}",
+            plan.warnings
+        );
         // the sheared column keeps slice positions exact
         let p = geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 2.0]);
         assert!((p[2] - 10.0).abs() < 1e-9);
@@ -1314,32 +1572,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let images = dir.path().join("images");
         std::fs::create_dir(&images).unwrap();
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         let mut records = Vec::new();
         for (i, f) in names.iter().enumerate() {
             std::fs::copy(f, images.join(format!("im{i}"))).unwrap();
             let mut rec = InMemDicomObject::new_empty();
-            rec.put(DataElement::new(tags::DIRECTORY_RECORD_TYPE, VR::CS, PrimitiveValue::from("IMAGE")));
+            rec.put(DataElement::new(
+                tags::DIRECTORY_RECORD_TYPE,
+                VR::CS,
+                PrimitiveValue::from("IMAGE"),
+            ));
             // DICOMDIR file ids are upper case; the files on disk are not
-            rec.put(DataElement::new(tags::REFERENCED_FILE_ID, VR::CS, PrimitiveValue::from(format!("IMAGES\\IM{i}"))));
+            rec.put(DataElement::new(
+                tags::REFERENCED_FILE_ID,
+                VR::CS,
+                PrimitiveValue::from(format!("IMAGES\\IM{i}")),
+            ));
             records.push(rec);
         }
         let mut dd = InMemDicomObject::new_empty();
-        dd.put(DataElement::new(tags::FILE_SET_ID, VR::CS, PrimitiveValue::from("LUMEN")));
-        dd.put(DataElement::new(tags::DIRECTORY_RECORD_SEQUENCE, VR::SQ, DataSetSequence::from(records)));
+        dd.put(DataElement::new(
+            tags::FILE_SET_ID,
+            VR::CS,
+            PrimitiveValue::from("LUMEN"),
+        ));
+        dd.put(DataElement::new(
+            tags::DIRECTORY_RECORD_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(records),
+        ));
         let meta = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(MEDIA_STORAGE_DIRECTORY)
             .media_storage_sop_instance_uid("2.25.1")
             .transfer_syntax("1.2.840.10008.1.2.1");
-        dd.with_meta(meta).unwrap().write_to_file(dir.path().join("DICOMDIR")).unwrap();
+        dd.with_meta(meta)
+            .unwrap()
+            .write_to_file(dir.path().join("DICOMDIR"))
+            .unwrap();
         let listed = dicomdir_files(&dir.path().join("DICOMDIR")).unwrap();
         assert_eq!(listed.len(), 4);
         assert!(listed.iter().all(|p| p.exists()), "{listed:?}");
         let d = discover(dir.path()).unwrap();
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         assert_eq!(d.series.len(), 1);
-        assert_eq!(d.series[0].slice_count, 4, "files found twice (walk + DICOMDIR)");
+        assert_eq!(
+            d.series[0].slice_count, 4,
+            "files found twice (walk + DICOMDIR)"
+        );
         assert_eq!(load_series(&d.series[0]).unwrap().dims, [256, 256, 4]);
     }
 

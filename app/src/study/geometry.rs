@@ -154,7 +154,11 @@ pub fn to_quaternion(m: &Mat4) -> ([f64; 3], f64, [f64; 3], [f64; 3]) {
     // Gram-Schmidt
     c1 = normalize(sub(c1, scale(c0, dot(c0, c1))));
     let mut c2 = cross(c0, c1);
-    let qfac = if dot(c2, column(m, 2)) < 0.0 { -1.0 } else { 1.0 };
+    let qfac = if dot(c2, column(m, 2)) < 0.0 {
+        -1.0
+    } else {
+        1.0
+    };
     if qfac < 0.0 {
         c2 = scale(c2, -1.0);
     }
@@ -248,19 +252,41 @@ mod tests {
 
     #[test]
     fn inverse_round_trips() {
-        let m = from_columns([0.7, 0.0, 0.0], [0.0, 0.6, -0.2], [0.1, 0.3, 2.5], [10.0, -5.0, 3.0]);
+        let m = from_columns(
+            [0.7, 0.0, 0.0],
+            [0.0, 0.6, -0.2],
+            [0.1, 0.3, 2.5],
+            [10.0, -5.0, 3.0],
+        );
         let inv = inverse(&m).unwrap();
         let p = apply(&inv, apply(&m, [3.0, 4.0, 5.0]));
-        assert!((p[0] - 3.0).abs() < 1e-9 && (p[1] - 4.0).abs() < 1e-9 && (p[2] - 5.0).abs() < 1e-9);
+        assert!(
+            (p[0] - 3.0).abs() < 1e-9 && (p[1] - 4.0).abs() < 1e-9 && (p[2] - 5.0).abs() < 1e-9
+        );
         assert!(inverse(&[[0.0; 4]; 4]).is_none());
     }
 
     #[test]
     fn quaternion_round_trips_rotations_and_flips() {
         for m in [
-            from_columns([0.0, -1.0, 0.0], [0.0, 0.0, -2.0], [3.0, 0.0, 0.0], [1.0, 2.0, 3.0]),
-            from_columns([-0.8, 0.0, 0.0], [0.0, -0.8, 0.0], [0.0, 0.0, 2.0], [1.0, 2.0, 3.0]),
-            from_columns([0.8, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.0, -2.0], [0.0, 0.0, 0.0]),
+            from_columns(
+                [0.0, -1.0, 0.0],
+                [0.0, 0.0, -2.0],
+                [3.0, 0.0, 0.0],
+                [1.0, 2.0, 3.0],
+            ),
+            from_columns(
+                [-0.8, 0.0, 0.0],
+                [0.0, -0.8, 0.0],
+                [0.0, 0.0, 2.0],
+                [1.0, 2.0, 3.0],
+            ),
+            from_columns(
+                [0.8, 0.0, 0.0],
+                [0.0, 0.8, 0.0],
+                [0.0, 0.0, -2.0],
+                [0.0, 0.0, 0.0],
+            ),
         ] {
             let (bcd, qfac, px, off) = to_quaternion(&m);
             let back = from_quaternion(bcd, qfac, px, off);

@@ -11,7 +11,7 @@ pub mod window;
 
 use std::path::{Path, PathBuf};
 
-pub use dicom::{FileProblem, Discovery, SeriesInfo, discover, load_file, load_series};
+pub use dicom::{Discovery, FileProblem, SeriesInfo, discover, load_file, load_series};
 pub use geometry::Mat4;
 pub use nifti::{load_nifti, load_nifti_labels};
 pub use window::{PRESETS, Window, WindowPreset, preset, window_to_u8};
@@ -55,16 +55,28 @@ pub enum StudyError {
 
 impl StudyError {
     pub(crate) fn read(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Read { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Read {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn unsupported(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Unsupported { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Unsupported {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn not_a_volume(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::NotAVolume { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::NotAVolume {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
     pub(crate) fn invalid(path: &Path, reason: impl std::fmt::Display) -> Self {
-        Self::Invalid { path: path.to_path_buf(), reason: reason.to_string() }
+        Self::Invalid {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -159,7 +171,9 @@ impl Volume {
         if x >= self.dims[0] || y >= self.dims[1] || z >= self.dims[2] {
             return None;
         }
-        self.voxels.get((z * self.dims[1] + y) * self.dims[0] + x).copied()
+        self.voxels
+            .get((z * self.dims[1] + y) * self.dims[0] + x)
+            .copied()
     }
 
     /// Minimum and maximum finite values.
@@ -218,7 +232,9 @@ impl LabelVolume {
         if x >= self.dims[0] || y >= self.dims[1] || z >= self.dims[2] {
             return None;
         }
-        self.labels.get((z * self.dims[1] + y) * self.dims[0] + x).copied()
+        self.labels
+            .get((z * self.dims[1] + y) * self.dims[0] + x)
+            .copied()
     }
 
     /// Distinct non-zero labels present, ascending.
@@ -227,6 +243,9 @@ impl LabelVolume {
         for &l in &self.labels {
             seen[usize::from(l)] = true;
         }
-        (1..seen.len()).filter(|&i| seen[i]).map(|i| i as u16).collect()
+        (1..seen.len())
+            .filter(|&i| seen[i])
+            .map(|i| i as u16)
+            .collect()
     }
 }

@@ -24,17 +24,34 @@ pub(crate) fn ras_affine(h: &NiftiHeader) -> Mat4 {
         let r = |row: [f32; 4]| row.map(f64::from);
         return [r(h.srow_x), r(h.srow_y), r(h.srow_z), [0.0, 0.0, 0.0, 1.0]];
     }
-    let px = [f64::from(h.pixdim[1]), f64::from(h.pixdim[2]), f64::from(h.pixdim[3])]
-        .map(|p| if p.is_finite() && p > 0.0 { p } else { 1.0 });
+    let px = [
+        f64::from(h.pixdim[1]),
+        f64::from(h.pixdim[2]),
+        f64::from(h.pixdim[3]),
+    ]
+    .map(|p| if p.is_finite() && p > 0.0 { p } else { 1.0 });
     if h.qform_code > 0 {
         return geometry::from_quaternion(
-            [f64::from(h.quatern_b), f64::from(h.quatern_c), f64::from(h.quatern_d)],
+            [
+                f64::from(h.quatern_b),
+                f64::from(h.quatern_c),
+                f64::from(h.quatern_d),
+            ],
             f64::from(h.pixdim[0]),
             px,
-            [f64::from(h.quatern_x), f64::from(h.quatern_y), f64::from(h.quatern_z)],
+            [
+                f64::from(h.quatern_x),
+                f64::from(h.quatern_y),
+                f64::from(h.quatern_z),
+            ],
         );
     }
-    geometry::from_columns([px[0], 0.0, 0.0], [0.0, px[1], 0.0], [0.0, 0.0, px[2]], [0.0; 3])
+    geometry::from_columns(
+        [px[0], 0.0, 0.0],
+        [0.0, px[1], 0.0],
+        [0.0, 0.0, px[2]],
+        [0.0; 3],
+    )
 }
 
 fn decode_values(path: &Path, h: &NiftiHeader, raw: &[u8], count: usize) -> Result<Vec<f64>> {
@@ -45,13 +62,19 @@ fn decode_values(path: &Path, h: &NiftiHeader, raw: &[u8], count: usize) -> Resu
         8 | 16 | 768 => 4,
         64 | 1024 | 1280 => 8,
         other => {
-            return Err(StudyError::unsupported(path, format!("NIfTI datatype {other}")));
+            return Err(StudyError::unsupported(
+                path,
+                format!("NIfTI datatype {other}"),
+            ));
         }
     };
     if raw.len() < count * size {
         return Err(StudyError::read(
             path,
-            format!("NIfTI data too short: {} bytes for {count} voxels of {size} bytes", raw.len()),
+            format!(
+                "NIfTI data too short: {} bytes for {count} voxels of {size} bytes",
+                raw.len()
+            ),
         ));
     }
     let mut out = Vec::with_capacity(count);
@@ -88,12 +111,20 @@ pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {
     if !(1..=7).contains(&ndim) {
         return Err(StudyError::invalid(path, format!("NIfTI dim[0] = {ndim}")));
     }
-    let d = |i: usize| if i <= ndim { usize::from(header.dim[i]).max(1) } else { 1 };
+    let d = |i: usize| {
+        if i <= ndim {
+            usize::from(header.dim[i]).max(1)
+        } else {
+            1
+        }
+    };
     let dims = [d(1), d(2), d(3)];
     let mut warnings = Vec::new();
     let extra: usize = (4..=ndim).map(d).product();
     if extra > 1 {
-        warnings.push(format!("{ndim}-D NIfTI: only the first of {extra} volumes is shown"));
+        warnings.push(format!(
+            "{ndim}-D NIfTI: only the first of {extra} volumes is shown"
+        ));
     }
     let count = dims[0]
         .checked_mul(dims[1])
@@ -118,14 +149,22 @@ pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {
     if geometry::inverse(&patient_from_voxel).is_none() {
         return Err(StudyError::invalid(path, "NIfTI affine is singular"));
     }
-    Ok(RawNifti { dims, values, patient_from_voxel, warnings })
+    Ok(RawNifti {
+        dims,
+        values,
+        patient_from_voxel,
+        warnings,
+    })
 }
 
 /// Load a NIfTI image as a volume (values after `scl_slope`/`scl_inter`).
 pub fn load_nifti(path: impl AsRef<Path>) -> Result<Volume> {
     let path = path.as_ref();
     let raw = read_nifti(path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     Ok(Volume {
         dims: raw.dims,
         voxels: raw.values.iter().map(|&v| v as f32).collect(),
@@ -147,9 +186,16 @@ pub fn load_nifti_labels(path: impl AsRef<Path>) -> Result<LabelVolume> {
     let mut labels = Vec::with_capacity(raw.values.len());
     for &v in &raw.values {
         if !(0.0..=65535.0).contains(&v) || v.fract() != 0.0 {
-            return Err(StudyError::invalid(path, format!("not a label map: value {v}")));
+            return Err(StudyError::invalid(
+                path,
+                format!("not a label map: value {v}"),
+            ));
         }
         labels.push(v as u16);
     }
-    Ok(LabelVolume { dims: raw.dims, labels, patient_from_voxel: raw.patient_from_voxel })
+    Ok(LabelVolume {
+        dims: raw.dims,
+        labels,
+        patient_from_voxel: raw.patient_from_voxel,
+    })
 }

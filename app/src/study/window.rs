@@ -27,12 +27,30 @@ pub struct WindowPreset {
 
 /// The standard CT presets (W/L in HU).
 pub const PRESETS: [WindowPreset; 6] = [
-    WindowPreset { name: "Brain", window: Window::new(40.0, 80.0) },
-    WindowPreset { name: "Soft tissue", window: Window::new(40.0, 400.0) },
-    WindowPreset { name: "Lung", window: Window::new(-600.0, 1500.0) },
-    WindowPreset { name: "Bone", window: Window::new(400.0, 1800.0) },
-    WindowPreset { name: "Liver", window: Window::new(30.0, 150.0) },
-    WindowPreset { name: "Mediastinum", window: Window::new(50.0, 350.0) },
+    WindowPreset {
+        name: "Brain",
+        window: Window::new(40.0, 80.0),
+    },
+    WindowPreset {
+        name: "Soft tissue",
+        window: Window::new(40.0, 400.0),
+    },
+    WindowPreset {
+        name: "Lung",
+        window: Window::new(-600.0, 1500.0),
+    },
+    WindowPreset {
+        name: "Bone",
+        window: Window::new(400.0, 1800.0),
+    },
+    WindowPreset {
+        name: "Liver",
+        window: Window::new(30.0, 150.0),
+    },
+    WindowPreset {
+        name: "Mediastinum",
+        window: Window::new(50.0, 350.0),
+    },
 ];
 
 /// Look a preset up by name (case-insensitive).
@@ -47,7 +65,11 @@ pub fn preset(name: &str) -> Option<Window> {
 ///
 /// Non-finite values map to 0. A non-positive width is treated as 1.
 pub fn window_to_u8(values: &[f32], window: Window) -> Vec<u8> {
-    let width = if window.width > 0.0 { window.width } else { 1.0 };
+    let width = if window.width > 0.0 {
+        window.width
+    } else {
+        1.0
+    };
     let lower = window.center - width / 2.0;
     values
         .iter()
@@ -83,6 +105,9 @@ mod tests {
         let out = window_to_u8(&[-1000.0, -160.0, 40.0, 240.0, 3000.0, f32::NAN], w);
         assert_eq!(out, vec![0, 0, 128, 255, 255, 0]);
         // zero width does not divide by zero
-        assert_eq!(window_to_u8(&[0.0, 1.0], Window::new(0.0, 0.0)), vec![128, 255]);
+        assert_eq!(
+            window_to_u8(&[0.0, 1.0], Window::new(0.0, 0.0)),
+            vec![128, 255]
+        );
     }
 }
