@@ -29,10 +29,15 @@ fn step_until(harness: &mut Harness<'_, LumenApp>, what: &str, done: impl Fn(&Lu
 fn box_on_the_liver_accept_undo_redo() {
     let model = repo().join("assets/models/ct-starter");
     let study = repo().join("assets/sample/totalsegmentator-ct");
+    let autosaves = tempfile::tempdir().unwrap();
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 860.0))
         .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, Some(&study)));
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness
+        .state_mut()
+        .set_autosave_folder(Some(autosaves.path().to_path_buf()));
+    harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study and model", LumenApp::is_ready);
 
     // The liver on the slice on screen, from the TotalSegmentator label map of this series.
@@ -132,4 +137,26 @@ fn box_on_the_liver_accept_undo_redo() {
 
     harness.run_steps(2);
     harness.snapshot("main_window_liver");
+
+    // Export to DICOM SEG in the background; it reads back onto the study voxel for voxel.
+    let exports = tempfile::tempdir().unwrap();
+    harness
+        .state_mut()
+        .set_export_folder(exports.path().to_path_buf());
+    harness
+        .state_mut()
+        .export(lumen_app::jobs::writer::Format::DicomSeg);
+    step_until(&mut harness, "SEG export", |app| !app.is_writing());
+    let seg = harness
+        .state()
+        .last_export()
+        .expect("the export was written")
+        .to_path_buf();
+    let app = harness.state();
+    let (read_back, segments) = lumen_app::export::read_seg(&seg, app.volume().unwrap()).unwrap();
+    assert_eq!(segments.len(), 1);
+    assert_eq!(segments[0].name, "Liver");
+    let document = app.document().unwrap();
+    let exported: Vec<u16> = document.labels().iter().map(|l| u16::from(*l)).collect();
+    assert_eq!(read_back.labels, exported, "SEG reads back voxel-exact");
 }

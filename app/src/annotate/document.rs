@@ -15,6 +15,20 @@ pub struct Segment {
     pub locked: bool,
 }
 
+impl Segment {
+    /// A visible, unlocked segment with the palette colour of its label.
+    pub fn new(label: u8, name: &str) -> Self {
+        let color = PALETTE[(label.max(1) as usize - 1) % PALETTE.len()];
+        Self {
+            label,
+            name: name.to_string(),
+            color,
+            visible: true,
+            locked: false,
+        }
+    }
+}
+
 /// One undoable step: the voxels it changed, with their labels before and after.
 #[derive(Debug, Clone)]
 struct Edit {
@@ -31,6 +45,8 @@ pub struct Document {
     undo: Vec<Edit>,
     redo: Vec<Edit>,
     voxel_ml: f64,
+    /// Bumped by every change, so autosave can tell whether there is anything new to write.
+    revision: u64,
 }
 
 /// Distinct colours for new segments.
@@ -55,7 +71,24 @@ impl Document {
             undo: Vec::new(),
             redo: Vec::new(),
             voxel_ml: spacing.iter().product::<f64>() / 1000.0,
+            revision: 0,
         }
+    }
+
+    /// Replaces the content with imported voxels and segments, clearing the history.
+    pub(super) fn restore(&mut self, labels: Vec<u8>, segments: Vec<Segment>) {
+        if labels.len() == self.labels.len() {
+            self.labels = labels;
+            self.segments = segments;
+            self.undo.clear();
+            self.redo.clear();
+            self.revision += 1;
+        }
+    }
+
+    /// Changes so far; any change makes it larger.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn dims(&self) -> [usize; 3] {
@@ -66,7 +99,9 @@ impl Document {
         &self.segments
     }
 
+    /// A segment to rename, recolour, hide or lock (counted as a change for autosave).
     pub fn segment_mut(&mut self, label: u8) -> Option<&mut Segment> {
+        self.revision += 1;
         self.segments.iter_mut().find(|s| s.label == label)
     }
 
@@ -169,6 +204,7 @@ impl Document {
         }
         self.undo.push(edit);
         self.redo.clear();
+        self.revision += 1;
         count
     }
 
@@ -180,6 +216,7 @@ impl Document {
         }
         let what = edit.what.clone();
         self.redo.push(edit);
+        self.revision += 1;
         Some(what)
     }
 
@@ -191,6 +228,7 @@ impl Document {
         }
         let what = edit.what.clone();
         self.undo.push(edit);
+        self.revision += 1;
         Some(what)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod segmenter;
 pub mod study_loader;
+pub mod writer;
 
 /// Wakes the UI when a worker has something to show (egui's `request_repaint`), without the
 /// workers depending on the GUI. Tests pass a no-op.

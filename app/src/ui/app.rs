@@ -6,6 +6,7 @@ use crate::annotate::Document;
 use crate::jobs::Waker;
 use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
+use crate::jobs::writer::{self, Format, WriteJob};
 use crate::study::{PRESETS, Volume, Window, window_to_u8};
 use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
 use lumen_engine::model::{Point, Prediction, Prompt};
@@ -67,7 +68,25 @@ pub struct LumenApp {
     new_segment_name: String,
     hover: Option<(usize, usize, f32)>,
     propagation: Option<Propagation>,
+    writes: Vec<Receiver<Result<PathBuf, String>>>,
+    export_folder: PathBuf,
+    /// Where the annotation is autosaved; None turns autosave off.
+    autosave_folder: Option<PathBuf>,
+    /// The last export written, for the user (and tests) to find it.
+    last_export: Option<PathBuf>,
+    autosave: Autosave,
 }
+
+/// Autosave state: what was last written, and the write in flight.
+#[derive(Default)]
+struct Autosave {
+    saved_revision: u64,
+    last_attempt: Option<std::time::Instant>,
+    running: Option<(u64, Receiver<Result<PathBuf, String>>)>,
+}
+
+/// How long changes may wait before they are autosaved.
+const AUTOSAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A propagation running in the segmenter.
 struct Propagation {
@@ -109,6 +128,11 @@ impl LumenApp {
             new_segment_name: ORGANS[0].to_string(),
             hover: None,
             propagation: None,
+            writes: Vec::new(),
+            export_folder: writer::export_folder(),
+            autosave_folder: writer::autosave_folder(),
+            last_export: None,
+            autosave: Autosave::default(),
         };
         if let Some(dir) = study_dir {
             app.open_folder(dir);
@@ -118,7 +142,11 @@ impl LumenApp {
 
     pub fn open_folder(&mut self, dir: &Path) {
         self.notes = vec![format!("Opening {}…", dir.display())];
-        self.loading = Some(study_loader::open_folder(dir, self.wake.clone()));
+        self.loading = Some(study_loader::open_folder(
+            dir,
+            self.autosave_folder.clone(),
+            self.wake.clone(),
+        ));
     }
 
     /// The open document, for tests and export.
@@ -207,10 +235,21 @@ impl LumenApp {
 
     fn show_study(&mut self, loaded: LoadedStudy) {
         let volume = Arc::new(loaded.volume);
-        let document = Document::new(volume.dims, volume.spacing);
+        let mut notes = loaded.notes;
+        let document = match &loaded.autosaved {
+            Some((labels, segments)) => {
+                notes.insert(0, "Restored the autosaved annotation of this series".into());
+                Document::from_export(&volume, labels, segments).0
+            }
+            None => Document::new(volume.dims, volume.spacing),
+        };
+        self.autosave = Autosave {
+            saved_revision: document.revision(),
+            ..Autosave::default()
+        };
         let z = volume.dims[2] / 2;
         let window = volume.default_window();
-        self.notes = loaded.notes;
+        self.notes = notes;
         self.notes.insert(
             0,
             format!(
@@ -242,6 +281,105 @@ impl LumenApp {
         if let Some(study) = &mut self.study {
             study.overlay_dirty = true;
         }
+    }
+
+    /// Writes the annotation in `format` to the export folder, in the background.
+    pub fn export(&mut self, format: Format) {
+        let Some(study) = &self.study else { return };
+        let (labels, segments) = study.document.to_export(&study.volume);
+        if segments.is_empty() {
+            self.notes = vec!["Nothing to export yet: accept a mask first".into()];
+            return;
+        }
+        let job = WriteJob {
+            format,
+            volume: study.volume.clone(),
+            labels,
+            segments,
+            target: writer::export_target(&self.export_folder, &study.volume, format),
+            model: self.model_status.trim_start_matches("Model ").to_string(),
+        };
+        self.notes = vec![format!("Writing {}…", job.target.display())];
+        self.writes.push(writer::write(job, self.wake.clone()));
+    }
+
+    /// Where autosaves are kept (and restored from when a study opens); None turns autosave off.
+    pub fn set_autosave_folder(&mut self, folder: Option<PathBuf>) {
+        self.autosave_folder = folder;
+    }
+
+    /// Where exports are written.
+    pub fn set_export_folder(&mut self, folder: PathBuf) {
+        self.export_folder = folder;
+    }
+
+    pub fn last_export(&self) -> Option<&Path> {
+        self.last_export.as_deref()
+    }
+
+    /// Whether an export is still being written.
+    pub fn is_writing(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
+    fn poll_writes(&mut self) {
+        let mut finished = Vec::new();
+        self.writes.retain(|w| match w.try_recv() {
+            Ok(result) => {
+                finished.push(result);
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
+        });
+        for result in finished {
+            self.notes = vec![match result {
+                Ok(path) => {
+                    let note = format!("Exported {}", path.display());
+                    self.last_export = Some(path);
+                    note
+                }
+                Err(message) => format!("Export failed: {message}"),
+            }];
+        }
+        self.poll_autosave();
+    }
+
+    /// Writes the document to its autosave file once it has changed and settled a little.
+    fn poll_autosave(&mut self) {
+        if let Some((revision, running)) = &self.autosave.running
+            && let Ok(result) = running.try_recv()
+        {
+            match result {
+                Ok(_) => self.autosave.saved_revision = *revision,
+                Err(message) => self.notes = vec![format!("Autosave failed: {message}")],
+            }
+            self.autosave.running = None;
+        }
+        let Some(study) = &self.study else { return };
+        let revision = study.document.revision();
+        let due = self
+            .autosave
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= AUTOSAVE_AFTER);
+        if revision == self.autosave.saved_revision || self.autosave.running.is_some() || !due {
+            return;
+        }
+        let Some(folder) = &self.autosave_folder else {
+            return;
+        };
+        let target = writer::autosave_path(folder, &study.volume.study.series_instance_uid);
+        let (labels, segments) = study.document.to_export(&study.volume);
+        let job = WriteJob {
+            format: Format::Nifti,
+            volume: study.volume.clone(),
+            labels,
+            segments,
+            target,
+            model: String::new(),
+        };
+        self.autosave.last_attempt = Some(std::time::Instant::now());
+        self.autosave.running = Some((revision, writer::write(job, self.wake.clone())));
     }
 
     /// Moves to slice `z`: the prompt belongs to a slice, so it is cleared; neighbours are prefetched.
@@ -620,6 +758,25 @@ impl LumenApp {
             ));
         }
         ui.separator();
+        ui.heading("Export");
+        ui.horizontal(|ui| {
+            let can = self.study.is_some();
+            let folder = format!("Writes to {}", self.export_folder.display());
+            for (text, format) in [
+                ("DICOM SEG", Format::DicomSeg),
+                ("NIfTI", Format::Nifti),
+                ("PNG", Format::Png),
+            ] {
+                if ui
+                    .add_enabled(can, egui::Button::new(text))
+                    .on_hover_text(&folder)
+                    .clicked()
+                {
+                    self.export(format);
+                }
+            }
+        });
+        ui.separator();
         ui.heading("Model");
         ui.label(&self.model_status);
     }
@@ -660,6 +817,7 @@ impl eframe::App for LumenApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.poll_jobs();
+        self.poll_writes();
         self.handle_keys(&ctx);
         self.refresh_textures(&ctx);
         egui::Panel::right("side")

@@ -1,0 +1,132 @@
+//! Writes exports and autosaves on a named background thread, so the UI never waits on a disk.
+
+use super::Waker;
+use crate::export::{self, SegOptions};
+use crate::study::{LabelVolume, Volume};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+/// What to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    DicomSeg,
+    Nifti,
+    Png,
+}
+
+/// Everything a write needs, owned, so the thread shares nothing with the UI.
+pub struct WriteJob {
+    pub format: Format,
+    pub volume: Arc<Volume>,
+    pub labels: LabelVolume,
+    pub segments: Vec<export::Segment>,
+    /// The file (SEG, NIfTI) or folder (PNG) to write.
+    pub target: PathBuf,
+    /// Model name and precision, recorded in the SEG as the algorithm version.
+    pub model: String,
+}
+
+/// Starts the write; the written path or the reason it failed arrives once on the channel.
+pub fn write(job: WriteJob, wake: Waker) -> Receiver<Result<PathBuf, String>> {
+    let (reply, replies) = channel();
+    let spawned = std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || {
+            let _ = reply.send(run(&job).map(|()| job.target.clone()));
+            wake();
+        });
+    if let Err(e) = spawned {
+        let (reply, failed) = channel();
+        let _ = reply.send(Err(format!("could not start the writer: {e}")));
+        return failed;
+    }
+    replies
+}
+
+fn run(job: &WriteJob) -> Result<(), String> {
+    if let Some(folder) = job.target.parent() {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    match job.format {
+        Format::DicomSeg => {
+            let options = SegOptions {
+                algorithm_version: job.model.clone(),
+                ..SegOptions::default()
+            };
+            export::write_seg(
+                &job.target,
+                &job.volume,
+                &job.labels,
+                &job.segments,
+                &options,
+            )
+            .map(|_| ())
+        }
+        Format::Nifti => export::write_nifti_labels(&job.target, &job.labels, &job.segments),
+        Format::Png => export::write_png_masks(&job.target, &job.labels, &job.segments).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Where exports go: `Documents/Lumen`, else the home folder's `Lumen`.
+pub fn export_folder() -> PathBuf {
+    let base = directories::UserDirs::new()
+        .and_then(|u| {
+            u.document_dir()
+                .map(Path::to_path_buf)
+                .or_else(|| Some(u.home_dir().to_path_buf()))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("Lumen")
+}
+
+/// Where autosaves live by default: the user's local data dir.
+pub fn autosave_folder() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Lumen", "lumen")
+        .map(|d| d.data_local_dir().join("autosave"))
+}
+
+/// The autosave file of a series in `folder`, keyed by the series UID.
+pub fn autosave_path(folder: &Path, series_uid: &str) -> PathBuf {
+    let key: String = series_uid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let key = if key.is_empty() {
+        "unnamed".to_string()
+    } else {
+        key
+    };
+    folder.join(format!("{key}.nii.gz"))
+}
+
+/// A file in `folder` for an export of `volume` in `format`, unique by time.
+pub fn export_target(folder: &Path, volume: &Volume, format: Format) -> PathBuf {
+    let name: String = volume
+        .series_description
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let name = if name.trim_matches('_').is_empty() {
+        "study".to_string()
+    } else {
+        name
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let file = match format {
+        Format::DicomSeg => format!("{name}-{stamp}-seg.dcm"),
+        Format::Nifti => format!("{name}-{stamp}-labels.nii.gz"),
+        Format::Png => format!("{name}-{stamp}-png"),
+    };
+    folder.join(file)
+}
