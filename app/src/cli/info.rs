@@ -42,6 +42,12 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
             entry.path, entry.sha256
         );
     }
+    for (role, path) in [
+        ("encoder", &bundle.encoder_path),
+        ("decoder", &bundle.decoder_path),
+    ] {
+        print_ops(role, path)?;
+    }
     for (section, table) in [
         ("provenance", &manifest.provenance),
         ("accuracy", &manifest.accuracy),
@@ -59,4 +65,25 @@ fn toml_line(details: &std::collections::BTreeMap<String, impl std::fmt::Display
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The operators of one ONNX file, and those the gradient builder cannot differentiate yet.
+fn print_ops(role: &str, path: &Path) -> anyhow::Result<()> {
+    let graph = lumen_engine::graph::Model::load(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let ops: Vec<String> = graph
+        .op_counts()
+        .iter()
+        .map(|(op, n)| format!("{op}×{n}"))
+        .collect();
+    println!("{role:<10} ops: {}", ops.join(" "));
+    let unsupported = lumen_engine::grad::unsupported_nodes(&graph);
+    if !unsupported.is_empty() {
+        let named: Vec<String> = unsupported
+            .iter()
+            .map(|(node, op)| format!("{op} (node {node})"))
+            .collect();
+        println!("{role:<10} no gradient rule yet: {}", named.join(", "));
+    }
+    Ok(())
 }
