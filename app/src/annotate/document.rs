@@ -16,9 +16,10 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// A visible, unlocked segment with the palette colour of its label.
+    /// A visible, unlocked segment in the organ's usual colour (the one exports use), or a
+    /// palette colour for names Lumen does not know.
     pub fn new(label: u8, name: &str) -> Self {
-        let color = PALETTE[(label.max(1) as usize - 1) % PALETTE.len()];
+        let color = crate::export::Segment::new(u16::from(label), name).color;
         Self {
             label,
             name: name.to_string(),
@@ -48,18 +49,6 @@ pub struct Document {
     /// Bumped by every change, so autosave can tell whether there is anything new to write.
     revision: u64,
 }
-
-/// Distinct colours for new segments.
-const PALETTE: [[u8; 3]; 8] = [
-    [230, 80, 60],
-    [60, 170, 230],
-    [90, 200, 90],
-    [240, 200, 50],
-    [180, 100, 220],
-    [240, 140, 40],
-    [60, 210, 190],
-    [230, 110, 170],
-];
 
 impl Document {
     /// An empty document on a grid of `dims` = [nx, ny, nz] voxels of `spacing` mm.
@@ -116,17 +105,11 @@ impl Document {
         self.labels.get(z * n..(z + 1) * n).unwrap_or(&[])
     }
 
-    /// Adds a segment with the next free label and a palette colour; None when all 255 are used.
+    /// Adds a segment with the next free label and its organ colour; None when all 255 are used.
     pub fn add_segment(&mut self, name: &str) -> Option<u8> {
         let label = (1..=255u8).find(|l| self.segments.iter().all(|s| s.label != *l))?;
-        let color = PALETTE[(label as usize - 1) % PALETTE.len()];
-        self.segments.push(Segment {
-            label,
-            name: name.to_string(),
-            color,
-            visible: true,
-            locked: false,
-        });
+        self.segments.push(Segment::new(label, name));
+        self.revision += 1;
         Some(label)
     }
 
