@@ -52,12 +52,8 @@ fn assert_same_voxels(a: &Volume, b: &Volume, tol: f32) -> usize {
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
-                let to = [x as i64, y as i64, z as i64];
-                let mut from = [0i64; 3];
-                for c in 0..3 {
-                    let (r, sign, off) = map[c];
-                    from[r] = off + sign * to[c];
-                }
+                let from =
+                    lumen_app::export::nifti::map_index(&map, [x as i64, y as i64, z as i64]);
                 let va = a.get(x, y, z).unwrap();
                 let vb = b
                     .get(from[0] as usize, from[1] as usize, from[2] as usize)
@@ -301,12 +297,8 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
-                let to = [x as i64, y as i64, z as i64];
-                let mut from = [0i64; 3];
-                for c in 0..3 {
-                    let (r, s, o) = map[c];
-                    from[r] = o + s * to[c];
-                }
+                let from =
+                    lumen_app::export::nifti::map_index(&map, [x as i64, y as i64, z as i64]);
                 let l = seg
                     .get(from[0] as usize, from[1] as usize, from[2] as usize)
                     .unwrap();

@@ -198,6 +198,15 @@ pub fn grid_mapping(
     Some(out)
 }
 
+/// The source voxel index that a `grid_mapping` sends destination index `to` to.
+pub fn map_index(map: &[(usize, i64, i64); 3], to: [i64; 3]) -> [i64; 3] {
+    let mut from = [0i64; 3];
+    for (c, (axis, sign, offset)) in map.iter().enumerate() {
+        from[*axis] = offset + sign * to[c];
+    }
+    from
+}
+
 /// Re-import a NIfTI label map onto `volume`'s grid. The label map must lie exactly on the study's
 /// voxels (any axis order or flip, as other tools may write it); its sidecar gives the segments.
 pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segment>)> {
@@ -218,12 +227,7 @@ pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
-                let to = [x as i64, y as i64, z as i64];
-                let mut from = [0i64; 3];
-                for c in 0..3 {
-                    let (r, sign, off) = map[c];
-                    from[r] = off + sign * to[c];
-                }
+                let from = map_index(&map, [x as i64, y as i64, z as i64]);
                 let si = (from[2] as usize * sy + from[1] as usize) * sx + from[0] as usize;
                 labels[(z * ny + y) * nx + x] = src.labels[si];
             }
