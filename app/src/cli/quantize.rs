@@ -1,0 +1,139 @@
+//! `lumen quantize`: data-free requantization of a model bundle to chosen bit widths.
+
+use anyhow::Context;
+use lumen_engine::quant::{Bits, Calibration, Preset, Progress, RequantizeOptions, requantize};
+use lumen_engine::runtime::SessionConfig;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Debug, clap::Args)]
+pub struct QuantizeArgs {
+    /// Model bundle to requantize; default: the bundled model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Folder for the new bundle (must not exist yet).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Weight bits, 2–8.
+    #[arg(long, short = 'w', default_value_t = 8)]
+    pub weights: u32,
+    /// Activation bits, 2–8, or "float".
+    #[arg(long, short = 'a', default_value = "8")]
+    pub activations: String,
+    /// Synthesis effort: quick, standard or paper.
+    #[arg(long, default_value = "standard")]
+    pub preset: Preset,
+    /// Calibration source for ablations: dfq (default), pse-only, noise.
+    #[arg(long, default_value = "dfq")]
+    pub calibration: String,
+    /// Skip the RepQ reparameterization of post-LayerNorm activations (ablation).
+    #[arg(long)]
+    pub no_reparam: bool,
+    /// Also store the decoder's weights as integers.
+    #[arg(long)]
+    pub decoder: bool,
+    /// Intra-op threads; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses "float" or a bit width.
+pub fn parse_activation_bits(text: &str) -> anyhow::Result<Option<u32>> {
+    if text.eq_ignore_ascii_case("float") || text.eq_ignore_ascii_case("f") {
+        return Ok(None);
+    }
+    text.parse::<u32>()
+        .map(Some)
+        .with_context(|| format!("activation bits '{text}' must be 2–8 or 'float'"))
+}
+
+/// The per-user cache of synthetic calibration sets.
+pub fn synth_cache_dir() -> PathBuf {
+    directories::ProjectDirs::from("org", "Lumen", "lumen")
+        .map(|d| d.cache_dir().join("synthetic"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lumen-synthetic"))
+}
+
+pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(crate::paths::default_model_dir);
+    let calibration = match args.calibration.as_str() {
+        "dfq" => Calibration::Dfq,
+        "pse-only" => Calibration::PseOnly,
+        "noise" => Calibration::Noise,
+        other => anyhow::bail!("unknown calibration '{other}' (dfq, pse-only, noise)"),
+    };
+    let options = RequantizeOptions {
+        bits: Bits {
+            weights: args.weights,
+            activations: parse_activation_bits(&args.activations)?,
+        },
+        preset: args.preset,
+        calibration,
+        reparameterize: !args.no_reparam,
+        quantize_decoder: args.decoder,
+        cache_dir: synth_cache_dir(),
+        session: SessionConfig {
+            intra_threads: args.threads,
+            ..SessionConfig::default()
+        },
+    };
+    let cancel = AtomicBool::new(false);
+    let mut last_line = std::time::Instant::now();
+    let mut show = |p: &Progress| {
+        // One line a second at most; the final step of a phase always shows.
+        if p.done < p.total && last_line.elapsed().as_secs_f64() < 1.0 {
+            return;
+        }
+        last_line = std::time::Instant::now();
+        let eta = p
+            .eta_s
+            .map_or(String::new(), |s| format!(", about {s:.0} s left"));
+        eprintln!("[{}] {}/{}{eta}: {}", p.phase, p.done, p.total, p.detail);
+    };
+    let report = requantize(&model, &args.out, &options, &mut show, &cancel)
+        .with_context(|| format!("requantizing {}", model.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::json!({
+            "bundle": report.bundle_dir,
+            "weights": args.weights,
+            "activations": options.bits.activations,
+            "calibration": options.calibration.name(),
+            "reparameterized_norms": report.summary.reparameterized_norms,
+            "quantized_layers": report.summary.emit.quantized_weights,
+            "synthetic_set_sha256": report.synthetic_set,
+            "synthetic_images": report.synthetic_images,
+            "self_check_mask_iou": report.self_check_iou,
+            "self_check_prompts": report.self_check_prompts,
+            "encoder_bytes": report.encoder_bytes,
+            "fp_encoder_bytes": report.fp_encoder_bytes,
+            "seconds": report.seconds,
+        });
+        writeln!(out, "{json:#}")?;
+    } else {
+        let ratio = report.encoder_bytes as f64 / report.fp_encoder_bytes.max(1) as f64;
+        writeln!(out, "wrote {}", report.bundle_dir.display())?;
+        writeln!(
+            out,
+            "encoder {:.2} MB ({:.1}% of FP32), {} layers with integer weights, {} LayerNorms reparameterized",
+            report.encoder_bytes as f64 / 1e6,
+            100.0 * ratio,
+            report.summary.emit.quantized_weights,
+            report.summary.reparameterized_norms
+        )?;
+        writeln!(
+            out,
+            "self-check: mask IoU {:.4} against the FP model over {} prompts on held-back synthetic images",
+            report.self_check_iou, report.self_check_prompts
+        )?;
+        writeln!(out, "took {:.0} s", report.seconds)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Post-training quantization of a graph on calibration inputs (DESIGN.md §3, stages 2–4):
+//! per-channel uniform weights and per-tensor uniform activations with an MSE search over
+//! clipping ranges, log-√2 post-softmax activations, RepQ reparameterization of post-LayerNorm
+//! activations, and emission of one integer-weight graph (see `emit`).
+//!
+//! The calibration inputs never come from patient data in the product: `requantize` feeds the
+//! images that `synth` makes from the model alone.
+
+mod calibrate;
+mod emit;
+mod pipeline;
+pub mod quantizer;
+mod reparam;
+mod sites;
+
+pub use calibrate::{Collect, Samples, collect};
+pub use emit::{ActQuant, EmitSummary, emit, fake_weight, upgrade_to_opset21};
+pub use pipeline::{
+    Bits, Calibration, Preset, Progress, RequantizeOptions, RequantizeReport, requantize,
+};
+pub use quantizer::{LogSqrt2, Uniform, search_uniform};
+pub use reparam::reparameterize;
+pub use sites::{ActKind, LayerNormGroup, Site, Sites, WeightRef, find_sites};
+
+use crate::graph::{GraphError, Model, Shapes, TensorData};
+use crate::runtime::SessionConfig;
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("calibration failed: {0}")]
+    Calibration(String),
+    #[error("{0}")]
+    Bundle(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Grad(#[from] crate::grad::GradError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
+/// Bit widths: weights 2–8; activations 4–8, or None to keep them float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GraphBits {
+    pub weights: u32,
+    pub activations: Option<u32>,
+}
+
+/// What a quantized graph holds, for the manifest and the report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphSummary {
+    pub emit: EmitSummary,
+    pub reparameterized_norms: usize,
+    pub sites: usize,
+    /// The quantizer chosen for each activation tensor.
+    pub activations: HashMap<String, ActQuant>,
+}
+
+/// Quantizes `model`: calibrates its activations on `inputs` (feed sets), reparameterizes
+/// post-LayerNorm activations when `reparam`, and emits the integer-weight graph.
+pub fn quantize_graph(
+    model: &Model,
+    inputs: &[Vec<(String, TensorData)>],
+    bits: GraphBits,
+    reparam: bool,
+    config: &SessionConfig,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(Model, GraphSummary), QuantError> {
+    if !(2..=8).contains(&bits.weights) || bits.activations.is_some_and(|a| !(2..=8).contains(&a))
+    {
+        return Err(QuantError::Calibration(format!(
+            "weights take 2–8 bits and activations 2–8 bits or float; got W{} A{:?}",
+            bits.weights, bits.activations
+        )));
+    }
+    let first = inputs
+        .first()
+        .ok_or_else(|| QuantError::Calibration("no calibration inputs".into()))?;
+    let feeds: Vec<(&str, &TensorData)> = first.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let shapes = Shapes::probe(model, &feeds)?;
+    let sites = find_sites(model, &shapes);
+    let mut model = model.clone();
+    let mut act_quant: HashMap<String, ActQuant> = HashMap::new();
+    let mut reparameterized = 0;
+
+    if let Some(abits) = bits.activations {
+        let requests: Vec<(String, Collect)> = sites
+            .activation_tensors()
+            .into_iter()
+            .map(|(t, _)| {
+                let kind = match sites.layer_norm_of(&t) {
+                    Some(g) if reparam => Collect::PerChannel {
+                        channels: g.channels,
+                    },
+                    _ => Collect::PerTensor,
+                };
+                (t, kind)
+            })
+            .collect();
+        let samples = collect(&model, &requests, inputs, config, progress)?;
+        let mut done_groups: Vec<usize> = Vec::new();
+        for (tensor, kind) in sites.activation_tensors() {
+            let Some(s) = samples.get(&tensor) else {
+                continue;
+            };
+            let q = match (kind, sites.layer_norm_of(&tensor)) {
+                (ActKind::Softmax, _) => ActQuant::Log(LogSqrt2::search(&s.values[0], abits)),
+                (ActKind::Uniform, Some(g)) if reparam => {
+                    if done_groups.contains(&g.norm) {
+                        continue;
+                    }
+                    done_groups.push(g.norm);
+                    let u = reparameterize(&mut model, g, &s.values, abits)?;
+                    reparameterized += 1;
+                    for a in &g.activations {
+                        act_quant.insert(a.clone(), ActQuant::Uniform(u));
+                    }
+                    continue;
+                }
+                (ActKind::Uniform, _) => ActQuant::Uniform(search_uniform(&s.values[0], abits)),
+            };
+            act_quant.insert(tensor, q);
+        }
+    }
+
+    // Weights are calibrated after reparameterization changed them.
+    let mut weight_quant = HashMap::new();
+    for site in &sites.sites {
+        let Some(w) = &site.weight else { continue };
+        let TensorData::F32(values) = model.initializer(&w.initializer)? else {
+            continue;
+        };
+        let lanes: Vec<Vec<f32>> = values
+            .axis_iter(ndarray::Axis(w.channel_axis))
+            .map(|lane| lane.iter().copied().collect())
+            .collect();
+        weight_quant.insert(
+            w.initializer.clone(),
+            quantizer::search_per_channel(&lanes, bits.weights),
+        );
+    }
+    let (out, summary) = emit(&model, &sites.sites, &weight_quant, &act_quant)?;
+    Ok((
+        out,
+        GraphSummary {
+            emit: summary,
+            reparameterized_norms: reparameterized,
+            sites: sites.sites.len(),
+            activations: act_quant,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests;
