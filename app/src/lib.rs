@@ -2,6 +2,7 @@
 
 pub mod annotate;
 pub mod cli;
+pub mod eval;
 pub mod export;
 pub mod jobs;
 pub mod paths;

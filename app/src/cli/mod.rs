@@ -1,6 +1,7 @@
 //! Command-line interface: `lumen` alone opens the GUI; subcommands work headless.
 
 mod bench;
+mod eval;
 mod info;
 mod parse;
 mod segment;
@@ -36,6 +37,8 @@ pub enum Command {
     Segment(segment::SegmentArgs),
     /// Measure embed and predict latency and peak memory.
     Bench(bench::BenchArgs),
+    /// Score a model with box prompts on a labelled set: Dice and IoU per organ (DESIGN.md §4).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs what the command line asked for.
@@ -50,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Segment(args)) => segment::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
     }
 }

@@ -1,0 +1,96 @@
+//! `lumen eval`: a model's Dice and IoU per organ on a labelled set (DESIGN.md §4).
+
+use crate::eval::{EvalOptions, Source, evaluate};
+use anyhow::Context;
+use lumen_engine::eval::{DEFAULT_MIN_AREA, ProtocolOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Model bundle folder; default: the bundled model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A BTCV folder of sabs_caseNN.npz, one .npz case, or the CHAOS CT Data_3D folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// BTCV cases, e.g. `00,06,12,18` (default: the model's held-out patients from model.toml).
+    #[arg(long, value_delimiter = ',')]
+    pub cases: Option<Vec<String>>,
+    /// Evaluate every K-th labelled slice (1 = all).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub every: u32,
+    /// Also prompt with a jittered box (seeded) and report its Dice.
+    #[arg(long)]
+    pub jitter: bool,
+    /// Seed of the jittered boxes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Skip organs whose largest component has fewer pixels than this.
+    #[arg(long, default_value_t = DEFAULT_MIN_AREA)]
+    pub min_area: usize,
+    /// ONNX Runtime threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(crate::paths::default_model_dir);
+    let source = Source::detect(&args.data, args.cases.as_deref())?;
+    let options = EvalOptions {
+        protocol: ProtocolOptions {
+            min_area: args.min_area,
+            jitter: args.jitter,
+            seed: args.seed,
+        },
+        every: args.every as usize,
+        threads: args.threads,
+    };
+    let report = evaluate(&model_dir, &source, &options, &mut |line| {
+        eprintln!("{line}")
+    })?;
+    println!("model {}: {}", report.model, report.data);
+    print!("{report}");
+    println!("{} slices, {:.1} s", report.slices, report.seconds);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
+        write_atomic(path, json.as_bytes())?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a report.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".partial");
+    let temp = PathBuf::from(temp);
+    std::fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .with_context(|| format!("cannot move the report into place at {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn eval_arguments_parse_and_a_zero_stride_is_refused() {
+        let cli = Cli::try_parse_from([
+            "lumen", "eval", "--data", "d", "--cases", "00,06", "--every", "4", "--jitter",
+        ])
+        .unwrap();
+        let Some(Command::Eval(args)) = cli.command else {
+            panic!("not the eval command");
+        };
+        assert_eq!(args.cases, Some(vec!["00".to_string(), "06".to_string()]));
+        assert_eq!((args.every, args.jitter, args.min_area), (4, true, 20));
+        assert!(Cli::try_parse_from(["lumen", "eval", "--data", "d", "--every", "0"]).is_err());
+    }
+}
