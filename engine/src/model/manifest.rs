@@ -50,9 +50,9 @@ pub enum IntensityRule {
     Percentile { low: f32, high: f32 },
 }
 
-/// The numeric precision of the bundle.
+/// The numeric precision of the bundle. (No `deny_unknown_fields`: serde cannot combine it with
+/// the flattened details, which take every other key.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Precision {
     /// "fp32" or "quantized".
     pub kind: String,

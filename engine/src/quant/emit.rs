@@ -37,7 +37,13 @@ pub struct EmitSummary {
     pub real_activations: usize,
     /// Activation tensors quantized with float ops (simulated).
     pub simulated_activations: usize,
+    /// Other large float constants (position embeddings) stored as integers.
+    pub int_constants: usize,
 }
+
+/// Float constants at least this large that are not layer weights (position embeddings) are
+/// stored as integers too, per channel of their last axis; smaller ones stay float.
+const LARGE_CONSTANT: usize = 16384;
 
 /// The per-channel weight quantizers of one site.
 pub type WeightQuant = Vec<Uniform>;
@@ -63,6 +69,7 @@ pub fn emit(
     let mut b = Builder::from_model(base);
     b.set_prefix("q/");
     let mut act_outputs: HashMap<String, String> = HashMap::new();
+    let consumers = b.model.consumers();
     for site in sites {
         let mut node = b.model.graph().node[site.node].clone();
         if let Some(WeightRef {
@@ -79,6 +86,12 @@ pub fn emit(
             summary.weight_params += w.len();
             let dq = integer_weight(&mut b, initializer, &w, *channel_axis, q)?;
             node.input[1] = dq;
+            let act = site.activations.first().and_then(|(_, t, _)| activations.get(t));
+            if let (Some(ActQuant::Uniform(a)), "MatMul") = (act, site.op.as_str())
+                && a.bits == 8
+            {
+                bias_behind_dequantize(&mut b, &consumers, site.node, a.scale, q)?;
+            }
         }
         for (index, tensor, _) in &site.activations {
             let Some(q) = activations.get(tensor) else {
@@ -109,10 +122,93 @@ pub fn emit(
         }
         b.model.replace_node(site.node, node)?;
     }
+    // Constants follow the weights' width, but never below 4 bits (position embeddings).
+    let constant_bits = weights
+        .values()
+        .filter_map(|q| q.first().map(|u| u.bits))
+        .min()
+        .map_or(8, |b| b.max(4));
+    summary.int_constants = store_large_constants(&mut b, constant_bits)?;
     let mut out = b.finish();
     out.sort_topologically()?;
     out.remove_dead_nodes();
     Ok((out, summary))
+}
+
+/// Replaces large float initializers still read by float ops with integers + DequantizeLinear.
+fn store_large_constants(b: &mut Builder, bits: u32) -> Result<usize, QuantError> {
+    let consumers = b.model.consumers();
+    let large: Vec<String> = b
+        .model
+        .graph()
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == dtype::FLOAT && t.dims.iter().product::<i64>() >= LARGE_CONSTANT as i64)
+        .map(|t| t.name.clone())
+        .filter(|n| consumers.contains_key(n))
+        .collect();
+    for name in &large {
+        let TensorData::F32(w) = b.model.initializer(name)? else {
+            continue;
+        };
+        let axis = w.ndim().saturating_sub(1);
+        let lanes: Vec<Vec<f32>> = w
+            .axis_iter(Axis(axis))
+            .map(|l| l.iter().copied().collect())
+            .collect();
+        let q = super::quantizer::search_per_channel(&lanes, bits);
+        let dq = integer_weight(b, name, &w, axis, &q)?;
+        for &c in &consumers[name] {
+            let mut node = b.model.graph().node[c].clone();
+            for input in node.input.iter_mut().filter(|i| *i == name) {
+                *input = dq.clone();
+            }
+            b.model.replace_node(c, node)?;
+        }
+    }
+    Ok(large.len())
+}
+
+/// Quantizes a MatMul's bias to int32 at scale s_x·s_w[c] behind a `DequantizeLinear`, the
+/// QDQ convention ONNX Runtime's integer Gemm fusion assumes. (A float bias would be fused
+/// with the MatMul into a float Gemm first, losing the integer kernel.)
+fn bias_behind_dequantize(
+    b: &mut Builder,
+    consumers: &HashMap<String, Vec<usize>>,
+    matmul: usize,
+    act_scale: f32,
+    weights: &[Uniform],
+) -> Result<(), QuantError> {
+    let Some(bias) = super::sites::bias_of(&b.model, consumers, matmul) else {
+        return Ok(());
+    };
+    let TensorData::F32(values) = b.model.initializer(&bias)? else {
+        return Ok(());
+    };
+    if values.len() != weights.len() {
+        return Ok(());
+    }
+    let scales = ndarray::Array1::from_iter(weights.iter().map(|w| act_scale * w.scale));
+    let levels = ndarray::Array1::from_iter(
+        values
+            .iter()
+            .zip(&scales)
+            .map(|(v, s)| (v / s).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32),
+    );
+    let q = b.constant(&format!("{bias}_i32"), &TensorData::I32(levels.into_dyn()));
+    let s = b.constant(&format!("{bias}_scale"), &TensorData::F32(scales.into_dyn()));
+    let dq = b.op(
+        "DequantizeLinear",
+        &[q.as_str(), s.as_str()],
+        vec![attr::int("axis", 0)],
+    );
+    let add = consumers[&b.model.graph().node[matmul].output[0]][0];
+    let mut node = b.model.graph().node[add].clone();
+    for input in node.input.iter_mut().filter(|i| **i == bias) {
+        *input = dq.clone();
+    }
+    b.model.replace_node(add, node)?;
+    Ok(())
 }
 
 /// Stores `w` as integer levels (shifted to signed: level − 2^(bits−1)) and returns the name

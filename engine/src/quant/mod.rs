@@ -107,7 +107,11 @@ pub fn quantize_graph(
                 continue;
             };
             let q = match (kind, sites.layer_norm_of(&tensor)) {
-                (ActKind::Softmax, _) => ActQuant::Log(LogSqrt2::search(&s.values[0], abits)),
+                // Below 8 bits the log-√2 quantizer keeps the small probabilities; at 8 bits a
+                // uniform one is as accurate and lets attn·V run on an integer kernel.
+                (ActKind::Softmax, _) if abits < 8 => {
+                    ActQuant::Log(LogSqrt2::search(&s.values[0], abits))
+                }
                 (ActKind::Uniform, Some(g)) if reparam => {
                     if done_groups.contains(&g.norm) {
                         continue;
@@ -120,7 +124,7 @@ pub fn quantize_graph(
                     }
                     continue;
                 }
-                (ActKind::Uniform, _) => ActQuant::Uniform(search_uniform(&s.values[0], abits)),
+                _ => ActQuant::Uniform(search_uniform(&s.values[0], abits)),
             };
             act_quant.insert(tensor, q);
         }

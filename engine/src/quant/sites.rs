@@ -217,7 +217,11 @@ fn keeps_last_axis(node: &crate::graph::proto::NodeProto, shapes: &Shapes) -> bo
 }
 
 /// The constant bias added right after MatMul node `matmul` (its only consumer), if any.
-fn bias_of(model: &Model, consumers: &HashMap<String, Vec<usize>>, matmul: usize) -> Option<String> {
+pub(crate) fn bias_of(
+    model: &Model,
+    consumers: &HashMap<String, Vec<usize>>,
+    matmul: usize,
+) -> Option<String> {
     let g = model.graph();
     let out = &g.node[matmul].output[0];
     let users = consumers.get(out)?;

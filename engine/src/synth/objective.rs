@@ -274,11 +274,11 @@ fn patch_similarity_entropy(b: &mut Builder, t: &str, shape: &[i64], rng: &mut u
     let k_exp = scalar(b, (-0.5 / (BANDWIDTH * BANDWIDTH)) as f32);
     let e = b.op("Mul", &[d2.as_str(), k_exp.as_str()], vec![]);
     let kern = b.op("Exp", &[e.as_str()], vec![]);
-    let axis1 = b.const_i64(&[1]);
+    // Opset 17: ReduceMean takes its axes as an attribute.
     let dens = b.op(
         "ReduceMean",
-        &[kern.as_str(), axis1.as_str()],
-        vec![attr::int("keepdims", 0)],
+        &[kern.as_str()],
+        vec![attr::ints("axes", &[1]), attr::int("keepdims", 0)],
     );
     let c = scalar(
         b,
