@@ -4,6 +4,7 @@ mod bench;
 mod eval;
 mod info;
 mod parse;
+pub mod quantize;
 mod segment;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Score a model with box prompts on a labelled set: Dice and IoU per organ (DESIGN.md §4).
     Eval(eval::EvalArgs),
+    /// Requantize a model to chosen bit widths without patient data (DFQ-SAM).
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Runs what the command line asked for.
@@ -54,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Segment(args)) => segment::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Quantize(args)) => quantize::run(&args),
     }
 }

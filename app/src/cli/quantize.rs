@@ -24,7 +24,9 @@ pub struct QuantizeArgs {
     /// Synthesis effort: quick, standard or paper.
     #[arg(long, default_value = "standard")]
     pub preset: Preset,
-    /// Calibration source for ablations: dfq (default), pse-only, noise.
+    /// Calibration source for ablations: dfq (default), pse-only, noise, or
+    /// real:A.npz,B.npz (a development upper bound on labelled BTCV training cases; the app
+    /// never calibrates on scans).
     #[arg(long, default_value = "dfq")]
     pub calibration: String,
     /// Skip the RepQ reparameterization of post-LayerNorm activations (ablation).
@@ -58,6 +60,25 @@ pub fn synth_cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("lumen-synthetic"))
 }
 
+/// As many labelled slices as the preset synthesizes images, spread evenly over the cases.
+fn real_slices(list: &str, preset: Preset) -> anyhow::Result<Vec<ndarray::Array2<u8>>> {
+    let paths: Vec<&str> = list.split(',').filter(|p| !p.is_empty()).collect();
+    anyhow::ensure!(!paths.is_empty(), "real: needs at least one .npz file");
+    let wanted = preset.synth_config().images;
+    let per_case = wanted.div_ceil(paths.len());
+    let mut slices = Vec::new();
+    for path in paths {
+        let volume = crate::eval::btcv::load_npz(std::path::Path::new(path))?;
+        let labelled = volume.labelled_slices(1);
+        let step = (labelled.len() / per_case.max(1)).max(1);
+        for &z in labelled.iter().step_by(step).take(per_case) {
+            slices.push(volume.image(z).to_owned());
+        }
+    }
+    slices.truncate(wanted);
+    Ok(slices)
+}
+
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let model = args
         .model
@@ -67,7 +88,12 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         "dfq" => Calibration::Dfq,
         "pse-only" => Calibration::PseOnly,
         "noise" => Calibration::Noise,
-        other => anyhow::bail!("unknown calibration '{other}' (dfq, pse-only, noise)"),
+        other => match other.strip_prefix("real:") {
+            Some(list) => Calibration::Images(real_slices(list, args.preset)?),
+            None => anyhow::bail!(
+                "unknown calibration '{other}' (dfq, pse-only, noise, real:A.npz,B.npz)"
+            ),
+        },
     };
     let options = RequantizeOptions {
         bits: Bits {
