@@ -4,16 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lumen_engine::model::{BoxPrompt, Prompt, SamModel};
-use lumen_engine::quant::{
-    Bits, Calibration, Preset, QuantError, RequantizeOptions, requantize,
-};
+use lumen_engine::quant::{Bits, Calibration, Preset, QuantError, RequantizeOptions, requantize};
 use lumen_engine::runtime::SessionConfig;
 use lumen_tests::{bounding_box, chaos_liver_slice, dice, starter_model_dir};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> RequantizeOptions {
     RequantizeOptions {
-        bits: Bits { weights, activations },
+        bits: Bits {
+            weights,
+            activations,
+        },
         preset: Preset::Quick,
         calibration: Calibration::Dfq,
         reparameterize: true,
@@ -38,7 +39,9 @@ fn liver_agreement(fp: &SamModel, q: &SamModel) -> (f64, f64, f64) {
             x1: x1 as f32,
             y1: y1 as f32,
         });
-        let a = fp.predict(&fp.embed(image.view()).unwrap(), &prompt).unwrap();
+        let a = fp
+            .predict(&fp.embed(image.view()).unwrap(), &prompt)
+            .unwrap();
         let b = q.predict(&q.embed(image.view()).unwrap(), &prompt).unwrap();
         agree += dice(a.mask.view(), b.mask.view());
         fp_dice += dice(a.mask.view(), label.view());
@@ -91,7 +94,10 @@ fn quick_w8a8_requantization_makes_a_loadable_bundle_that_agrees_with_fp() {
     let (agree, fp_dice, q_dice) = liver_agreement(&fp, &q);
     eprintln!("W8A8 quick: FP↔Q Dice {agree:.4}, FP liver {fp_dice:.4}, Q liver {q_dice:.4}");
     assert!(agree >= 0.95, "W8A8 masks agree with FP at Dice {agree:.3}");
-    assert!(q_dice >= fp_dice - 0.02, "liver Dice {q_dice:.3} vs FP {fp_dice:.3}");
+    assert!(
+        q_dice >= fp_dice - 0.02,
+        "liver Dice {q_dice:.3} vs FP {fp_dice:.3}"
+    );
 
     // The synthetic set is cached: a second run (W4A8) reuses it without synthesizing.
     let mut synthesized = false;
@@ -110,7 +116,10 @@ fn quick_w8a8_requantization_makes_a_loadable_bundle_that_agrees_with_fp() {
     let q4 = SamModel::load(&work.path().join("w4a8"), &SessionConfig::default()).unwrap();
     let (agree4, _, q4_dice) = liver_agreement(&fp, &q4);
     eprintln!("W4A8 quick: FP↔Q Dice {agree4:.4}, liver {q4_dice:.4}");
-    assert!(agree4 >= 0.85, "W4A8 masks agree with FP at Dice {agree4:.3}");
+    assert!(
+        agree4 >= 0.85,
+        "W4A8 masks agree with FP at Dice {agree4:.3}"
+    );
 }
 
 #[test]

@@ -16,7 +16,9 @@ const CHANNEL_SAMPLE_CAP: usize = 8192;
 pub enum Collect {
     PerTensor,
     /// Per channel of the last axis (with `channels` channels).
-    PerChannel { channels: usize },
+    PerChannel {
+        channels: usize,
+    },
 }
 
 /// Collected samples of one tensor.

@@ -86,7 +86,10 @@ pub fn emit(
             summary.weight_params += w.len();
             let dq = integer_weight(&mut b, initializer, &w, *channel_axis, q)?;
             node.input[1] = dq;
-            let act = site.activations.first().and_then(|(_, t, _)| activations.get(t));
+            let act = site
+                .activations
+                .first()
+                .and_then(|(_, t, _)| activations.get(t));
             if let (Some(ActQuant::Uniform(a)), "MatMul") = (act, site.op.as_str())
                 && a.bits == 8
             {
@@ -143,7 +146,9 @@ fn store_large_constants(b: &mut Builder, bits: u32) -> Result<usize, QuantError
         .graph()
         .initializer
         .iter()
-        .filter(|t| t.data_type == dtype::FLOAT && t.dims.iter().product::<i64>() >= LARGE_CONSTANT as i64)
+        .filter(|t| {
+            t.data_type == dtype::FLOAT && t.dims.iter().product::<i64>() >= LARGE_CONSTANT as i64
+        })
         .map(|t| t.name.clone())
         .filter(|n| consumers.contains_key(n))
         .collect();
@@ -196,7 +201,10 @@ fn bias_behind_dequantize(
             .map(|(v, s)| (v / s).round().clamp(i32::MIN as f32, i32::MAX as f32) as i32),
     );
     let q = b.constant(&format!("{bias}_i32"), &TensorData::I32(levels.into_dyn()));
-    let s = b.constant(&format!("{bias}_scale"), &TensorData::F32(scales.into_dyn()));
+    let s = b.constant(
+        &format!("{bias}_scale"),
+        &TensorData::F32(scales.into_dyn()),
+    );
     let dq = b.op(
         "DequantizeLinear",
         &[q.as_str(), s.as_str()],
@@ -237,7 +245,10 @@ fn integer_weight(
     let zero_points: Vec<i8> = q.iter().map(|u| (u.zero_point - offset) as i8).collect();
     let scales = ndarray::Array1::from_iter(q.iter().map(|u| u.scale)).into_dyn();
     let dims: Vec<i64> = w.shape().iter().map(|&d| d as i64).collect();
-    let (wq, zp) = (b.fresh(&format!("{name}_q")), b.fresh(&format!("{name}_zp")));
+    let (wq, zp) = (
+        b.fresh(&format!("{name}_q")),
+        b.fresh(&format!("{name}_zp")),
+    );
     let elem = if bits <= 4 { INT4 } else { dtype::INT8 };
     let g = b.model.graph_mut();
     g.initializer.push(int_tensor(&wq, elem, &dims, &values));
@@ -280,13 +291,20 @@ fn int_tensor(name: &str, elem: i32, dims: &[i64], values: &[i8]) -> TensorProto
 
 /// uint8 QuantizeLinear → DequantizeLinear.
 fn qdq_u8(b: &mut Builder, x: &str, u: &Uniform) -> String {
-    let scale = b.constant("act_scale", &TensorData::F32(ndarray::arr0(u.scale).into_dyn()));
+    let scale = b.constant(
+        "act_scale",
+        &TensorData::F32(ndarray::arr0(u.scale).into_dyn()),
+    );
     let zp = b.constant(
         "act_zp",
         &TensorData::U8(ndarray::arr0(u.zero_point as u8).into_dyn()),
     );
     let q = b.op("QuantizeLinear", &[x, scale.as_str(), zp.as_str()], vec![]);
-    b.op("DequantizeLinear", &[q.as_str(), scale.as_str(), zp.as_str()], vec![])
+    b.op(
+        "DequantizeLinear",
+        &[q.as_str(), scale.as_str(), zp.as_str()],
+        vec![],
+    )
 }
 
 fn scalar(b: &mut Builder, v: f32) -> String {

@@ -69,8 +69,7 @@ pub fn quantize_graph(
     config: &SessionConfig,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(Model, GraphSummary), QuantError> {
-    if !(2..=8).contains(&bits.weights) || bits.activations.is_some_and(|a| !(2..=8).contains(&a))
-    {
+    if !(2..=8).contains(&bits.weights) || bits.activations.is_some_and(|a| !(2..=8).contains(&a)) {
         return Err(QuantError::Calibration(format!(
             "weights take 2–8 bits and activations 2–8 bits or float; got W{} A{:?}",
             bits.weights, bits.activations

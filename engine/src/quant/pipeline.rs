@@ -34,7 +34,7 @@ impl Preset {
     pub fn synth_config(self) -> SynthConfig {
         let (images, steps) = match self {
             Self::Quick => (4, 12),
-            Self::Standard => (20, 40),
+            Self::Standard => (32, 50),
             Self::Paper => (48, 500),
         };
         SynthConfig {
@@ -71,9 +71,7 @@ impl std::str::FromStr for Preset {
             "quick" => Ok(Self::Quick),
             "standard" => Ok(Self::Standard),
             "paper" => Ok(Self::Paper),
-            other => Err(format!(
-                "unknown preset '{other}' (quick, standard, paper)"
-            )),
+            other => Err(format!("unknown preset '{other}' (quick, standard, paper)")),
         }
     }
 }
@@ -157,8 +155,8 @@ impl Reporter<'_> {
     }
     fn report(&mut self, done: usize, total: usize, detail: String) -> bool {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let eta_s = (done > 0 && total >= done)
-            .then(|| elapsed / done as f64 * (total - done) as f64);
+        let eta_s =
+            (done > 0 && total >= done).then(|| elapsed / done as f64 * (total - done) as f64);
         (self.sink)(&Progress {
             phase: self.phase,
             done,
@@ -203,7 +201,9 @@ pub fn requantize(
     let (images, synthetic) = calibration_images(&bundle, options, &mut reporter)?;
     reporter.check()?;
     // The last images are held back for the self-check.
-    let held = (images.len() / 5).max(1).min(images.len().saturating_sub(1));
+    let held = (images.len() / 5)
+        .max(1)
+        .min(images.len().saturating_sub(1));
     let (calib, check) = images.split_at(images.len() - held);
     let s = bundle.manifest.input_size as usize;
     let feeds = calib
@@ -258,10 +258,10 @@ pub fn requantize(
         reporter.phase("self-check");
         let (iou, prompts) = self_check(&bundle.dir, &tmp, check, &options.session, &mut reporter)?;
         let mut manifest = manifest;
-        manifest
-            .precision
-            .details
-            .insert("self_check_mask_iou".into(), toml::Value::Float(round4(iou)));
+        manifest.precision.details.insert(
+            "self_check_mask_iou".into(),
+            toml::Value::Float(round4(iou)),
+        );
         manifest.precision.details.insert(
             "self_check_prompts".into(),
             toml::Value::Integer(prompts as i64),
@@ -412,8 +412,14 @@ fn self_check(
         let (h, w) = img.dim();
         let (ef, eq) = (fp.embed(img.view())?, q.embed(img.view())?);
         for _ in 0..4 {
-            let (cx, cy) = (rng.range(0.3, 0.7) * w as f64, rng.range(0.3, 0.7) * h as f64);
-            let (bw, bh) = (rng.range(0.1, 0.4) * w as f64, rng.range(0.1, 0.4) * h as f64);
+            let (cx, cy) = (
+                rng.range(0.3, 0.7) * w as f64,
+                rng.range(0.3, 0.7) * h as f64,
+            );
+            let (bw, bh) = (
+                rng.range(0.1, 0.4) * w as f64,
+                rng.range(0.1, 0.4) * h as f64,
+            );
             let prompt = Prompt::from_box(crate::model::BoxPrompt {
                 x0: (cx - bw / 2.0) as f32,
                 y0: (cy - bh / 2.0) as f32,
@@ -422,7 +428,7 @@ fn self_check(
             });
             let a = fp.predict(&ef, &prompt)?;
             let b = q.predict(&eq, &prompt)?;
-            ious.push(mask_iou(&a.mask, &b.mask));
+            ious.push(crate::eval::iou(a.mask.view(), b.mask.view()));
         }
         if !reporter.report(i + 1, images.len(), format!("held-back image {}", i + 1)) {
             return Err(QuantError::Cancelled);
@@ -430,20 +436,6 @@ fn self_check(
     }
     let n = ious.len();
     Ok((ious.iter().sum::<f64>() / n.max(1) as f64, n))
-}
-
-/// IoU of two masks; two empty masks agree perfectly.
-fn mask_iou(a: &Array2<bool>, b: &Array2<bool>) -> f64 {
-    let (mut inter, mut union) = (0usize, 0usize);
-    for (x, y) in a.iter().zip(b.iter()) {
-        inter += usize::from(*x && *y);
-        union += usize::from(*x || *y);
-    }
-    if union == 0 {
-        1.0
-    } else {
-        inter as f64 / union as f64
-    }
 }
 
 fn round4(x: f64) -> f64 {
@@ -476,13 +468,18 @@ fn quantized_manifest(
     put("activation_bits", s(&a));
     put(
         "method",
-        s("DFQ-SAM data-free calibration; per-channel uniform asymmetric weights and per-tensor \
+        s(
+            "DFQ-SAM data-free calibration; per-channel uniform asymmetric weights and per-tensor \
            activations with MSE-searched clipping; log-sqrt2 post-softmax; RepQ reparameterization \
-           of post-LayerNorm activations"),
+           of post-LayerNorm activations",
+        ),
     );
     put("calibration", s(options.calibration.name()));
     put("preset", s(options.preset.name()));
-    put("reparameterized", toml::Value::Boolean(options.reparameterize));
+    put(
+        "reparameterized",
+        toml::Value::Boolean(options.reparameterize),
+    );
     put(
         "reparameterized_norms",
         toml::Value::Integer(summary.reparameterized_norms as i64),

@@ -159,13 +159,7 @@ impl LogSqrt2 {
                 (e, q)
             })
             .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or(
-                Self {
-                    bits,
-                    scale: max,
-                },
-                |(_, q)| q,
-            )
+            .map_or(Self { bits, scale: max }, |(_, q)| q)
     }
 }
 
@@ -225,7 +219,10 @@ mod tests {
     fn zero_is_exact_and_zero_point_is_an_integer_level() {
         let q = Uniform::from_range(4, 0.3, 5.0);
         assert_eq!(q.fake(0.0), 0.0);
-        assert_eq!(q.zero_point, 0.0, "a positive range is widened to start at 0");
+        assert_eq!(
+            q.zero_point, 0.0,
+            "a positive range is widened to start at 0"
+        );
         let q = Uniform::from_range(8, -3.0, 1.0);
         assert_eq!(q.zero_point.fract(), 0.0);
         assert_eq!(q.fake(0.0), 0.0);
@@ -256,7 +253,10 @@ mod tests {
         let minmax = Uniform::from_range(4, -4.1, 4.3);
         let best = search_uniform(&values, 4);
         let (e_best, e_minmax) = (mse(&values, &best), mse(&values, &minmax));
-        assert!(e_best < 0.8 * e_minmax, "MSE {e_best} vs min/max {e_minmax}");
+        assert!(
+            e_best < 0.8 * e_minmax,
+            "MSE {e_best} vs min/max {e_minmax}"
+        );
         let (lo, hi) = best.range();
         assert!(hi < 4.3 && lo > -4.1, "range [{lo}, {hi}] was not clipped");
         // More bits never hurt.
@@ -276,7 +276,10 @@ mod tests {
         };
         assert_eq!(q.fake(1.0), 1.0);
         assert!((q.fake(0.5) - 0.5).abs() < 1e-7);
-        assert!((q.fake(std::f32::consts::FRAC_1_SQRT_2) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
+        assert!(
+            (q.fake(std::f32::consts::FRAC_1_SQRT_2) - std::f32::consts::FRAC_1_SQRT_2).abs()
+                < 1e-7
+        );
         assert_eq!(q.fake(0.0), 0.0);
         // 15 levels reach 2^(−7); far below that is zero.
         assert!(q.fake(2f32.powf(-7.0)) > 0.0);
@@ -308,6 +311,9 @@ mod tests {
             .filter(|&&x| x > 1e-3)
             .map(|&x| f64::from(((uni.fake(x) - x) / x).abs()))
             .sum();
-        assert!(log_rel < uni_rel, "relative error log {log_rel} vs uniform {uni_rel}");
+        assert!(
+            log_rel < uni_rel,
+            "relative error log {log_rel} vs uniform {uni_rel}"
+        );
     }
 }

@@ -151,7 +151,8 @@ fn find_layer_norm_groups(model: &Model, shapes: &Shapes, sites: &[Site]) -> Vec
         if n.op_type != "LayerNormalization" || n.attr_int("axis", -1) != -1 {
             continue;
         }
-        let (Some(out), Some(gamma), Some(beta)) = (n.output.first(), n.input.get(1), n.input.get(2))
+        let (Some(out), Some(gamma), Some(beta)) =
+            (n.output.first(), n.input.get(1), n.input.get(2))
         else {
             continue;
         };

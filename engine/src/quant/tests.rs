@@ -54,10 +54,22 @@ fn inputs(x: &ArrayD<f32>) -> Vec<Vec<(String, TensorData)>> {
 }
 
 /// What the quantized linear layer must compute: fake(x)·fake(W) + b.
-fn reference(model: &Model, x: &ArrayD<f32>, bits: GraphBits, act: Option<&ActQuant>) -> ArrayD<f32> {
-    let TensorData::F32(w) = model.initializer("w_1").unwrap() else { panic!() };
-    let TensorData::F32(b) = model.initializer("b_2").unwrap() else { panic!() };
-    let lanes: Vec<Vec<f32>> = w.axis_iter(ndarray::Axis(1)).map(|l| l.iter().copied().collect()).collect();
+fn reference(
+    model: &Model,
+    x: &ArrayD<f32>,
+    bits: GraphBits,
+    act: Option<&ActQuant>,
+) -> ArrayD<f32> {
+    let TensorData::F32(w) = model.initializer("w_1").unwrap() else {
+        panic!()
+    };
+    let TensorData::F32(b) = model.initializer("b_2").unwrap() else {
+        panic!()
+    };
+    let lanes: Vec<Vec<f32>> = w
+        .axis_iter(ndarray::Axis(1))
+        .map(|l| l.iter().copied().collect())
+        .collect();
     let q = quantizer::search_per_channel(&lanes, bits.weights);
     let wq = fake_weight(&w, 1, &q).into_dimensionality::<Ix2>().unwrap();
     let xq = match act {
@@ -72,7 +84,10 @@ fn reference(model: &Model, x: &ArrayD<f32>, bits: GraphBits, act: Option<&ActQu
 }
 
 fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -80,10 +95,19 @@ fn integer_weights_in_the_graph_equal_fake_quantization() {
     let model = linear_model(1);
     let x = noise(&[1, 6, 16], 9);
     for weights in [8, 6, 4, 3, 2] {
-        let bits = GraphBits { weights, activations: None };
-        let (q, summary) =
-            quantize_graph(&model, &inputs(&x), bits, false, &SessionConfig::default(), &mut |_, _| true)
-                .unwrap();
+        let bits = GraphBits {
+            weights,
+            activations: None,
+        };
+        let (q, summary) = quantize_graph(
+            &model,
+            &inputs(&x),
+            bits,
+            false,
+            &SessionConfig::default(),
+            &mut |_, _| true,
+        )
+        .unwrap();
         assert_eq!(summary.emit.quantized_weights, 1);
         assert_eq!(summary.emit.int4_storage, weights <= 4);
         if weights <= 4 {
@@ -106,13 +130,28 @@ fn activation_quantizers_in_the_graph_equal_the_rust_quantizers() {
     let model = linear_model(2);
     let x = noise(&[1, 6, 16], 4);
     for activations in [8, 6, 4] {
-        let bits = GraphBits { weights: 8, activations: Some(activations) };
-        let (q, summary) =
-            quantize_graph(&model, &inputs(&x), bits, false, &SessionConfig::default(), &mut |_, _| true)
-                .unwrap();
+        let bits = GraphBits {
+            weights: 8,
+            activations: Some(activations),
+        };
+        let (q, summary) = quantize_graph(
+            &model,
+            &inputs(&x),
+            bits,
+            false,
+            &SessionConfig::default(),
+            &mut |_, _| true,
+        )
+        .unwrap();
         let act = summary.activations.get("x").expect("x is quantized");
-        let (real, simulated) = (summary.emit.real_activations, summary.emit.simulated_activations);
-        assert_eq!((real, simulated), if activations == 8 { (1, 0) } else { (0, 1) });
+        let (real, simulated) = (
+            summary.emit.real_activations,
+            summary.emit.simulated_activations,
+        );
+        assert_eq!(
+            (real, simulated),
+            if activations == 8 { (1, 0) } else { (0, 1) }
+        );
         let got = run(&q, &x);
         let want = reference(&model, &x, bits, Some(act));
         let err = max_abs_diff(&got, &want);
@@ -135,18 +174,35 @@ fn log_sqrt2_graph_matches_the_rust_quantizer_on_softmax_outputs() {
         ("x".to_string(), TensorData::F32(xs.clone())),
         ("v".to_string(), TensorData::F32(vs.clone())),
     ]];
-    let bits = GraphBits { weights: 8, activations: Some(4) };
-    let (q, summary) =
-        quantize_graph(&model, &feeds, bits, false, &SessionConfig::default(), &mut |_, _| true).unwrap();
+    let bits = GraphBits {
+        weights: 8,
+        activations: Some(4),
+    };
+    let (q, summary) = quantize_graph(
+        &model,
+        &feeds,
+        bits,
+        false,
+        &SessionConfig::default(),
+        &mut |_, _| true,
+    )
+    .unwrap();
     let sites = summary.activations.len();
     assert_eq!(sites, 2);
     let Some(ActQuant::Log(lq)) = summary.activations.get(&p) else {
         panic!("softmax output should get the log-sqrt2 quantizer")
     };
-    let Some(ActQuant::Uniform(vq)) = summary.activations.get("v") else { panic!() };
+    let Some(ActQuant::Uniform(vq)) = summary.activations.get("v") else {
+        panic!()
+    };
     let mut r = Runner::new(&q, "attn", &exact()).unwrap();
     let (tx, tv) = (TensorData::F32(xs.clone()), TensorData::F32(vs.clone()));
-    let TensorData::F32(got) = r.run(&[("x", &tx), ("v", &tv)]).unwrap().remove("out").unwrap() else {
+    let TensorData::F32(got) = r
+        .run(&[("x", &tx), ("v", &tv)])
+        .unwrap()
+        .remove("out")
+        .unwrap()
+    else {
         panic!()
     };
     let x2 = xs.into_shape_with_order((6, 6)).unwrap();
@@ -155,8 +211,15 @@ fn log_sqrt2_graph_matches_the_rust_quantizer_on_softmax_outputs() {
         let z: f32 = x2.row(i).iter().map(|a| (a - m).exp()).sum();
         lq.fake((x2[[i, j]] - m).exp() / z)
     });
-    let v2 = vs.into_shape_with_order((6, 4)).unwrap().mapv(|a| vq.fake(a));
-    let want = probs.dot(&v2).into_dyn().into_shape_with_order(IxDyn(&[1, 6, 4])).unwrap();
+    let v2 = vs
+        .into_shape_with_order((6, 4))
+        .unwrap()
+        .mapv(|a| vq.fake(a));
+    let want = probs
+        .dot(&v2)
+        .into_dyn()
+        .into_shape_with_order(IxDyn(&[1, 6, 4]))
+        .unwrap();
     let err = max_abs_diff(&got, &want);
     assert!(err < 1e-4, "max difference {err}");
 }
@@ -176,14 +239,23 @@ fn smooth_image(seed: u64) -> TensorData {
 
 fn embed(model: &Model, image: &TensorData) -> ArrayD<f32> {
     let mut r = Runner::new(model, "encoder", &SessionConfig::default()).unwrap();
-    match r.run(&[("image", image)]).unwrap().remove("image_embeddings").unwrap() {
+    match r
+        .run(&[("image", image)])
+        .unwrap()
+        .remove("image_embeddings")
+        .unwrap()
+    {
         TensorData::F32(a) => a,
         _ => panic!(),
     }
 }
 
 fn cosine(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f64 {
-    let dot: f64 = a.iter().zip(b.iter()).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
@@ -200,10 +272,26 @@ fn reparameterization_leaves_the_fp_encoder_unchanged() {
     let requests: Vec<(String, Collect)> = sites
         .layer_norms
         .iter()
-        .flat_map(|g| g.activations.iter().map(|a| (a.clone(), Collect::PerChannel { channels: g.channels })))
+        .flat_map(|g| {
+            g.activations.iter().map(|a| {
+                (
+                    a.clone(),
+                    Collect::PerChannel {
+                        channels: g.channels,
+                    },
+                )
+            })
+        })
         .collect();
     let feeds = vec![vec![("image".to_string(), calib)]];
-    let samples = collect(&encoder, &requests, &feeds, &SessionConfig::default(), &mut |_, _| true).unwrap();
+    let samples = collect(
+        &encoder,
+        &requests,
+        &feeds,
+        &SessionConfig::default(),
+        &mut |_, _| true,
+    )
+    .unwrap();
     let mut reparam = encoder.clone();
     for g in &sites.layer_norms {
         let s = &samples[&g.activations[0]];
@@ -215,21 +303,35 @@ fn reparameterization_leaves_the_fp_encoder_unchanged() {
     let (a, b) = (embed(&encoder, &test), embed(&reparam, &test));
     let scale = a.iter().map(|v| v.abs()).fold(0.0, f32::max);
     let err = max_abs_diff(&a, &b);
-    assert!(err <= 2e-4 * scale.max(1.0), "max difference {err} (output scale {scale})");
+    assert!(
+        err <= 2e-4 * scale.max(1.0),
+        "max difference {err} (output scale {scale})"
+    );
 }
 
 #[test]
 fn quantized_starter_encoder_tracks_fp_and_degrades_with_fewer_bits() {
     let encoder = starter_encoder();
-    let feeds: Vec<Vec<(String, TensorData)>> =
-        (10..13).map(|s| vec![("image".to_string(), smooth_image(s))]).collect();
+    let feeds: Vec<Vec<(String, TensorData)>> = (10..13)
+        .map(|s| vec![("image".to_string(), smooth_image(s))])
+        .collect();
     let test = smooth_image(20);
     let fp = embed(&encoder, &test);
     let mut agreement = Vec::new();
     for (w, a) in [(8, Some(8)), (4, Some(8)), (4, Some(4))] {
-        let bits = GraphBits { weights: w, activations: a };
-        let (q, summary) =
-            quantize_graph(&encoder, &feeds, bits, true, &SessionConfig::default(), &mut |_, _| true).unwrap();
+        let bits = GraphBits {
+            weights: w,
+            activations: a,
+        };
+        let (q, summary) = quantize_graph(
+            &encoder,
+            &feeds,
+            bits,
+            true,
+            &SessionConfig::default(),
+            &mut |_, _| true,
+        )
+        .unwrap();
         assert_eq!(summary.reparameterized_norms, 16);
         // qkv, proj, lin1, lin2 per block + patch embedding + two neck convolutions.
         assert_eq!(summary.emit.quantized_weights, 8 * 4 + 3);

@@ -3,6 +3,7 @@
 //! images, labels and gradients.
 
 use super::Rng;
+use crate::eval::largest_component;
 use ndarray::Array2;
 
 /// A box (x0, y0, x1, y1) in grid cells, inclusive of x0/y0 and exclusive of x1/y1.
@@ -45,43 +46,6 @@ pub fn bounding_box(mask: &Array2<f32>) -> Option<GridBox> {
     bbox
 }
 
-/// The largest 4-connected component of the positive cells.
-pub fn largest_component(mask: &Array2<bool>) -> Array2<bool> {
-    let (h, w) = mask.dim();
-    let mut label = Array2::<u32>::zeros((h, w));
-    let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
-    let mut stack = Vec::new();
-    for start in 0..h * w {
-        let (sy, sx) = (start / w, start % w);
-        if !mask[[sy, sx]] || label[[sy, sx]] != 0 {
-            continue;
-        }
-        next += 1;
-        label[[sy, sx]] = next;
-        stack.push((sy, sx));
-        let mut size = 0;
-        while let Some((y, x)) = stack.pop() {
-            size += 1;
-            let neighbours = [
-                (y.wrapping_sub(1), x),
-                (y + 1, x),
-                (y, x.wrapping_sub(1)),
-                (y, x + 1),
-            ];
-            for (ny, nx) in neighbours {
-                if ny < h && nx < w && mask[[ny, nx]] && label[[ny, nx]] == 0 {
-                    label[[ny, nx]] = next;
-                    stack.push((ny, nx));
-                }
-            }
-        }
-        if size > best_size {
-            (best, best_size) = (next, size);
-        }
-    }
-    label.mapv(|l| best != 0 && l == best)
-}
-
 /// The label that replaces `current`: the model's mask (logits) inside the box grown by a
 /// margin, its largest component, accepted if its area is within [1/4, 4]× the current
 /// label's and at least `min_area` cells; otherwise None (keep the current label).
@@ -98,8 +62,7 @@ pub fn evolve(
     let inside = Array2::from_shape_fn((h, w), |(y, x)| {
         (y0..y1).contains(&y) && (x0..x1).contains(&x) && logits[[y, x]] > 0.0
     });
-    let component = largest_component(&inside);
-    let area = component.iter().filter(|v| **v).count();
+    let (component, area) = largest_component(inside.view())?;
     let old_area = current.iter().filter(|v| **v > 0.5).count().max(1);
     if area < min_area || area * 4 < old_area || area > old_area * 4 {
         return None;
@@ -155,15 +118,37 @@ mod tests {
     fn augment_inverts_exactly() {
         let a = Array2::from_shape_fn((6, 8), |(y, x)| (y * 8 + x) as f32);
         for aug in [
-            Augment { dy: 2, dx: -3, flip: true },
-            Augment { dy: -1, dx: 4, flip: false },
-            Augment { dy: 0, dx: 0, flip: true },
+            Augment {
+                dy: 2,
+                dx: -3,
+                flip: true,
+            },
+            Augment {
+                dy: -1,
+                dx: 4,
+                flip: false,
+            },
+            Augment {
+                dy: 0,
+                dx: 0,
+                flip: true,
+            },
         ] {
             assert_eq!(aug.invert(&aug.apply(&a)), a, "{aug:?}");
         }
-        let shifted = Augment { dy: 1, dx: 0, flip: false }.apply(&a);
+        let shifted = Augment {
+            dy: 1,
+            dx: 0,
+            flip: false,
+        }
+        .apply(&a);
         assert_eq!(shifted[[1, 0]], a[[0, 0]]);
-        let flipped = Augment { dy: 0, dx: 0, flip: true }.apply(&a);
+        let flipped = Augment {
+            dy: 0,
+            dx: 0,
+            flip: true,
+        }
+        .apply(&a);
         assert_eq!(flipped[[0, 0]], a[[0, 7]]);
     }
 

@@ -9,7 +9,7 @@
 mod labels;
 pub mod objective;
 
-pub use labels::{Augment, bounding_box, evolve, largest_component, seed_ellipse};
+pub use labels::{Augment, bounding_box, evolve, seed_ellipse};
 pub use objective::{LossWeights, Objective, attention_outputs};
 
 use crate::graph::{GraphError, Model, Runner, TensorData};
@@ -127,15 +127,8 @@ pub fn synthesize(
         let mut runner = Runner::new(&objective.gradient.model, "synthesis", session)?;
         let frame = PixelFrame::new(&bundle.manifest.normalize);
         for index in images.len()..config.images {
-            let (image, label) = synthesize_one(
-                &mut runner,
-                &objective,
-                &frame,
-                config,
-                index,
-                s,
-                progress,
-            )?;
+            let (image, label) =
+                synthesize_one(&mut runner, &objective, &frame, config, index, s, progress)?;
             save_png(&dir.join(format!("image_{index:03}.png")), &image)?;
             save_png(&dir.join(format!("label_{index:03}.png")), &label)?;
             images.push(image);
@@ -144,7 +137,11 @@ pub fn synthesize(
     }
     let mut digest = Sha256::new();
     for image in &images {
-        digest.update(image.as_slice().unwrap_or(&image.iter().copied().collect::<Vec<_>>()));
+        digest.update(
+            image
+                .as_slice()
+                .unwrap_or(&image.iter().copied().collect::<Vec<_>>()),
+        );
     }
     Ok(SyntheticSet {
         images,
@@ -238,7 +235,13 @@ fn synthesize_one(
         ]]);
         let coords = TensorData::F32(coords.mapv(|c| c.clamp(0.0, s as f32)).into_dyn());
         let image = frame.encoder_input(&aug.apply(&v));
-        let target_t = TensorData::F32(target.clone().insert_axis(Axis(0)).insert_axis(Axis(0)).into_dyn());
+        let target_t = TensorData::F32(
+            target
+                .clone()
+                .insert_axis(Axis(0))
+                .insert_axis(Axis(0))
+                .into_dyn(),
+        );
         let feeds: Vec<(&str, &TensorData)> = vec![
             (objective::IMAGE, &image),
             (objective::POINT_COORDS, &coords),
@@ -298,7 +301,10 @@ fn synthesize_one(
             return Err(QuantError::Cancelled);
         }
     }
-    Ok((frame.to_pixels(&v), label.mapv(|l| if l > 0.5 { 255 } else { 0 })))
+    Ok((
+        frame.to_pixels(&v),
+        label.mapv(|l| if l > 0.5 { 255 } else { 0 }),
+    ))
 }
 
 /// Linear warm-up, then cosine decay to zero.
@@ -390,8 +396,11 @@ fn save_png(path: &Path, a: &Array2<u8>) -> Result<(), QuantError> {
     let img = image::GrayImage::from_raw(w as u32, h as u32, a.iter().copied().collect())
         .ok_or_else(|| io_error(path, "image buffer does not match its size"))?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| io_error(path, e))?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| io_error(path, e))?;
     write_atomic(path, &bytes)
 }
 
@@ -401,11 +410,11 @@ fn load_png(path: &Path) -> Option<Array2<u8>> {
     Array2::from_shape_vec((h as usize, w as usize), img.into_raw()).ok()
 }
 
+/// Images and their pseudo-labels.
+type ImagesAndLabels = (Vec<Array2<u8>>, Vec<Array2<u8>>);
+
 /// The images (and labels) already finished in `dir`, in order, up to `limit`.
-fn load_cached(
-    dir: &Path,
-    limit: usize,
-) -> Result<(Vec<Array2<u8>>, Vec<Array2<u8>>), QuantError> {
+fn load_cached(dir: &Path, limit: usize) -> Result<ImagesAndLabels, QuantError> {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for index in 0..limit {
         let image = load_png(&dir.join(format!("image_{index:03}.png")));

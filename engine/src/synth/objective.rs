@@ -93,7 +93,11 @@ pub fn build(
 
     let mut b = Builder::from_model(joint);
     b.set_prefix("synth/");
-    b.input(TARGET, dtype::FLOAT, &[1, 1, low_res.0 as i64, low_res.1 as i64]);
+    b.input(
+        TARGET,
+        dtype::FLOAT,
+        &[1, 1, low_res.0 as i64, low_res.1 as i64],
+    );
     let mut rng = seed;
     let mut entropies = Vec::new();
     for t in &attention {
@@ -249,7 +253,11 @@ fn patch_similarity_entropy(b: &mut Builder, t: &str, shape: &[i64], rng: &mut u
     let n2 = b.op("Add", &[n2.as_str(), eps.as_str()], vec![]);
     let norm = b.op("Sqrt", &[n2.as_str()], vec![]);
     let xn = b.op("Div", &[x.as_str(), norm.as_str()], vec![]);
-    let xt = b.op("Transpose", &[xn.as_str()], vec![attr::ints("perm", &[0, 2, 1])]);
+    let xt = b.op(
+        "Transpose",
+        &[xn.as_str()],
+        vec![attr::ints("perm", &[0, 2, 1])],
+    );
     let sim = b.op("MatMul", &[xn.as_str(), xt.as_str()], vec![]);
     let flat = b.const_i64(&[-1]);
     let sim = b.op("Reshape", &[sim.as_str(), flat.as_str()], vec![]);

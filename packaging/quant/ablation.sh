@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Reproduces the tables of docs/quantization.md: requantizes the starter model without patient
+# data at several bit widths and calibration sources, evaluates every model with the DESIGN.md §4
+# protocol on the held-out BTCV patients and on CHAOS, benchmarks the encoders, and prints the
+# tables. Run from the repository root after `cargo build --release`:
+#
+#   bash packaging/quant/ablation.sh            # EVERY=2 PRESET=standard by default
+#
+# Finished steps are kept in $OUT, so an interrupted run resumes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LUMEN=${LUMEN:-target/release/lumen}
+OUT=${OUT:-target/quant-ablation}
+EVERY=${EVERY:-2}
+PRESET=${PRESET:-standard}
+DATA=${DATA:-../shared/data}
+# BTCV training patients (never the held-out ones) for the real-data upper bound.
+REAL=${REAL:-$DATA/btcv_abdomen_ct/sabs_case01.npz,$DATA/btcv_abdomen_ct/sabs_case07.npz,$DATA/btcv_abdomen_ct/sabs_case13.npz,$DATA/btcv_abdomen_ct/sabs_case19.npz}
+mkdir -p "$OUT"
+
+evaluate() { # name bundle
+  local name=$1 dir=$2
+  [ -f "$OUT/$name.btcv.json" ] || "$LUMEN" eval --model "$dir" --data "$DATA/btcv_abdomen_ct" \
+    --every "$EVERY" --json "$OUT/$name.btcv.json" > "$OUT/$name.btcv.txt"
+  [ -f "$OUT/$name.chaos.json" ] || "$LUMEN" eval --model "$dir" --data "$DATA/chaos_ct_liver" \
+    --every "$EVERY" --json "$OUT/$name.chaos.json" > "$OUT/$name.chaos.txt"
+}
+
+bench() { # name bundle
+  [ -f "$OUT/$1.bench.json" ] || "$LUMEN" bench --model "$2" --runs 30 --json > "$OUT/$1.bench.json"
+}
+
+quantize() { # name, then lumen quantize flags
+  local name=$1
+  shift
+  [ -d "$OUT/$name" ] || "$LUMEN" quantize --preset "$PRESET" --out "$OUT/$name" --json "$@" \
+    > "$OUT/$name.quant.json" 2> "$OUT/$name.quant.log"
+  evaluate "$name" "$OUT/$name"
+}
+
+evaluate fp assets/models/ct-starter
+bench fp assets/models/ct-starter
+for bits in "8 8" "6 6" "4 8" "4 4"; do
+  set -- $bits
+  quantize "dfq-w$1a$2" -w "$1" -a "$2"
+  bench "dfq-w$1a$2" "$OUT/dfq-w$1a$2"
+done
+# The ablation at W4A4: calibration source × reparameterization.
+for source in noise pse-only dfq "real:$REAL"; do
+  label=${source%%:*}
+  # DFQ-SAM with reparameterization is dfq-w4a4 above.
+  [ "$label" = dfq ] || quantize "abl-$label-rep-w4a4" -w 4 -a 4 --calibration "$source"
+  quantize "abl-$label-norep-w4a4" -w 4 -a 4 --calibration "$source" --no-reparam
+done
+python3 packaging/quant/table.py "$OUT"
