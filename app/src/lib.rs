@@ -5,6 +5,7 @@ pub mod cli;
 pub mod eval;
 pub mod export;
 pub mod jobs;
+pub mod models;
 pub mod paths;
 pub mod study;
 pub mod ui;

@@ -160,3 +160,82 @@ fn box_on_the_liver_accept_undo_redo() {
     let exported: Vec<u16> = document.labels().iter().map(|l| u16::from(*l)).collect();
     assert_eq!(read_back.labels, exported, "SEG reads back voxel-exact");
 }
+
+/// Steps until `done` holds, for work that takes long (requantization in the background).
+fn step_until_slow(
+    harness: &mut Harness<'_, LumenApp>,
+    what: &str,
+    done: impl Fn(&LumenApp) -> bool,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(900) {
+        harness.step();
+        if done(harness.state()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[test]
+fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
+    use egui_kittest::kittest::Queryable;
+    let model = repo().join("assets/models/ct-starter");
+    let user_models = tempfile::tempdir().unwrap();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1000.0))
+        .wgpu()
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness
+        .state_mut()
+        .model_panel
+        .set_user_dir(user_models.path().to_path_buf());
+    step_until(&mut harness, "model", |app| {
+        app.model_status().starts_with("Model ")
+    });
+    let bundled = harness.state().model_panel.entries().len();
+    assert!(bundled >= 1);
+
+    harness.get_by_label("Requantize…").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("quick").click();
+    harness.step();
+    assert_eq!(
+        harness.state().model_panel.settings.preset,
+        lumen_engine::quant::Preset::Quick
+    );
+    harness.get_by_label("Start").click();
+    harness.step();
+    harness.step();
+    assert!(harness.state().model_panel.is_requantizing());
+    step_until_slow(&mut harness, "requantization", |app| {
+        !app.model_panel.is_requantizing()
+    });
+    let message = harness
+        .state()
+        .model_panel
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(message.starts_with("Made "), "{message}");
+
+    let made: Vec<_> = harness
+        .state()
+        .model_panel
+        .entries()
+        .iter()
+        .filter(|e| e.origin == lumen_app::models::Origin::User)
+        .cloned()
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].precision, "W8A8");
+    assert!(made[0].dir.starts_with(user_models.path()));
+
+    harness.get_by_label_contains("· W8A8 ·").click();
+    harness.step();
+    step_until(&mut harness, "the quantized model", |app| {
+        app.model_status().starts_with("Model ct-starter-w8a8")
+    });
+}

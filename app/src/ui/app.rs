@@ -1,6 +1,7 @@
 //! The main window: study on the left of the work, slice view in the centre, segments and model
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
+use super::model_panel::{Action, ModelPanel};
 use super::viewport::{self, Gesture, Placement};
 use crate::annotate::Document;
 use crate::jobs::Waker;
@@ -75,6 +76,7 @@ pub struct LumenApp {
     /// The last export written, for the user (and tests) to find it.
     last_export: Option<PathBuf>,
     autosave: Autosave,
+    pub model_panel: ModelPanel,
 }
 
 /// Autosave state: what was last written, and the write in flight.
@@ -109,6 +111,11 @@ impl LumenApp {
     pub fn new(ctx: &egui::Context, model_dir: PathBuf, study_dir: Option<&Path>) -> Self {
         let repaint = ctx.clone();
         let wake: Waker = Arc::new(move || repaint.request_repaint());
+        let model_panel = ModelPanel::new(
+            model_dir.clone(),
+            crate::paths::assets_dir().join("models"),
+            crate::models::user_models_dir(),
+        );
         let (segmenter, model_status) = match Segmenter::start(model_dir, wake.clone()) {
             Ok(s) => (Some(s), "Opening the model…".to_string()),
             Err(e) => (None, format!("The segmenter could not start: {e}")),
@@ -133,6 +140,7 @@ impl LumenApp {
             autosave_folder: writer::autosave_folder(),
             last_export: None,
             autosave: Autosave::default(),
+            model_panel,
         };
         if let Some(dir) = study_dir {
             app.open_folder(dir);
@@ -163,6 +171,11 @@ impl LumenApp {
         self.preview.is_some()
     }
 
+    /// What the model line of the panel says ("Model NAME (…)" once loaded).
+    pub fn model_status(&self) -> &str {
+        &self.model_status
+    }
+
     /// The open study's volume.
     pub fn volume(&self) -> Option<&Volume> {
         self.study.as_ref().map(|s| s.volume.as_ref())
@@ -174,6 +187,7 @@ impl LumenApp {
     }
 
     fn poll_jobs(&mut self) {
+        self.model_panel.poll();
         if let Some(loading) = &self.loading
             && let Ok(result) = loading.try_recv()
         {
@@ -777,8 +791,32 @@ impl LumenApp {
             }
         });
         ui.separator();
-        ui.heading("Model");
-        ui.label(&self.model_status);
+        let can_switch = self.propagation.is_none();
+        if let Some(Action::Use(dir)) =
+            self.model_panel
+                .show(ui, &self.model_status, can_switch, &self.wake)
+        {
+            self.use_model(dir);
+        }
+    }
+
+    /// Switches to the model in `dir`: a new segmenter (the old one's thread ends when its
+    /// handle is dropped), fed the open study; the preview is dropped, the annotation kept.
+    pub fn use_model(&mut self, dir: PathBuf) {
+        match Segmenter::start(dir.clone(), self.wake.clone()) {
+            Ok(segmenter) => {
+                if let Some(study) = &self.study {
+                    segmenter.send(Request::SetVolume(study.volume.clone()));
+                }
+                self.segmenter = Some(segmenter);
+                self.model_status = "Opening the model…".to_string();
+                self.model_panel.active = dir;
+                self.generation += 1;
+                self.preview = None;
+                self.mark_overlay_dirty();
+            }
+            Err(e) => self.model_status = format!("The segmenter could not start: {e}"),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The desktop window.
 
 pub mod app;
+pub mod model_panel;
 pub mod viewport;
 
 pub use app::{LumenApp, Tool};

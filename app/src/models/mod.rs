@@ -1,0 +1,171 @@
+//! The model catalogue: bundled models and the user's models folder (imported and requantized
+//! bundles), read from their manifests; importing a bundle folder into the user's folder.
+
+use lumen_engine::model::{ModelBundle, read_manifest};
+use std::path::{Path, PathBuf};
+
+/// Where a model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Bundled,
+    User,
+}
+
+/// One model in the catalogue (manifest read; checksums are verified when it is opened).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    pub dir: PathBuf,
+    pub name: String,
+    /// "fp32", or "W4A8" etc. for quantized bundles.
+    pub precision: String,
+    pub size_bytes: u64,
+    pub origin: Origin,
+}
+
+/// The user's models folder (local data dir), where imports and requantized models go.
+pub fn user_models_dir() -> PathBuf {
+    directories::ProjectDirs::from("org", "Lumen", "lumen")
+        .map(|d| d.data_local_dir().join("models"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lumen-models"))
+}
+
+/// Every bundle in the bundled assets and in `user_dir`, bundled first, each sorted by name.
+/// Folders without a readable manifest are skipped.
+pub fn list_models(bundled_dir: &Path, user_dir: &Path) -> Vec<ModelEntry> {
+    let mut all = Vec::new();
+    for (dir, origin) in [(bundled_dir, Origin::Bundled), (user_dir, Origin::User)] {
+        let mut entries: Vec<ModelEntry> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| entry(&e.path(), origin))
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        all.extend(entries);
+    }
+    all
+}
+
+fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
+    let manifest = read_manifest(dir).ok()?;
+    let precision = if manifest.precision.kind == "quantized" {
+        let get = |k: &str| {
+            manifest
+                .precision
+                .details
+                .get(k)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "?".into())
+        };
+        format!("W{}A{}", get("weight_bits"), get("activation_bits"))
+    } else {
+        manifest.precision.kind.clone()
+    };
+    let size_bytes = [&manifest.files.encoder.path, &manifest.files.decoder.path]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    Some(ModelEntry {
+        dir: dir.to_path_buf(),
+        name: manifest.name,
+        precision,
+        size_bytes,
+        origin,
+    })
+}
+
+/// Copies the bundle in `source` into `user_dir` after verifying it (manifest and checksums),
+/// under a fresh folder name; written to a temporary folder and renamed, so a failed import
+/// leaves nothing. Returns the new folder.
+pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
+    let bundle = ModelBundle::open(source)?;
+    std::fs::create_dir_all(user_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", user_dir.display()))?;
+    let target = free_name(user_dir, &bundle.manifest.name);
+    let tmp = user_dir.join(format!(".import-{}", std::process::id()));
+    let copy = || -> anyhow::Result<()> {
+        std::fs::create_dir_all(&tmp)?;
+        for file in [
+            lumen_engine::model::MANIFEST_FILE,
+            &bundle.manifest.files.encoder.path,
+            &bundle.manifest.files.decoder.path,
+        ] {
+            std::fs::copy(source.join(file), tmp.join(file))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", source.join(file).display()))?;
+        }
+        for extra in ["MODEL_CARD.md"] {
+            let _ = std::fs::copy(source.join(extra), tmp.join(extra));
+        }
+        std::fs::rename(&tmp, &target)?;
+        Ok(())
+    };
+    copy().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&tmp);
+    })?;
+    Ok(target)
+}
+
+/// `dir/name`, or `dir/name-2`, `-3`… if taken.
+pub fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut candidate = dir.join(&safe);
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{safe}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn starter() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models")
+    }
+
+    #[test]
+    fn lists_the_bundled_model_and_imports_a_copy_under_a_free_name() {
+        let user = tempfile::tempdir().unwrap();
+        let before = list_models(&starter(), user.path());
+        let bundled: Vec<_> = before
+            .iter()
+            .filter(|m| m.origin == Origin::Bundled)
+            .collect();
+        assert!(
+            bundled
+                .iter()
+                .any(|m| m.name == "ct-starter" && m.precision == "fp32")
+        );
+        assert!(bundled.iter().all(|m| m.size_bytes > 1_000_000));
+
+        let first = import_model(&starter().join("ct-starter"), user.path()).unwrap();
+        let second = import_model(&starter().join("ct-starter"), user.path()).unwrap();
+        assert_ne!(first, second, "a second import gets its own folder");
+        let after = list_models(&starter(), user.path());
+        assert_eq!(after.iter().filter(|m| m.origin == Origin::User).count(), 2);
+        assert!(ModelBundle::open(&second).is_ok(), "the copy verifies");
+    }
+
+    #[test]
+    fn importing_a_folder_that_is_not_a_bundle_names_it_and_leaves_nothing() {
+        let user = tempfile::tempdir().unwrap();
+        let not_a_model = tempfile::tempdir().unwrap();
+        let err = import_model(not_a_model.path(), user.path()).unwrap_err();
+        assert!(err.to_string().contains("model.toml"), "{err}");
+        assert_eq!(std::fs::read_dir(user.path()).map_or(0, |d| d.count()), 0);
+    }
+}
