@@ -95,9 +95,8 @@ pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
             std::fs::copy(source.join(file), tmp.join(file))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", source.join(file).display()))?;
         }
-        for extra in ["MODEL_CARD.md"] {
-            let _ = std::fs::copy(source.join(extra), tmp.join(extra));
-        }
+        // The model card is optional.
+        let _ = std::fs::copy(source.join("MODEL_CARD.md"), tmp.join("MODEL_CARD.md"));
         std::fs::rename(&tmp, &target)?;
         Ok(())
     };
