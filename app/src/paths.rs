@@ -28,3 +28,16 @@ pub fn default_model_dir() -> PathBuf {
 pub fn sample_study_dir() -> PathBuf {
     assets_dir().join("sample").join("totalsegmentator-ct")
 }
+
+/// `name` with everything but ASCII letters, digits, '-' and '_' replaced by '_', for file names.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

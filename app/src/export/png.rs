@@ -43,17 +43,7 @@ pub fn write_png_masks(
     let plane = nx * ny;
     let mut written = Vec::new();
     for seg in segments {
-        let safe: String = seg
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = crate::paths::file_safe(&seg.name);
         let sub = dir.join(format!("{:03}_{safe}", seg.label));
         let mut created = false;
         for z in 0..nz {

@@ -53,6 +53,23 @@ fn inputs(x: &ArrayD<f32>) -> Vec<Vec<(String, TensorData)>> {
     vec![vec![("x".to_string(), TensorData::F32(x.clone()))]]
 }
 
+/// `quantize_graph` without reparameterization, progress or cancel.
+fn quantize(
+    model: &Model,
+    feeds: &[Vec<(String, TensorData)>],
+    bits: GraphBits,
+) -> (Model, GraphSummary) {
+    quantize_graph(
+        model,
+        feeds,
+        bits,
+        false,
+        &SessionConfig::default(),
+        &mut |_, _| true,
+    )
+    .unwrap()
+}
+
 /// What the quantized linear layer must compute: fake(x)·fake(W) + b.
 fn reference(
     model: &Model,
@@ -99,15 +116,7 @@ fn integer_weights_in_the_graph_equal_fake_quantization() {
             weights,
             activations: None,
         };
-        let (q, summary) = quantize_graph(
-            &model,
-            &inputs(&x),
-            bits,
-            false,
-            &SessionConfig::default(),
-            &mut |_, _| true,
-        )
-        .unwrap();
+        let (q, summary) = quantize(&model, &inputs(&x), bits);
         assert_eq!(summary.emit.quantized_weights, 1);
         assert_eq!(summary.emit.int4_storage, weights <= 4);
         if weights <= 4 {
@@ -134,15 +143,7 @@ fn activation_quantizers_in_the_graph_equal_the_rust_quantizers() {
             weights: 8,
             activations: Some(activations),
         };
-        let (q, summary) = quantize_graph(
-            &model,
-            &inputs(&x),
-            bits,
-            false,
-            &SessionConfig::default(),
-            &mut |_, _| true,
-        )
-        .unwrap();
+        let (q, summary) = quantize(&model, &inputs(&x), bits);
         let act = summary.activations.get("x").expect("x is quantized");
         let (real, simulated) = (
             summary.emit.real_activations,
@@ -178,15 +179,7 @@ fn log_sqrt2_graph_matches_the_rust_quantizer_on_softmax_outputs() {
         weights: 8,
         activations: Some(4),
     };
-    let (q, summary) = quantize_graph(
-        &model,
-        &feeds,
-        bits,
-        false,
-        &SessionConfig::default(),
-        &mut |_, _| true,
-    )
-    .unwrap();
+    let (q, summary) = quantize(&model, &feeds, bits);
     let sites = summary.activations.len();
     assert_eq!(sites, 2);
     let Some(ActQuant::Log(lq)) = summary.activations.get(&p) else {
