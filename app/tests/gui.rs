@@ -47,6 +47,7 @@ fn box_on_the_liver_accept_undo_redo() {
     harness
         .state_mut()
         .set_autosave_folder(Some(autosaves.path().to_path_buf()));
+    harness.state_mut().set_recent_file(None);
     harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study and model", LumenApp::is_ready);
 
@@ -235,4 +236,49 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
     step_until(&mut harness, "the quantized model", |app| {
         app.model_status().starts_with("Model ct-starter-w8a8")
     });
+}
+
+#[test]
+fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts() {
+    use egui_kittest::kittest::Queryable;
+    let model = repo().join("assets/models/ct-starter");
+    let config = tempfile::tempdir().unwrap();
+    let recent_file = config.path().join("recent.json");
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .wgpu()
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness
+        .state_mut()
+        .set_recent_file(Some(recent_file.clone()));
+    harness.state_mut().set_autosave_folder(None);
+    harness.step();
+    assert!(harness.state().recent_studies().is_empty());
+    // The start screen and the menu both offer the sample; click the start screen's.
+    let buttons = harness.query_all_by_label("Open sample study").count();
+    assert_eq!(buttons, 2, "menu and start screen");
+    harness
+        .query_all_by_label("Open sample study")
+        .last()
+        .unwrap()
+        .click();
+    step_until(&mut harness, "the sample study", LumenApp::is_ready);
+    assert_eq!(harness.state().volume().unwrap().dims[2], 20);
+    let sample = lumen_app::paths::sample_study_dir();
+    assert_eq!(harness.state().recent_studies(), [sample.clone()]);
+    // The list is written in the background; it reaches the file.
+    let start = std::time::Instant::now();
+    while lumen_app::recent::load(&recent_file) != [sample.clone()] {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "recent list not saved"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert!(!harness.state().shortcuts_shown());
+    harness.key_press(Key::F1);
+    harness.step();
+    assert!(harness.state().shortcuts_shown());
+    harness.get_by_label("Keyboard and mouse");
 }

@@ -8,7 +8,11 @@ out = sys.argv[1]
 
 def load(name, kind):
     path = os.path.join(out, f"{name}.{kind}.json")
-    return json.load(open(path)) if os.path.exists(path) else None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):  # not run yet, or still being written
+        return None
 
 
 fp_btcv, fp_chaos = load("fp", "btcv"), load("fp", "chaos")

@@ -77,7 +77,26 @@ pub struct LumenApp {
     last_export: Option<PathBuf>,
     autosave: Autosave,
     pub model_panel: ModelPanel,
+    /// Recently opened study folders, newest first, and the file they are kept in.
+    recent: Vec<PathBuf>,
+    recent_file: Option<PathBuf>,
+    /// A folder dialog running on its own thread.
+    picking: Option<Receiver<Option<PathBuf>>>,
+    show_shortcuts: bool,
 }
+
+/// The keyboard shortcuts, for the help overlay (F1).
+pub const SHORTCUTS: [(&str, &str); 9] = [
+    ("Enter", "accept the mask preview into the active segment"),
+    ("Esc", "clear the prompt and the preview"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
+    ("Up / Down arrows, mouse wheel", "next / previous slice"),
+    ("Page Up / Page Down", "ten slices"),
+    ("left drag (Box tool)", "draw a box prompt"),
+    ("left click (+ / - tools)", "include / exclude point"),
+    ("right drag", "window / level"),
+    ("F1", "show or hide this help"),
+];
 
 /// Autosave state: what was last written, and the write in flight.
 #[derive(Default)]
@@ -141,11 +160,53 @@ impl LumenApp {
             last_export: None,
             autosave: Autosave::default(),
             model_panel,
+            recent: Vec::new(),
+            recent_file: crate::recent::recent_file(),
+            picking: None,
+            show_shortcuts: false,
         };
+        if let Some(file) = &app.recent_file {
+            app.recent = crate::recent::load(file);
+        }
         if let Some(dir) = study_dir {
             app.open_folder(dir);
         }
         app
+    }
+
+    /// Asks for a folder with the native dialog, on its own thread; it opens when chosen.
+    pub fn pick_folder(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wake = self.wake.clone();
+        let spawned = std::thread::Builder::new()
+            .name("folder-dialog".into())
+            .spawn(move || {
+                let _ = tx.send(
+                    rfd::FileDialog::new()
+                        .set_title("Open a DICOM study folder")
+                        .pick_folder(),
+                );
+                wake();
+            });
+        match spawned {
+            Ok(_) => self.picking = Some(rx),
+            Err(e) => self.notes = vec![format!("The folder dialog could not open: {e}")],
+        }
+    }
+
+    /// Recently opened study folders, newest first.
+    pub fn recent_studies(&self) -> &[PathBuf] {
+        &self.recent
+    }
+
+    /// Keeps the recent-studies list in `file` instead of the user's config dir (tests).
+    pub fn set_recent_file(&mut self, file: Option<PathBuf>) {
+        self.recent = file.as_deref().map(crate::recent::load).unwrap_or_default();
+        self.recent_file = file;
+    }
+
+    pub fn shortcuts_shown(&self) -> bool {
+        self.show_shortcuts
     }
 
     pub fn open_folder(&mut self, dir: &Path) {
@@ -188,6 +249,14 @@ impl LumenApp {
 
     fn poll_jobs(&mut self) {
         self.model_panel.poll();
+        if let Some(picking) = &self.picking
+            && let Ok(picked) = picking.try_recv()
+        {
+            self.picking = None;
+            if let Some(dir) = picked {
+                self.open_folder(&dir);
+            }
+        }
         if let Some(loading) = &self.loading
             && let Ok(result) = loading.try_recv()
         {
@@ -274,6 +343,10 @@ impl LumenApp {
         );
         if let Some(segmenter) = &self.segmenter {
             segmenter.send(Request::SetVolume(volume.clone()));
+        }
+        self.recent = crate::recent::remember(&self.recent, &loaded.folder);
+        if let Some(file) = &self.recent_file {
+            crate::recent::save_in_background(file.clone(), self.recent.clone());
         }
         self.study = Some(OpenStudy {
             volume,
@@ -595,6 +668,24 @@ impl LumenApp {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
+        let (help, dropped) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::F1),
+                i.raw.dropped_files.first().map(|f| f.path().to_path_buf()),
+            )
+        });
+        if help {
+            self.show_shortcuts = !self.show_shortcuts;
+        }
+        // A dropped file opens the folder it is in (its series).
+        if let Some(path) = dropped {
+            let folder = if path.is_dir() {
+                path
+            } else {
+                path.parent().map(Path::to_path_buf).unwrap_or(path)
+            };
+            self.open_folder(&folder);
+        }
         let (undo, redo, accept, escape, next, previous, page_next, page_previous) =
             ctx.input(|i| {
                 let ctrl = i.modifiers.command;
@@ -858,6 +949,33 @@ impl eframe::App for LumenApp {
         self.poll_writes();
         self.handle_keys(&ctx);
         self.refresh_textures(&ctx);
+        egui::Panel::top("menu").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("Open folder…").clicked() {
+                    self.pick_folder();
+                }
+                if ui.button("Open sample study").clicked() {
+                    self.open_folder(&crate::paths::sample_study_dir());
+                }
+                if ui.button("Shortcuts (F1)").clicked() {
+                    self.show_shortcuts = !self.show_shortcuts;
+                }
+            });
+        });
+        let mut shown = self.show_shortcuts;
+        egui::Window::new("Keyboard and mouse")
+            .open(&mut shown)
+            .collapsible(false)
+            .show(&ctx, |ui| {
+                egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                    for (keys, what) in SHORTCUTS {
+                        ui.strong(keys);
+                        ui.label(what);
+                        ui.end_row();
+                    }
+                });
+            });
+        self.show_shortcuts = shown;
         egui::Panel::right("side")
             .min_size(260.0)
             .show(ui, |ui| self.side_panel(ui));
@@ -879,15 +997,44 @@ impl eframe::App for LumenApp {
 }
 
 impl LumenApp {
+    /// What shows before a study is open: how to open one, and the recent studies.
+    fn start_screen(&mut self, ui: &mut egui::Ui) {
+        ui.vertical_centered(|ui| {
+            ui.add_space(80.0);
+            ui.heading("Lumen");
+            ui.label("Segment organs in CT and MR studies with SAM, offline.");
+            ui.add_space(16.0);
+            if self.loading.is_some() {
+                ui.spinner();
+                ui.label("Opening the study…");
+                return;
+            }
+            if ui.button("Open folder…").clicked() {
+                self.pick_folder();
+            }
+            if ui.button("Open sample study").clicked() {
+                self.open_folder(&crate::paths::sample_study_dir());
+            }
+            ui.label("…or drop a DICOM folder or file on this window.");
+            if !self.recent.is_empty() {
+                ui.add_space(16.0);
+                ui.strong("Recent studies");
+                let mut chosen = None;
+                for folder in &self.recent {
+                    if ui.link(folder.display().to_string()).clicked() {
+                        chosen = Some(folder.clone());
+                    }
+                }
+                if let Some(folder) = chosen {
+                    self.open_folder(&folder);
+                }
+            }
+        });
+    }
+
     fn central(&mut self, ui: &mut egui::Ui) {
         let Some(study) = &self.study else {
-            ui.centered_and_justified(|ui| {
-                ui.label(if self.loading.is_some() {
-                    "Opening the study…"
-                } else {
-                    "No study open"
-                });
-            });
+            self.start_screen(ui);
             return;
         };
         let (Some(slice), Some(overlay)) =
