@@ -265,10 +265,10 @@ fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts()
     step_until(&mut harness, "the sample study", LumenApp::is_ready);
     assert_eq!(harness.state().volume().unwrap().dims[2], 20);
     let sample = lumen_app::paths::sample_study_dir();
-    assert_eq!(harness.state().recent_studies(), [sample.clone()]);
+    assert_eq!(harness.state().recent_studies(), std::slice::from_ref(&sample));
     // The list is written in the background; it reaches the file.
     let start = std::time::Instant::now();
-    while lumen_app::recent::load(&recent_file) != [sample.clone()] {
+    while lumen_app::recent::load(&recent_file) != std::slice::from_ref(&sample) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "recent list not saved"
