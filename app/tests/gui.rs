@@ -265,7 +265,10 @@ fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts()
     step_until(&mut harness, "the sample study", LumenApp::is_ready);
     assert_eq!(harness.state().volume().unwrap().dims[2], 20);
     let sample = lumen_app::paths::sample_study_dir();
-    assert_eq!(harness.state().recent_studies(), std::slice::from_ref(&sample));
+    assert_eq!(
+        harness.state().recent_studies(),
+        std::slice::from_ref(&sample)
+    );
     // The list is written in the background; it reaches the file.
     let start = std::time::Instant::now();
     while lumen_app::recent::load(&recent_file) != std::slice::from_ref(&sample) {
@@ -281,4 +284,54 @@ fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts()
     harness.step();
     assert!(harness.state().shortcuts_shown());
     harness.get_by_label("Keyboard and mouse");
+}
+
+#[test]
+fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
+    use egui_kittest::kittest::Queryable;
+    use lumen_app::ui::Tool;
+    let model = repo().join("assets/models/ct-starter");
+    let study = repo().join("assets/sample/totalsegmentator-ct");
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .wgpu()
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness.state_mut().set_recent_file(None);
+    harness.state_mut().set_autosave_folder(None);
+    harness.state_mut().open_folder(&study);
+    step_until(&mut harness, "study", |app| app.volume().is_some());
+    harness.get_by_label("Add segment").click();
+    harness.step();
+    let z = harness.state().current_slice().unwrap();
+    let count = |app: &LumenApp| app.document().unwrap().slice_count(z, 1);
+    assert_eq!(count(harness.state()), 0);
+
+    let app = harness.state_mut();
+    app.set_tool(Tool::Brush);
+    app.brush_radius = 5.0;
+    for x in [200.0, 230.0, 260.0] {
+        app.apply_gesture(Gesture::Paint { x, y: 250.0 });
+    }
+    app.apply_gesture(Gesture::PaintEnd);
+    let painted = count(harness.state());
+    // A 60 px stroke, 10 px wide, with round ends: about 60·10 + π·5² ≈ 680 voxels.
+    assert!((600..=760).contains(&painted), "{painted} voxels painted");
+
+    let app = harness.state_mut();
+    app.set_tool(Tool::Eraser);
+    app.apply_gesture(Gesture::Paint { x: 230.0, y: 250.0 });
+    app.apply_gesture(Gesture::PaintEnd);
+    let after_erase = count(harness.state());
+    assert!(
+        after_erase < painted - 50,
+        "{after_erase} of {painted} left"
+    );
+    harness.state_mut().undo();
+    assert_eq!(
+        count(harness.state()),
+        painted,
+        "undo brings the erased voxels back"
+    );
+    harness.state_mut().undo();
+    assert_eq!(count(harness.state()), 0, "undo removes the stroke");
 }

@@ -2,7 +2,7 @@
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
 use super::model_panel::{Action, ModelPanel};
-use super::viewport::{self, Gesture, Placement};
+use super::viewport::{self, Gesture, Mode, Placement};
 use crate::annotate::Document;
 use crate::jobs::Waker;
 use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
@@ -38,6 +38,8 @@ pub enum Tool {
     Box,
     Include,
     Exclude,
+    Brush,
+    Eraser,
 }
 
 /// An open study and the view of it.
@@ -83,10 +85,13 @@ pub struct LumenApp {
     /// A folder dialog running on its own thread.
     picking: Option<Receiver<Option<PathBuf>>>,
     show_shortcuts: bool,
+    /// Brush and eraser radius in image pixels, and the stroke being painted.
+    pub brush_radius: f32,
+    stroke: Vec<(f32, f32)>,
 }
 
 /// The keyboard shortcuts, for the help overlay (F1).
-pub const SHORTCUTS: [(&str, &str); 9] = [
+pub const SHORTCUTS: [(&str, &str); 10] = [
     ("Enter", "accept the mask preview into the active segment"),
     ("Esc", "clear the prompt and the preview"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
@@ -94,6 +99,10 @@ pub const SHORTCUTS: [(&str, &str); 9] = [
     ("Page Up / Page Down", "ten slices"),
     ("left drag (Box tool)", "draw a box prompt"),
     ("left click (+ / - tools)", "include / exclude point"),
+    (
+        "left drag (Brush / Eraser)",
+        "paint into / erase from the active segment",
+    ),
     ("right drag", "window / level"),
     ("F1", "show or hide this help"),
 ];
@@ -164,6 +173,8 @@ impl LumenApp {
             recent_file: crate::recent::recent_file(),
             picking: None,
             show_shortcuts: false,
+            brush_radius: 6.0,
+            stroke: Vec::new(),
         };
         if let Some(file) = &app.recent_file {
             app.recent = crate::recent::load(file);
@@ -536,7 +547,35 @@ impl LumenApp {
                     self.go_to_slice(z.saturating_add_signed(step as isize));
                 }
             }
+            Gesture::Paint { x, y } => self.stroke.push((x, y)),
+            Gesture::PaintEnd => self.finish_stroke(),
         }
+    }
+
+    /// Paints (brush) or removes (eraser) the stroke in the active segment: one undo step.
+    fn finish_stroke(&mut self) {
+        let stroke = std::mem::take(&mut self.stroke);
+        let Some(study) = &mut self.study else { return };
+        let Some(label) = self
+            .active_label
+            .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
+        else {
+            self.notes = vec!["Choose or add a segment to paint in".into()];
+            return;
+        };
+        let [nx, ny, _] = study.volume.dims;
+        let mask = crate::annotate::brush::stroke_mask(&stroke, self.brush_radius, (nx, ny));
+        let erase = self.tool == Tool::Eraser;
+        let changed = crate::annotate::brush::apply_stroke(
+            &mut study.document,
+            study.z,
+            label,
+            mask.view(),
+            erase,
+        );
+        study.overlay_dirty = true;
+        let verb = if erase { "Erased" } else { "Painted" };
+        self.notes = vec![format!("{verb} {changed} voxels on slice {}", study.z + 1)];
     }
 
     /// Puts the preview into the active segment (creating one if there is none). One undo step.
@@ -765,6 +804,11 @@ impl LumenApp {
             ui.selectable_value(&mut self.tool, Tool::Box, "Box");
             ui.selectable_value(&mut self.tool, Tool::Include, "+ Include");
             ui.selectable_value(&mut self.tool, Tool::Exclude, "- Exclude");
+        });
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tool, Tool::Brush, "Brush");
+            ui.selectable_value(&mut self.tool, Tool::Eraser, "Eraser");
+            ui.add(egui::Slider::new(&mut self.brush_radius, 1.0..=40.0).text("px"));
         });
         ui.horizontal(|ui| {
             if ui
@@ -1057,7 +1101,14 @@ impl LumenApp {
             &slice,
             &overlay,
             &self.prompt,
-            self.tool == Tool::Box,
+            match self.tool {
+                Tool::Box => Mode::Box,
+                Tool::Include | Tool::Exclude => Mode::Click,
+                Tool::Brush | Tool::Eraser => Mode::Paint {
+                    radius: self.brush_radius,
+                    stroke: &self.stroke,
+                },
+            },
         );
         self.hover = response.hover_pos().and_then(|p| {
             let (x, y) = placement.to_image(p);

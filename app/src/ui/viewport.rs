@@ -15,6 +15,26 @@ pub enum Gesture {
     WindowDrag(Vec2),
     /// Wheel: slices to move (positive = next).
     Scroll(i32),
+    /// Brush or eraser: the pointer is at (x, y) while painting.
+    Paint {
+        x: f32,
+        y: f32,
+    },
+    /// The stroke ended (button released).
+    PaintEnd,
+}
+
+/// What a primary press or drag does on the image.
+pub enum Mode<'a> {
+    /// Drag a box prompt.
+    Box,
+    /// Click points.
+    Click,
+    /// Paint with a disc of `radius` image pixels; `stroke` is drawn as it grows.
+    Paint {
+        radius: f32,
+        stroke: &'a [(f32, f32)],
+    },
 }
 
 /// Screen placement of an image of `size` = (width, height) pixels inside `area`.
@@ -59,7 +79,7 @@ pub fn show(
     slice: &TextureHandle,
     overlay: &TextureHandle,
     prompt: &Prompt,
-    drawing_box: bool,
+    mode: Mode<'_>,
 ) -> (egui::Response, Vec<Gesture>) {
     let area = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(area, Sense::click_and_drag());
@@ -73,7 +93,21 @@ pub fn show(
     let mut gestures = Vec::new();
     let primary = response.dragged_by(egui::PointerButton::Primary)
         || response.drag_stopped_by(egui::PointerButton::Primary);
-    if drawing_box && primary {
+    if let Mode::Paint { radius, stroke } = mode {
+        let fill = Color32::from_rgba_unmultiplied(255, 220, 0, 90);
+        for &(x, y) in stroke {
+            painter.circle_filled(placement.to_screen(x, y), radius * placement.scale(), fill);
+        }
+        if (primary || response.clicked())
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            let (x, y) = placement.to_image(p);
+            gestures.push(Gesture::Paint { x, y });
+        }
+        if response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked() {
+            gestures.push(Gesture::PaintEnd);
+        }
+    } else if matches!(mode, Mode::Box) && primary {
         let origin = ui.input(|i| i.pointer.press_origin());
         if let (Some(a), Some(b)) = (origin, response.interact_pointer_pos()) {
             let r = Rect::from_two_pos(a, b);
