@@ -54,6 +54,7 @@ struct OpenStudy {
     overlay_texture: Option<TextureHandle>,
     slice_dirty: bool,
     overlay_dirty: bool,
+    histogram: super::histogram::HistogramView,
 }
 
 pub struct LumenApp {
@@ -370,6 +371,7 @@ impl LumenApp {
             overlay_texture: None,
             slice_dirty: true,
             overlay_dirty: true,
+            histogram: Default::default(),
         });
         self.active_label = None;
         self.go_to_slice(z);
@@ -905,6 +907,22 @@ impl LumenApp {
                 "W {:.0} / L {:.0}",
                 study.window.width, study.window.center
             ));
+            if let Some(values) = study.volume.slice(study.z) {
+                study.histogram.update(
+                    values,
+                    study.document.slice_labels(study.z),
+                    study.z,
+                    self.active_label,
+                    study.document.revision(),
+                    &study.window,
+                );
+            }
+            let unit = if study.volume.modality == "CT" {
+                "HU"
+            } else {
+                "signal"
+            };
+            study.histogram.show(ui, &study.window, unit);
         }
         ui.separator();
         ui.heading("Export");

@@ -1,6 +1,7 @@
 //! The desktop window.
 
 pub mod app;
+pub mod histogram;
 pub mod model_panel;
 pub mod viewport;
 
