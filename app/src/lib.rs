@@ -7,6 +7,6 @@ pub mod export;
 pub mod jobs;
 pub mod models;
 pub mod paths;
-pub mod recent;
+pub mod settings;
 pub mod study;
 pub mod ui;

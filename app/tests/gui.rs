@@ -47,7 +47,7 @@ fn box_on_the_liver_accept_undo_redo() {
     harness
         .state_mut()
         .set_autosave_folder(Some(autosaves.path().to_path_buf()));
-    harness.state_mut().set_recent_file(None);
+    harness.state_mut().set_settings_file(None);
     harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study and model", LumenApp::is_ready);
 
@@ -181,6 +181,7 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
         .with_size(egui::vec2(1280.0, 1000.0))
         .wgpu()
         .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness.state_mut().set_settings_file(None);
     harness
         .state_mut()
         .model_panel
@@ -239,18 +240,18 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
 }
 
 #[test]
-fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts() {
+fn start_screen_opens_the_sample_study_remembers_it_in_the_settings_and_f1_shows_the_shortcuts() {
     use egui_kittest::kittest::Queryable;
     let model = repo().join("assets/models/ct-starter");
     let config = tempfile::tempdir().unwrap();
-    let recent_file = config.path().join("recent.json");
+    let settings_file = config.path().join("settings.json");
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 860.0))
         .wgpu()
         .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
     harness
         .state_mut()
-        .set_recent_file(Some(recent_file.clone()));
+        .set_settings_file(Some(settings_file.clone()));
     harness.state_mut().set_autosave_folder(None);
     harness.step();
     assert!(harness.state().recent_studies().is_empty());
@@ -271,7 +272,8 @@ fn start_screen_opens_the_sample_study_remembers_it_and_f1_shows_the_shortcuts()
     );
     // The list is written in the background; it reaches the file.
     let start = std::time::Instant::now();
-    while lumen_app::recent::load(&recent_file) != std::slice::from_ref(&sample) {
+    while lumen_app::settings::load(&settings_file).recent_studies != std::slice::from_ref(&sample)
+    {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "recent list not saved"
@@ -296,7 +298,7 @@ fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
         .with_size(egui::vec2(1280.0, 860.0))
         .wgpu()
         .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
-    harness.state_mut().set_recent_file(None);
+    harness.state_mut().set_settings_file(None);
     harness.state_mut().set_autosave_folder(None);
     harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study", |app| app.volume().is_some());

@@ -80,9 +80,11 @@ pub struct LumenApp {
     last_export: Option<PathBuf>,
     autosave: Autosave,
     pub model_panel: ModelPanel,
-    /// Recently opened study folders, newest first, and the file they are kept in.
+    /// Recently opened study folders, newest first.
     recent: Vec<PathBuf>,
-    recent_file: Option<PathBuf>,
+    /// Where settings are kept (None: not kept), and what was last saved there.
+    settings_file: Option<PathBuf>,
+    saved_settings: crate::settings::Settings,
     /// A folder dialog running on its own thread.
     picking: Option<Receiver<Option<PathBuf>>>,
     show_shortcuts: bool,
@@ -171,15 +173,14 @@ impl LumenApp {
             autosave: Autosave::default(),
             model_panel,
             recent: Vec::new(),
-            recent_file: crate::recent::recent_file(),
+            settings_file: None,
+            saved_settings: Default::default(),
             picking: None,
             show_shortcuts: false,
             brush_radius: 6.0,
             stroke: Vec::new(),
         };
-        if let Some(file) = &app.recent_file {
-            app.recent = crate::recent::load(file);
-        }
+        app.set_settings_file(crate::settings::settings_file());
         if let Some(dir) = study_dir {
             app.open_folder(dir);
         }
@@ -211,10 +212,47 @@ impl LumenApp {
         &self.recent
     }
 
-    /// Keeps the recent-studies list in `file` instead of the user's config dir (tests).
-    pub fn set_recent_file(&mut self, file: Option<PathBuf>) {
-        self.recent = file.as_deref().map(crate::recent::load).unwrap_or_default();
-        self.recent_file = file;
+    /// Reads and keeps settings in `file` (tests use their own, or None to keep nothing).
+    pub fn set_settings_file(&mut self, file: Option<PathBuf>) {
+        let settings = file
+            .as_deref()
+            .map(crate::settings::load)
+            .unwrap_or_default();
+        self.apply_settings(&settings);
+        self.saved_settings = settings;
+        self.settings_file = file;
+    }
+
+    fn apply_settings(&mut self, s: &crate::settings::Settings) {
+        self.recent = s.recent_studies.clone();
+        self.brush_radius = s.brush_radius.clamp(1.0, 40.0);
+        let panel = &mut self.model_panel.settings;
+        panel.weights = s.requantize_weights.clamp(2, 8);
+        panel.activations = s.requantize_activations.map(|a| a.clamp(4, 8));
+        panel.preset = s.requantize_preset.parse().unwrap_or(panel.preset);
+    }
+
+    fn current_settings(&self) -> crate::settings::Settings {
+        let panel = &self.model_panel.settings;
+        crate::settings::Settings {
+            recent_studies: self.recent.clone(),
+            brush_radius: self.brush_radius,
+            requantize_weights: panel.weights,
+            requantize_activations: panel.activations,
+            requantize_preset: panel.preset.name().to_string(),
+        }
+    }
+
+    /// Saves the settings in the background when they changed.
+    fn persist_settings(&mut self) {
+        let Some(file) = &self.settings_file else {
+            return;
+        };
+        let current = self.current_settings();
+        if current != self.saved_settings {
+            crate::settings::save_in_background(file.clone(), current.clone());
+            self.saved_settings = current;
+        }
     }
 
     pub fn shortcuts_shown(&self) -> bool {
@@ -356,10 +394,7 @@ impl LumenApp {
         if let Some(segmenter) = &self.segmenter {
             segmenter.send(Request::SetVolume(volume.clone()));
         }
-        self.recent = crate::recent::remember(&self.recent, &loaded.folder);
-        if let Some(file) = &self.recent_file {
-            crate::recent::save_in_background(file.clone(), self.recent.clone());
-        }
+        self.recent = crate::settings::remember(&self.recent, &loaded.folder);
         self.study = Some(OpenStudy {
             volume,
             document,
@@ -1011,6 +1046,7 @@ impl eframe::App for LumenApp {
         self.poll_writes();
         self.handle_keys(&ctx);
         self.refresh_textures(&ctx);
+        self.persist_settings();
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if ui.button("Open folder…").clicked() {

@@ -1,0 +1,114 @@
+//! The user's settings, kept as JSON in the config dir: recent studies (newest first), brush
+//! radius and the Requantize dialog's choices. Read once at start; the app saves a changed copy
+//! on a named thread (temp file + rename) so the UI never waits for the disk.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How many studies the recent list keeps.
+pub const RECENT_LIMIT: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent_studies: Vec<PathBuf>,
+    pub brush_radius: f32,
+    pub requantize_weights: u32,
+    /// None: float activations.
+    pub requantize_activations: Option<u32>,
+    pub requantize_preset: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            recent_studies: Vec::new(),
+            brush_radius: 6.0,
+            requantize_weights: 8,
+            requantize_activations: Some(8),
+            requantize_preset: "standard".into(),
+        }
+    }
+}
+
+/// The settings file.
+pub fn settings_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Lumen", "lumen")
+        .map(|d| d.config_dir().join("settings.json"))
+}
+
+/// The stored settings; defaults where there are none or the file cannot be read.
+pub fn load(file: &Path) -> Settings {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// `list` with `folder` moved to the front, without duplicates, at most `RECENT_LIMIT` long.
+pub fn remember(list: &[PathBuf], folder: &Path) -> Vec<PathBuf> {
+    std::iter::once(folder.to_path_buf())
+        .chain(list.iter().filter(|p| p.as_path() != folder).cloned())
+        .take(RECENT_LIMIT)
+        .collect()
+}
+
+/// Writes the settings atomically.
+pub fn save(file: &Path, settings: &Settings) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(settings).map_err(std::io::Error::other)?;
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, file)
+}
+
+/// Saves on a background thread; a failure only costs the settings, so it is not reported.
+pub fn save_in_background(file: PathBuf, settings: Settings) {
+    let _ = std::thread::Builder::new()
+        .name("settings".into())
+        .spawn(move || save(&file, &settings));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn recent_list_is_newest_first_without_duplicates_and_bounded() {
+        let mut list = Vec::new();
+        for i in 0..12 {
+            list = remember(&list, Path::new(&format!("/studies/{i}")));
+        }
+        list = remember(&list, Path::new("/studies/9"));
+        assert_eq!(list.len(), RECENT_LIMIT);
+        assert_eq!(list[0], PathBuf::from("/studies/9"));
+        assert_eq!(list[1], PathBuf::from("/studies/11"));
+        assert_eq!(list.iter().filter(|p| p.ends_with("9")).count(), 1);
+    }
+
+    #[test]
+    fn round_trips_through_the_file_and_tolerates_garbage_and_missing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/settings.json");
+        assert_eq!(load(&file), Settings::default());
+        let settings = Settings {
+            recent_studies: vec![PathBuf::from("/a"), PathBuf::from("/b c")],
+            brush_radius: 12.0,
+            requantize_weights: 4,
+            requantize_activations: None,
+            requantize_preset: "quick".into(),
+        };
+        save(&file, &settings).unwrap();
+        assert_eq!(load(&file), settings);
+        std::fs::write(&file, "not json").unwrap();
+        assert_eq!(load(&file), Settings::default());
+        // An older file without the newer keys keeps its values and takes defaults for the rest.
+        std::fs::write(&file, r#"{"brush_radius": 3.0}"#).unwrap();
+        let partial = load(&file);
+        assert_eq!(partial.brush_radius, 3.0);
+        assert_eq!(partial.requantize_weights, 8);
+    }
+}
