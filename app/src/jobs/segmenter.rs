@@ -3,6 +3,7 @@
 //! so stale ones are dropped.
 
 use super::Waker;
+use super::embedding_cache::{self, DiskCache};
 use crate::study::Volume;
 use lumen_engine::model::{Embedding, ModelError, Prediction, Prompt, SamModel};
 use lumen_engine::runtime::SessionConfig;
@@ -105,6 +106,8 @@ struct Worker {
     recency: VecDeque<usize>,
     outbox: Sender<Reply>,
     wake: Waker,
+    /// Embeddings on disk for the open series (None when there is no user cache dir).
+    disk: Option<DiskCache>,
 }
 
 impl Worker {
@@ -131,6 +134,7 @@ impl Worker {
             recency: VecDeque::new(),
             outbox,
             wake,
+            disk: None,
         };
         let mut prefetch: VecDeque<usize> = VecDeque::new();
         loop {
@@ -156,6 +160,7 @@ impl Worker {
             for (i, request) in pending.into_iter().enumerate() {
                 match request {
                     Request::SetVolume(volume) => {
+                        worker.disk = worker.disk_cache_for(&volume);
                         worker.volume = Some(volume);
                         worker.cache.clear();
                         worker.recency.clear();
@@ -270,11 +275,38 @@ impl Worker {
         (self.wake)();
     }
 
-    /// Makes sure slice `z`'s embedding is in the cache, computing it if needed.
+    /// The disk cache of `volume`'s embeddings under this model and its intensity rule.
+    fn disk_cache_for(&self, volume: &Volume) -> Option<DiskCache> {
+        let root = embedding_cache::default_root()?;
+        let uid = &volume.study.series_instance_uid;
+        if uid.is_empty() {
+            return None;
+        }
+        let rule = format!("{:?}", self.rule_for(volume));
+        Some(DiskCache::new(
+            &root,
+            &self.model.bundle().weights_id(),
+            uid,
+            &rule,
+            embedding_cache::DEFAULT_BUDGET_BYTES,
+        ))
+    }
+
+    /// Makes sure slice `z`'s embedding is in the cache: from memory, else from disk, else
+    /// computed (and then written to disk).
     fn cache_embedding(&mut self, z: usize) -> Result<(), ModelError> {
         if !self.cache.contains_key(&z) {
-            let image = self.model_image(z)?;
-            let embedding = self.model.embed(image.view())?;
+            let embedding = match self.disk.as_ref().and_then(|d| d.load(z)) {
+                Some(embedding) => embedding,
+                None => {
+                    let image = self.model_image(z)?;
+                    let embedding = self.model.embed(image.view())?;
+                    if let Some(disk) = &mut self.disk {
+                        disk.store(z, &embedding);
+                    }
+                    embedding
+                }
+            };
             if self.cache.len() >= CACHE_SLICES
                 && let Some(oldest) = self.recency.pop_front()
             {
@@ -299,13 +331,17 @@ impl Worker {
             .ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))?;
         let slice = ndarray::ArrayView2::from_shape((ny, nx), values)
             .map_err(|e| ModelError::Image(e.to_string()))?;
+        Ok(self.rule_for(volume).to_u8(slice))
+    }
+
+    /// The model's intensity rule for the volume's modality.
+    fn rule_for(&self, volume: &Volume) -> &lumen_engine::model::IntensityRule {
         let rules = &self.model.bundle().manifest.intensity;
-        let rule = if volume.modality.eq_ignore_ascii_case("MR") {
+        if volume.modality.eq_ignore_ascii_case("MR") {
             &rules.mr
         } else {
             &rules.ct
-        };
-        Ok(rule.to_u8(slice))
+        }
     }
 }
 
