@@ -29,6 +29,31 @@ pub fn default_root() -> Option<PathBuf> {
         .map(|d| d.cache_dir().join("embeddings"))
 }
 
+/// What identifies a series: its UID, or for anonymized series without one, a fingerprint of
+/// its grid and a sample of its voxels (FNV-1a, stable across runs).
+pub fn series_key(volume: &crate::study::Volume) -> String {
+    let uid = &volume.study.series_instance_uid;
+    if !uid.is_empty() {
+        return uid.clone();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for d in volume.dims {
+        mix(&(d as u64).to_le_bytes());
+    }
+    for s in volume.spacing {
+        mix(&s.to_le_bytes());
+    }
+    for v in volume.voxels.iter().step_by(997) {
+        mix(&v.to_le_bytes());
+    }
+    format!("content-{h:016x}")
+}
+
 impl DiskCache {
     pub fn new(root: &Path, model_id: &str, series_uid: &str, rule: &str, budget: u64) -> Self {
         let key = format!(

@@ -278,15 +278,11 @@ impl Worker {
     /// The disk cache of `volume`'s embeddings under this model and its intensity rule.
     fn disk_cache_for(&self, volume: &Volume) -> Option<DiskCache> {
         let root = embedding_cache::default_root()?;
-        let uid = &volume.study.series_instance_uid;
-        if uid.is_empty() {
-            return None;
-        }
         let rule = format!("{:?}", self.rule_for(volume));
         Some(DiskCache::new(
             &root,
             &self.model.bundle().weights_id(),
-            uid,
+            &embedding_cache::series_key(volume),
             &rule,
             embedding_cache::DEFAULT_BUDGET_BYTES,
         ))
