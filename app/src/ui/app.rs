@@ -94,7 +94,7 @@ pub struct LumenApp {
 }
 
 /// The keyboard shortcuts, for the help overlay (F1).
-pub const SHORTCUTS: [(&str, &str); 10] = [
+pub const SHORTCUTS: [(&str, &str); 11] = [
     ("Enter", "accept the mask preview into the active segment"),
     ("Esc", "clear the prompt and the preview"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
@@ -107,6 +107,7 @@ pub const SHORTCUTS: [(&str, &str); 10] = [
         "paint into / erase from the active segment",
     ),
     ("right drag", "window / level"),
+    ("Ctrl + wheel, middle drag", "zoom, pan (Fit view resets)"),
     ("F1", "show or hide this help"),
 ];
 
@@ -584,6 +585,16 @@ impl LumenApp {
                     self.go_to_slice(z.saturating_add_signed(step as isize));
                 }
             }
+            Gesture::Zoom(factor) => {
+                if let Some(study) = &mut self.study {
+                    study.zoom = (study.zoom * factor).clamp(0.5, 16.0);
+                }
+            }
+            Gesture::Pan(delta) => {
+                if let Some(study) = &mut self.study {
+                    study.pan += delta;
+                }
+            }
             Gesture::Paint { x, y } => self.stroke.push((x, y)),
             Gesture::PaintEnd => self.finish_stroke(),
         }
@@ -1055,6 +1066,14 @@ impl eframe::App for LumenApp {
                 if ui.button("Open sample study").clicked() {
                     self.open_folder(&crate::paths::sample_study_dir());
                 }
+                if ui
+                    .add_enabled(self.study.is_some(), egui::Button::new("Fit view"))
+                    .clicked()
+                    && let Some(study) = &mut self.study
+                {
+                    study.zoom = 1.0;
+                    study.pan = Vec2::ZERO;
+                }
                 if ui.button("Shortcuts (F1)").clicked() {
                     self.show_shortcuts = !self.show_shortcuts;
                 }
@@ -1163,6 +1182,7 @@ impl LumenApp {
                     stroke: &self.stroke,
                 },
             },
+            &viewport::ViewLabels::new(&study.volume.patient_from_voxel, study.volume.spacing[0]),
         );
         self.hover = response.hover_pos().and_then(|p| {
             let (x, y) = placement.to_image(p);

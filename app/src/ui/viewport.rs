@@ -15,6 +15,10 @@ pub enum Gesture {
     WindowDrag(Vec2),
     /// Wheel: slices to move (positive = next).
     Scroll(i32),
+    /// Ctrl + wheel: zoom by this factor about the pointer's image position.
+    Zoom(f32),
+    /// Middle drag: move the image by (dx, dy) points.
+    Pan(Vec2),
     /// Brush or eraser: the pointer is at (x, y) while painting.
     Paint {
         x: f32,
@@ -80,6 +84,7 @@ pub fn show(
     overlay: &TextureHandle,
     prompt: &Prompt,
     mode: Mode<'_>,
+    labels: &ViewLabels,
 ) -> (egui::Response, Vec<Gesture>) {
     let area = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(area, Sense::click_and_drag());
@@ -89,6 +94,7 @@ pub fn show(
     painter.image(slice.id(), placement.rect, uv, Color32::WHITE);
     painter.image(overlay.id(), placement.rect, uv, Color32::WHITE);
     draw_prompt(&painter, placement, prompt);
+    draw_labels(&painter, placement, labels);
 
     let mut gestures = Vec::new();
     let primary = response.dragged_by(egui::PointerButton::Primary)
@@ -142,7 +148,15 @@ pub fn show(
     if response.dragged_by(egui::PointerButton::Secondary) {
         gestures.push(Gesture::WindowDrag(response.drag_delta()));
     }
-    if response.hovered() {
+    if response.dragged_by(egui::PointerButton::Middle) {
+        gestures.push(Gesture::Pan(response.drag_delta()));
+    }
+    if response.hovered() && ui.input(|i| i.modifiers.command) {
+        let zoom = ui.input(|i| i.zoom_delta() * (i.smooth_scroll_delta.y / 200.0).exp());
+        if (zoom - 1.0).abs() > 1e-3 {
+            gestures.push(Gesture::Zoom(zoom));
+        }
+    } else if response.hovered() {
         // Whole wheel notches, not smoothed deltas: one notch is one slice.
         let scroll: f32 = ui.input(|i| {
             i.raw
@@ -162,6 +176,107 @@ pub fn show(
         }
     }
     (response, gestures)
+}
+
+/// Patient-direction letters at the image's edges and the size of a pixel, for the annotations
+/// a radiologist expects on a slice view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewLabels {
+    /// Letters at the left, right, top and bottom edges (e.g. "R", "L", "A", "P").
+    pub edges: [String; 4],
+    /// Millimetres per image pixel along x.
+    pub mm_per_pixel: f64,
+}
+
+/// The LPS letter(s) a direction points to, strongest component first ("L", "PS", …); components
+/// under a third of the largest are left out, so oblique views show two letters.
+pub fn direction_letters(d: [f64; 3]) -> String {
+    let names = [('L', 'R'), ('P', 'A'), ('S', 'I')];
+    let largest = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut axes: Vec<usize> = (0..3)
+        .filter(|&i| d[i].abs() >= largest / 3.0 && largest > 0.0)
+        .collect();
+    axes.sort_by(|&a, &b| d[b].abs().total_cmp(&d[a].abs()));
+    axes.iter()
+        .map(|&i| if d[i] >= 0.0 { names[i].0 } else { names[i].1 })
+        .collect()
+}
+
+impl ViewLabels {
+    /// From the volume's voxel → patient transform: +column points right, +row points down.
+    pub fn new(patient_from_voxel: &crate::study::Mat4, spacing_x: f64) -> Self {
+        let col = crate::study::geometry::column(patient_from_voxel, 0);
+        let row = crate::study::geometry::column(patient_from_voxel, 1);
+        let neg = |v: [f64; 3]| [-v[0], -v[1], -v[2]];
+        Self {
+            edges: [
+                direction_letters(neg(col)),
+                direction_letters(col),
+                direction_letters(neg(row)),
+                direction_letters(row),
+            ],
+            mm_per_pixel: spacing_x,
+        }
+    }
+}
+
+/// The longest round length (mm) whose bar fits in `max_points` at `points_per_mm`.
+pub fn scale_bar_mm(points_per_mm: f64, max_points: f64) -> Option<f64> {
+    [200.0, 100.0, 50.0, 20.0, 10.0, 5.0, 2.0, 1.0]
+        .into_iter()
+        .find(|mm| mm * points_per_mm <= max_points)
+}
+
+/// Draws the edge letters and a scale bar inside the image's visible part.
+pub fn draw_labels(painter: &egui::Painter, placement: Placement, labels: &ViewLabels) {
+    let clip = painter.clip_rect().intersect(placement.rect);
+    let font = egui::FontId::proportional(15.0);
+    let color = Color32::from_rgb(255, 210, 90);
+    let m = 6.0;
+    let [left, right, top, bottom] = &labels.edges;
+    let spots = [
+        (
+            left,
+            pos2(clip.left() + m, clip.center().y),
+            egui::Align2::LEFT_CENTER,
+        ),
+        (
+            right,
+            pos2(clip.right() - m, clip.center().y),
+            egui::Align2::RIGHT_CENTER,
+        ),
+        (
+            top,
+            pos2(clip.center().x, clip.top() + m),
+            egui::Align2::CENTER_TOP,
+        ),
+        (
+            bottom,
+            pos2(clip.center().x, clip.bottom() - m),
+            egui::Align2::CENTER_BOTTOM,
+        ),
+    ];
+    for (text, at, align) in spots {
+        painter.text(at, align, text, font.clone(), color);
+    }
+    let points_per_mm = f64::from(placement.scale()) / labels.mm_per_pixel.max(1e-6);
+    if let Some(mm) = scale_bar_mm(points_per_mm, f64::from(clip.width()) / 4.0) {
+        let length = (mm * points_per_mm) as f32;
+        let y = clip.bottom() - 28.0;
+        let x0 = clip.left() + 16.0;
+        let stroke = Stroke::new(2.0, color);
+        painter.line_segment([pos2(x0, y), pos2(x0 + length, y)], stroke);
+        for x in [x0, x0 + length] {
+            painter.line_segment([pos2(x, y - 4.0), pos2(x, y + 4.0)], stroke);
+        }
+        painter.text(
+            pos2(x0 + length / 2.0, y - 6.0),
+            egui::Align2::CENTER_BOTTOM,
+            format!("{mm:.0} mm"),
+            egui::FontId::proportional(12.0),
+            color,
+        );
+    }
 }
 
 fn draw_prompt(painter: &egui::Painter, placement: Placement, prompt: &Prompt) {
@@ -185,5 +300,39 @@ fn draw_prompt(painter: &egui::Painter, placement: Placement, prompt: &Prompt) {
         };
         let at = placement.to_screen(p.x, p.y);
         painter.circle(at, 5.0, color, Stroke::new(1.5, Color32::WHITE));
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn axial_directions_give_the_radiological_letters() {
+        // Axial DICOM: +column → patient left, +row → posterior.
+        assert_eq!(direction_letters([1.0, 0.0, 0.0]), "L");
+        assert_eq!(direction_letters([-1.0, 0.0, 0.0]), "R");
+        assert_eq!(direction_letters([0.0, 1.0, 0.0]), "P");
+        assert_eq!(direction_letters([0.0, -1.0, 0.0]), "A");
+        assert_eq!(direction_letters([0.0, 0.0, -1.0]), "I");
+        // Oblique: strongest first; small components left out.
+        assert_eq!(direction_letters([0.8, 0.0, -0.6]), "LI");
+        assert_eq!(direction_letters([0.99, 0.1, 0.0]), "L");
+        let m = crate::study::geometry::from_columns(
+            [0.7, 0.0, 0.0],
+            [0.0, 0.7, 0.0],
+            [0.0, 0.0, 2.0],
+            [0.0; 3],
+        );
+        let labels = ViewLabels::new(&m, 0.7);
+        assert_eq!(labels.edges, ["R", "L", "A", "P"].map(String::from));
+    }
+
+    #[test]
+    fn the_scale_bar_is_the_longest_round_length_that_fits() {
+        // 2 points per mm, room for 150 points: 50 mm (100 points) fits, 100 mm does not.
+        assert_eq!(scale_bar_mm(2.0, 150.0), Some(50.0));
+        assert_eq!(scale_bar_mm(0.5, 150.0), Some(200.0));
+        assert_eq!(scale_bar_mm(1000.0, 150.0), None);
     }
 }
