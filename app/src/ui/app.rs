@@ -773,6 +773,10 @@ impl LumenApp {
             };
             self.open_folder(&folder);
         }
+        // Keys typed into a text field (a segment's name) are not shortcuts.
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
         let (undo, redo, accept, escape, next, previous, page_next, page_previous) =
             ctx.input(|i| {
                 let ctrl = i.modifiers.command;
@@ -913,24 +917,34 @@ impl LumenApp {
                 let volume = study.document.volume_ml(label);
                 let on_slice = study.document.slice_count(z, label);
                 let pixel_mm2 = study.volume.spacing[0] * study.volume.spacing[1];
-                let Some(segment) = study.document.segment_mut(label) else {
+                let Some(before) = study.document.segments().iter().find(|s| s.label == label)
+                else {
                     continue;
                 };
+                // Edit a copy; only a real change reaches the document (and its autosave).
+                let mut edited = before.clone();
+                let active = self.active_label == Some(label);
                 ui.horizontal(|ui| {
-                    let [r, g, b] = segment.color;
-                    let (swatch, _) =
-                        ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                    ui.painter()
-                        .rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
-                    if ui
-                        .selectable_label(self.active_label == Some(label), &segment.name)
-                        .clicked()
-                    {
+                    ui.color_edit_button_srgb(&mut edited.color);
+                    if ui.selectable_label(active, &edited.name).clicked() {
                         self.active_label = Some(label);
                     }
-                    changed |= ui.checkbox(&mut segment.visible, "show").changed();
-                    ui.checkbox(&mut segment.locked, "lock");
+                    ui.checkbox(&mut edited.visible, "show");
+                    ui.checkbox(&mut edited.locked, "lock");
                 });
+                if active {
+                    ui.horizontal(|ui| {
+                        let caption = ui.label("   name");
+                        ui.text_edit_singleline(&mut edited.name)
+                            .labelled_by(caption.id);
+                    });
+                }
+                if edited != *before {
+                    changed |= edited.visible != before.visible || edited.color != before.color;
+                    if let Some(segment) = study.document.segment_mut(label) {
+                        *segment = edited;
+                    }
+                }
                 ui.label(format!(
                     "   {volume:.1} mL, {:.0} mm² on this slice",
                     on_slice as f64 * pixel_mm2
