@@ -337,3 +337,56 @@ fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
     harness.state_mut().undo();
     assert_eq!(count(harness.state()), 0, "undo removes the stroke");
 }
+
+#[test]
+fn series_browser_lists_the_series_of_a_folder_with_thumbnails_and_opens_another() {
+    let model = repo().join("assets/models/ct-starter");
+    // Two series in one folder: the 20-slice sample CT and three CHAOS slices.
+    let dir = tempfile::tempdir().unwrap();
+    let copy_all = |from: &std::path::Path, take: usize| {
+        let mut files: Vec<_> = std::fs::read_dir(from)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.extension().is_some_and(|e| e == "md" || e == "txt"))
+            .collect();
+        files.sort();
+        for f in files.iter().take(take) {
+            std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    copy_all(
+        &repo().join("assets/sample/totalsegmentator-ct"),
+        usize::MAX,
+    );
+    copy_all(
+        &repo().join("../shared/data/chaos_ct_liver/Data_3D/DICOM_anon"),
+        3,
+    );
+    let folder = dir.path().to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .wgpu()
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness.state_mut().set_settings_file(None);
+    harness.state_mut().set_autosave_folder(None);
+    harness.state_mut().open_folder(&folder);
+    step_until(&mut harness, "the folder", |app| app.volume().is_some());
+    let (count, open, _) = harness.state().series_overview();
+    assert!(count >= 2, "{count} series");
+    step_until(&mut harness, "thumbnails", |app| {
+        app.series_overview().2 == count
+    });
+    let other = (open + 1) % count;
+    let before = harness.state().volume().unwrap().series_description.clone();
+    harness.state_mut().open_series(other);
+    step_until(&mut harness, "the other series", |app| {
+        app.series_overview().1 == other
+    });
+    let after = &harness.state().volume().unwrap().series_description;
+    assert_ne!(*after, before, "the other series is open");
+    assert_eq!(
+        harness.state().series_overview().0,
+        count,
+        "the list is kept"
+    );
+}

@@ -1,9 +1,11 @@
-//! Opens a study on a named background thread: discover the series, load the largest volume.
+//! Opens a study on a named background thread: discover the series, load the largest volume
+//! (or the one the user picks in the series browser), and make the browser's thumbnails.
 
 use super::Waker;
 use crate::export;
 use crate::jobs::writer::autosave_path;
-use crate::study::{self, LabelVolume, Volume};
+use crate::study::{self, LabelVolume, SeriesInfo, Volume};
+use ndarray::Array2;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 
@@ -15,7 +17,13 @@ pub struct LoadedStudy {
     pub autosaved: Option<(LabelVolume, Vec<export::Segment>)>,
     /// Files skipped or series left out, each with its reason, to show the user.
     pub notes: Vec<String>,
+    /// Every series found in the folder, and which of them is open.
+    pub series: Vec<SeriesInfo>,
+    pub open: usize,
 }
+
+/// Thumbnail edge in pixels.
+pub const THUMBNAIL: usize = 96;
 
 /// Starts loading `folder`; the reply arrives once on the returned channel.
 pub fn open_folder(
@@ -23,12 +31,33 @@ pub fn open_folder(
     autosaves: Option<PathBuf>,
     wake: Waker,
 ) -> Receiver<Result<LoadedStudy, String>> {
-    let (reply, replies) = channel();
     let folder = folder.to_path_buf();
+    spawn_loader(wake, move || load(&folder, autosaves.as_deref()))
+}
+
+/// Starts loading series `open` of an earlier discovery (the series browser's choice).
+pub fn open_series(
+    folder: &Path,
+    series: Vec<SeriesInfo>,
+    open: usize,
+    autosaves: Option<PathBuf>,
+    wake: Waker,
+) -> Receiver<Result<LoadedStudy, String>> {
+    let folder = folder.to_path_buf();
+    spawn_loader(wake, move || {
+        load_chosen(&folder, series, open, Vec::new(), autosaves.as_deref())
+    })
+}
+
+fn spawn_loader(
+    wake: Waker,
+    job: impl FnOnce() -> Result<LoadedStudy, String> + Send + 'static,
+) -> Receiver<Result<LoadedStudy, String>> {
+    let (reply, replies) = channel();
     let spawned = std::thread::Builder::new()
         .name("study-loader".into())
         .spawn(move || {
-            let _ = reply.send(load(&folder, autosaves.as_deref()));
+            let _ = reply.send(job());
             wake();
         });
     if let Err(e) = spawned {
@@ -42,20 +71,35 @@ pub fn open_folder(
 fn load(folder: &Path, autosaves: Option<&Path>) -> Result<LoadedStudy, String> {
     let discovery = study::discover(folder).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
-    let Some(series) = discovery.series.iter().max_by_key(|s| s.slice_count) else {
+    let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
+    else {
         return Err(format!(
             "no DICOM image series found in {}",
             folder.display()
         ));
     };
     if discovery.series.len() > 1 {
+        let series = &discovery.series[open];
         notes.push(format!(
-            "{} series found; opened the largest, {} ({} slices)",
+            "{} series found; opened the largest, {} ({} slices); see Series to open another",
             discovery.series.len(),
             series.description,
             series.slice_count
         ));
     }
+    load_chosen(folder, discovery.series, open, notes, autosaves)
+}
+
+fn load_chosen(
+    folder: &Path,
+    all: Vec<SeriesInfo>,
+    open: usize,
+    mut notes: Vec<String>,
+    autosaves: Option<&Path>,
+) -> Result<LoadedStudy, String> {
+    let series = all
+        .get(open)
+        .ok_or_else(|| format!("series {open} is not in {}", folder.display()))?;
     let volume = study::load_series(series).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
     let autosaved = autosaves
@@ -75,5 +119,51 @@ fn load(folder: &Path, autosaves: Option<&Path>) -> Result<LoadedStudy, String> 
         volume,
         autosaved,
         notes,
+        series: all,
+        open,
     })
+}
+
+/// Makes a thumbnail of each series' middle image on a named thread; each arrives as
+/// (series index, pixels) when ready. Series that cannot be read get none.
+pub fn thumbnails(series: Vec<SeriesInfo>, wake: Waker) -> Receiver<(usize, Array2<u8>)> {
+    let (reply, replies) = channel();
+    let _ = std::thread::Builder::new()
+        .name("thumbnails".into())
+        .spawn(move || {
+            for (i, s) in series.iter().enumerate() {
+                if let Some(pixels) = thumbnail(s)
+                    && reply.send((i, pixels)).is_err()
+                {
+                    return;
+                }
+                wake();
+            }
+        });
+    replies
+}
+
+/// The middle image of a series, windowed by its default window, shrunk to fit `THUMBNAIL`.
+pub fn thumbnail(series: &SeriesInfo) -> Option<Array2<u8>> {
+    let mut paths: Vec<&Path> = series.frames.iter().map(|f| f.path.as_path()).collect();
+    paths.sort();
+    paths.dedup();
+    let volume = study::load_file(paths.get(paths.len() / 2)?).ok()?;
+    let [nx, ny, nz] = volume.dims;
+    let z = nz / 2;
+    let slice = volume.slice(z)?;
+    let window = volume.default_window();
+    let scale = (nx.max(ny) as f64 / THUMBNAIL as f64).max(1.0);
+    let (w, h) = (
+        ((nx as f64 / scale) as usize).max(1),
+        ((ny as f64 / scale) as usize).max(1),
+    );
+    let values: Vec<f32> = (0..h * w)
+        .map(|i| {
+            let sx = (((i % w) as f64 * scale) as usize).min(nx - 1);
+            let sy = (((i / w) as f64 * scale) as usize).min(ny - 1);
+            slice[sy * nx + sx]
+        })
+        .collect();
+    Array2::from_shape_vec((h, w), study::window_to_u8(&values, window)).ok()
 }

@@ -42,6 +42,17 @@ pub enum Tool {
     Eraser,
 }
 
+/// The series found in the open folder, which one is open, and their thumbnails.
+#[derive(Default)]
+struct SeriesBrowser {
+    folder: PathBuf,
+    series: Vec<crate::study::SeriesInfo>,
+    open: usize,
+    pixels: Vec<Option<ndarray::Array2<u8>>>,
+    textures: Vec<Option<TextureHandle>>,
+    incoming: Option<Receiver<(usize, ndarray::Array2<u8>)>>,
+}
+
 /// An open study and the view of it.
 struct OpenStudy {
     volume: Arc<Volume>,
@@ -88,6 +99,8 @@ pub struct LumenApp {
     /// A folder dialog running on its own thread.
     picking: Option<Receiver<Option<PathBuf>>>,
     show_shortcuts: bool,
+    /// The series browser: every series of the open folder, thumbnails as they arrive.
+    browser: SeriesBrowser,
     /// Brush and eraser radius in image pixels, and the stroke being painted.
     pub brush_radius: f32,
     stroke: Vec<(f32, f32)>,
@@ -178,6 +191,7 @@ impl LumenApp {
             saved_settings: Default::default(),
             picking: None,
             show_shortcuts: false,
+            browser: SeriesBrowser::default(),
             brush_radius: 6.0,
             stroke: Vec::new(),
         };
@@ -300,6 +314,13 @@ impl LumenApp {
 
     fn poll_jobs(&mut self) {
         self.model_panel.poll();
+        if let Some(incoming) = &self.browser.incoming {
+            for (i, pixels) in incoming.try_iter() {
+                if let Some(slot) = self.browser.pixels.get_mut(i) {
+                    *slot = Some(pixels);
+                }
+            }
+        }
         if let Some(picking) = &self.picking
             && let Ok(picked) = picking.try_recv()
         {
@@ -396,6 +417,24 @@ impl LumenApp {
             segmenter.send(Request::SetVolume(volume.clone()));
         }
         self.recent = crate::settings::remember(&self.recent, &loaded.folder);
+        let same_folder = self.browser.folder == loaded.folder
+            && self.browser.series.len() == loaded.series.len();
+        if !same_folder {
+            let n = loaded.series.len();
+            self.browser = SeriesBrowser {
+                folder: loaded.folder.clone(),
+                incoming: Some(study_loader::thumbnails(
+                    loaded.series.clone(),
+                    self.wake.clone(),
+                )),
+                series: loaded.series,
+                open: loaded.open,
+                pixels: vec![None; n],
+                textures: vec![None; n],
+            };
+        } else {
+            self.browser.open = loaded.open;
+        }
         self.study = Some(OpenStudy {
             volume,
             document,
@@ -850,7 +889,91 @@ impl LumenApp {
         }
     }
 
+    /// The series of the open folder: thumbnail, description, modality, slices and warnings;
+    /// another one opens in the background.
+    fn series_browser(&mut self, ui: &mut egui::Ui) {
+        if self.browser.series.len() < 2 {
+            return;
+        }
+        let mut chosen = None;
+        egui::CollapsingHeader::new(format!("Series ({})", self.browser.series.len()))
+            .default_open(true)
+            .show(ui, |ui| {
+                let b = &mut self.browser;
+                for (i, info) in b.series.iter().enumerate() {
+                    if b.textures[i].is_none()
+                        && let Some(pixels) = &b.pixels[i]
+                    {
+                        let (h, w) = pixels.dim();
+                        let image = ColorImage::from_gray([w, h], pixels.as_slice().unwrap_or(&[]));
+                        b.textures[i] = Some(ui.ctx().load_texture(
+                            format!("series-{i}"),
+                            image,
+                            TextureOptions::LINEAR,
+                        ));
+                    }
+                    ui.horizontal(|ui| {
+                        match &b.textures[i] {
+                            Some(t) => {
+                                ui.image((t.id(), egui::vec2(48.0, 48.0)));
+                            }
+                            None => {
+                                ui.allocate_exact_size(
+                                    egui::vec2(48.0, 48.0),
+                                    egui::Sense::hover(),
+                                );
+                            }
+                        }
+                        ui.vertical(|ui| {
+                            let text = format!(
+                                "{} · {} · {} slices",
+                                if info.description.is_empty() {
+                                    "(no description)"
+                                } else {
+                                    &info.description
+                                },
+                                info.modality,
+                                info.slice_count
+                            );
+                            if ui.selectable_label(i == b.open, text).clicked() && i != b.open {
+                                chosen = Some(i);
+                            }
+                            for w in &info.warnings {
+                                ui.colored_label(Color32::from_rgb(240, 180, 80), w);
+                            }
+                        });
+                    });
+                }
+            });
+        if let Some(i) = chosen {
+            self.open_series(i);
+        }
+        ui.separator();
+    }
+
+    /// Opens series `i` of the series browser in the background.
+    pub fn open_series(&mut self, i: usize) {
+        if self.loading.is_some() || i >= self.browser.series.len() {
+            return;
+        }
+        self.notes = vec![format!("Opening series {}…", i + 1)];
+        self.loading = Some(study_loader::open_series(
+            &self.browser.folder,
+            self.browser.series.clone(),
+            i,
+            self.autosave_folder.clone(),
+            self.wake.clone(),
+        ));
+    }
+
+    /// The series browser: (series found, the open one, thumbnails ready).
+    pub fn series_overview(&self) -> (usize, usize, usize) {
+        let b = &self.browser;
+        (b.series.len(), b.open, b.pixels.iter().flatten().count())
+    }
+
     fn side_panel(&mut self, ui: &mut egui::Ui) {
+        self.series_browser(ui);
         ui.heading("Tools");
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tool, Tool::Box, "Box");
