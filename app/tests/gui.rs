@@ -13,6 +13,19 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The real app on the bundled model, at `height` points tall, keeping no settings and no
+/// autosaves unless a test asks for them.
+fn app_harness(height: f32) -> Harness<'static, LumenApp> {
+    let model = repo().join("assets/models/ct-starter");
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, height))
+        .wgpu()
+        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    harness.state_mut().set_settings_file(None);
+    harness.state_mut().set_autosave_folder(None);
+    harness
+}
+
 /// Steps the UI until `done` holds, letting the background workers run in between.
 fn step_until(harness: &mut Harness<'_, LumenApp>, what: &str, done: impl Fn(&LumenApp) -> bool) {
     step_until_within(harness, what, Duration::from_secs(120), done);
@@ -37,17 +50,12 @@ fn step_until_within(
 
 #[test]
 fn box_on_the_liver_accept_undo_redo() {
-    let model = repo().join("assets/models/ct-starter");
     let study = repo().join("assets/sample/totalsegmentator-ct");
     let autosaves = tempfile::tempdir().unwrap();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    let mut harness = app_harness(860.0);
     harness
         .state_mut()
         .set_autosave_folder(Some(autosaves.path().to_path_buf()));
-    harness.state_mut().set_settings_file(None);
     harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study and model", LumenApp::is_ready);
 
@@ -175,13 +183,8 @@ fn box_on_the_liver_accept_undo_redo() {
 #[test]
 fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
     use egui_kittest::kittest::Queryable;
-    let model = repo().join("assets/models/ct-starter");
     let user_models = tempfile::tempdir().unwrap();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 1000.0))
-        .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
-    harness.state_mut().set_settings_file(None);
+    let mut harness = app_harness(1000.0);
     harness
         .state_mut()
         .model_panel
@@ -242,17 +245,12 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
 #[test]
 fn start_screen_opens_the_sample_study_remembers_it_in_the_settings_and_f1_shows_the_shortcuts() {
     use egui_kittest::kittest::Queryable;
-    let model = repo().join("assets/models/ct-starter");
     let config = tempfile::tempdir().unwrap();
     let settings_file = config.path().join("settings.json");
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
+    let mut harness = app_harness(860.0);
     harness
         .state_mut()
         .set_settings_file(Some(settings_file.clone()));
-    harness.state_mut().set_autosave_folder(None);
     harness.step();
     assert!(harness.state().recent_studies().is_empty());
     // The start screen and the menu both offer the sample; click the start screen's.
@@ -292,14 +290,8 @@ fn start_screen_opens_the_sample_study_remembers_it_in_the_settings_and_f1_shows
 fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
     use egui_kittest::kittest::Queryable;
     use lumen_app::ui::Tool;
-    let model = repo().join("assets/models/ct-starter");
     let study = repo().join("assets/sample/totalsegmentator-ct");
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
-    harness.state_mut().set_settings_file(None);
-    harness.state_mut().set_autosave_folder(None);
+    let mut harness = app_harness(860.0);
     harness.state_mut().open_folder(&study);
     step_until(&mut harness, "study", |app| app.volume().is_some());
     harness.get_by_label("Add segment").click();
@@ -340,7 +332,6 @@ fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
 
 #[test]
 fn series_browser_lists_the_series_of_a_folder_with_thumbnails_and_opens_another() {
-    let model = repo().join("assets/models/ct-starter");
     // Two series in one folder: the 20-slice sample CT and three CHAOS slices.
     let dir = tempfile::tempdir().unwrap();
     let copy_all = |from: &std::path::Path, take: usize| {
@@ -363,12 +354,7 @@ fn series_browser_lists_the_series_of_a_folder_with_thumbnails_and_opens_another
         3,
     );
     let folder = dir.path().to_path_buf();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 860.0))
-        .wgpu()
-        .build_eframe(|cc| LumenApp::new(&cc.egui_ctx, model, None));
-    harness.state_mut().set_settings_file(None);
-    harness.state_mut().set_autosave_folder(None);
+    let mut harness = app_harness(860.0);
     harness.state_mut().open_folder(&folder);
     step_until(&mut harness, "the folder", |app| app.volume().is_some());
     let (count, open, _) = harness.state().series_overview();
