@@ -53,6 +53,8 @@ fn box_on_the_liver_accept_undo_redo() {
     let study = repo().join("assets/sample/totalsegmentator-ct");
     let autosaves = tempfile::tempdir().unwrap();
     let mut harness = app_harness(860.0);
+    // The snapshot below must not hold run times, which vary.
+    harness.state_mut().show_timings(false);
     harness
         .state_mut()
         .set_autosave_folder(Some(autosaves.path().to_path_buf()));
@@ -155,6 +157,11 @@ fn box_on_the_liver_accept_undo_redo() {
     );
 
     harness.run_steps(2);
+    let (_, decoder_ms) = harness.state().latency();
+    assert!(
+        decoder_ms.is_some_and(|ms| ms > 0.0),
+        "the segmenter reports the mask latency"
+    );
     harness.snapshot("main_window_liver");
 
     // Export to DICOM SEG in the background; it reads back onto the study voxel for voxel.

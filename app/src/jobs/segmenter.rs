@@ -61,6 +61,11 @@ pub enum Reply {
     Embedded {
         z: usize,
     },
+    /// How long the last encoder run (`encoder` true) or decoder run took, in ms.
+    Latency {
+        encoder: bool,
+        ms: f64,
+    },
     /// Propagation progress: slices done and the most it may take.
     Propagating {
         done: usize,
@@ -191,7 +196,13 @@ impl Worker {
         let answer = self
             .cache_embedding(z)
             .and_then(|()| match self.cache.get(&z) {
-                Some(embedding) => self.model.predict(embedding, prompt),
+                Some(embedding) => {
+                    let started = std::time::Instant::now();
+                    let prediction = self.model.predict(embedding, prompt);
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    let _ = self.outbox.send(Reply::Latency { encoder: false, ms });
+                    prediction
+                }
                 None => Err(ModelError::Image(format!("slice {z} has no embedding"))),
             });
         let reply = match answer {
@@ -296,7 +307,10 @@ impl Worker {
                 Some(embedding) => embedding,
                 None => {
                     let image = self.model_image(z)?;
+                    let started = std::time::Instant::now();
                     let embedding = self.model.embed(image.view())?;
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    let _ = self.outbox.send(Reply::Latency { encoder: true, ms });
                     if let Some(disk) = &mut self.disk {
                         disk.store(z, &embedding);
                     }

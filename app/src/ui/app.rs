@@ -101,6 +101,9 @@ pub struct LumenApp {
     show_shortcuts: bool,
     /// The series browser: every series of the open folder, thumbnails as they arrive.
     browser: SeriesBrowser,
+    /// The last encoder and decoder run times (ms), shown in the model panel.
+    latency: (Option<f64>, Option<f64>),
+    show_timings: bool,
     /// Brush and eraser radius in image pixels, and the stroke being painted.
     pub brush_radius: f32,
     stroke: Vec<(f32, f32)>,
@@ -192,6 +195,8 @@ impl LumenApp {
             picking: None,
             show_shortcuts: false,
             browser: SeriesBrowser::default(),
+            latency: (None, None),
+            show_timings: true,
             brush_radius: 6.0,
             stroke: Vec::new(),
         };
@@ -220,6 +225,38 @@ impl LumenApp {
             Ok(_) => self.picking = Some(rx),
             Err(e) => self.notes = vec![format!("The folder dialog could not open: {e}")],
         }
+    }
+
+    /// Asks for a DICOM file with the native dialog; its folder (its series) opens.
+    pub fn pick_file(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wake = self.wake.clone();
+        let spawned = std::thread::Builder::new()
+            .name("file-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Open a DICOM file (its series opens)")
+                    .pick_file()
+                    .and_then(|f| f.parent().map(Path::to_path_buf));
+                let _ = tx.send(picked);
+                wake();
+            });
+        match spawned {
+            Ok(_) => self.picking = Some(rx),
+            Err(e) => self.notes = vec![format!("The file dialog could not open: {e}")],
+        }
+    }
+
+    /// The last encoder and decoder run times in ms (None until one ran in this session; an
+    /// embedding read from the disk cache runs no encoder).
+    pub fn latency(&self) -> (Option<f64>, Option<f64>) {
+        self.latency
+    }
+
+    /// Whether the model panel shows the measured run times (snapshots turn them off: the
+    /// numbers vary from run to run).
+    pub fn show_timings(&mut self, show: bool) {
+        self.show_timings = show;
     }
 
     /// Recently opened study folders, newest first.
@@ -376,6 +413,14 @@ impl LumenApp {
                     }
                 }
                 Reply::Embedded { .. } => {}
+                Reply::Latency { encoder, ms } => {
+                    let slot = if encoder {
+                        &mut self.latency.0
+                    } else {
+                        &mut self.latency.1
+                    };
+                    *slot = Some(ms);
+                }
                 Reply::Propagating { done, of } => {
                     if let Some(p) = &mut self.propagation {
                         (p.done, p.of) = (done, of);
@@ -1128,10 +1173,20 @@ impl LumenApp {
         });
         ui.separator();
         let can_switch = self.propagation.is_none();
-        if let Some(Action::Use(dir)) =
-            self.model_panel
-                .show(ui, &self.model_status, can_switch, &self.wake)
-        {
+        let timings = if self.show_timings {
+            self.latency
+        } else {
+            (None, None)
+        };
+        let status = match timings {
+            (Some(e), Some(d)) => format!(
+                "{}\nlast slice encoded in {e:.0} ms, last mask in {d:.0} ms",
+                self.model_status
+            ),
+            (Some(e), None) => format!("{}\nlast slice encoded in {e:.0} ms", self.model_status),
+            _ => self.model_status.clone(),
+        };
+        if let Some(Action::Use(dir)) = self.model_panel.show(ui, &status, can_switch, &self.wake) {
             self.use_model(dir);
         }
     }
@@ -1146,6 +1201,7 @@ impl LumenApp {
                 }
                 self.segmenter = Some(segmenter);
                 self.model_status = "Opening the model…".to_string();
+                self.latency = (None, None);
                 self.model_panel.active = dir;
                 self.generation += 1;
                 self.preview = None;
@@ -1199,6 +1255,9 @@ impl eframe::App for LumenApp {
             ui.horizontal(|ui| {
                 if ui.button("Open folder…").clicked() {
                     self.pick_folder();
+                }
+                if ui.button("Open file…").clicked() {
+                    self.pick_file();
                 }
                 if ui.button("Open sample study").clicked() {
                     self.open_folder(&crate::paths::sample_study_dir());
@@ -1265,6 +1324,9 @@ impl LumenApp {
             }
             if ui.button("Open folder…").clicked() {
                 self.pick_folder();
+            }
+            if ui.button("Open file…").clicked() {
+                self.pick_file();
             }
             if ui.button("Open sample study").clicked() {
                 self.open_folder(&crate::paths::sample_study_dir());
