@@ -207,43 +207,43 @@ impl LumenApp {
         app
     }
 
-    /// Asks for a folder with the native dialog, on its own thread; it opens when chosen.
+    /// Asks for a folder with the native dialog; it opens when chosen.
     pub fn pick_folder(&mut self) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let wake = self.wake.clone();
-        let spawned = std::thread::Builder::new()
-            .name("folder-dialog".into())
-            .spawn(move || {
-                let _ = tx.send(
-                    rfd::FileDialog::new()
-                        .set_title("Open a DICOM study folder")
-                        .pick_folder(),
-                );
-                wake();
-            });
-        match spawned {
-            Ok(_) => self.picking = Some(rx),
-            Err(e) => self.notes = vec![format!("The folder dialog could not open: {e}")],
-        }
+        self.run_dialog("folder-dialog", || {
+            rfd::FileDialog::new()
+                .set_title("Open a DICOM study folder")
+                .pick_folder()
+        });
     }
 
     /// Asks for a DICOM file with the native dialog; its folder (its series) opens.
     pub fn pick_file(&mut self) {
+        self.run_dialog("file-dialog", || {
+            rfd::FileDialog::new()
+                .set_title("Open a DICOM file (its series opens)")
+                .pick_file()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+        });
+    }
+
+    /// Runs a native dialog on its own named thread (it blocks until the user answers); the
+    /// folder it returns is opened by `poll_jobs`.
+    fn run_dialog(
+        &mut self,
+        name: &str,
+        dialog: impl FnOnce() -> Option<PathBuf> + Send + 'static,
+    ) {
         let (tx, rx) = std::sync::mpsc::channel();
         let wake = self.wake.clone();
         let spawned = std::thread::Builder::new()
-            .name("file-dialog".into())
+            .name(name.into())
             .spawn(move || {
-                let picked = rfd::FileDialog::new()
-                    .set_title("Open a DICOM file (its series opens)")
-                    .pick_file()
-                    .and_then(|f| f.parent().map(Path::to_path_buf));
-                let _ = tx.send(picked);
+                let _ = tx.send(dialog());
                 wake();
             });
         match spawned {
             Ok(_) => self.picking = Some(rx),
-            Err(e) => self.notes = vec![format!("The file dialog could not open: {e}")],
+            Err(e) => self.notes = vec![format!("The dialog could not open: {e}")],
         }
     }
 
@@ -1253,15 +1253,7 @@ impl eframe::App for LumenApp {
         self.persist_settings();
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
-                if ui.button("Open folder…").clicked() {
-                    self.pick_folder();
-                }
-                if ui.button("Open file…").clicked() {
-                    self.pick_file();
-                }
-                if ui.button("Open sample study").clicked() {
-                    self.open_folder(&crate::paths::sample_study_dir());
-                }
+                self.open_buttons(ui);
                 if ui
                     .add_enabled(self.study.is_some(), egui::Button::new("Fit view"))
                     .clicked()
@@ -1310,6 +1302,19 @@ impl eframe::App for LumenApp {
 }
 
 impl LumenApp {
+    /// Open folder, Open file and Open sample study (in the menu and on the start screen).
+    fn open_buttons(&mut self, ui: &mut egui::Ui) {
+        if ui.button("Open folder…").clicked() {
+            self.pick_folder();
+        }
+        if ui.button("Open file…").clicked() {
+            self.pick_file();
+        }
+        if ui.button("Open sample study").clicked() {
+            self.open_folder(&crate::paths::sample_study_dir());
+        }
+    }
+
     /// What shows before a study is open: how to open one, and the recent studies.
     fn start_screen(&mut self, ui: &mut egui::Ui) {
         ui.vertical_centered(|ui| {
@@ -1322,15 +1327,7 @@ impl LumenApp {
                 ui.label("Opening the study…");
                 return;
             }
-            if ui.button("Open folder…").clicked() {
-                self.pick_folder();
-            }
-            if ui.button("Open file…").clicked() {
-                self.pick_file();
-            }
-            if ui.button("Open sample study").clicked() {
-                self.open_folder(&crate::paths::sample_study_dir());
-            }
+            self.open_buttons(ui);
             ui.label("…or drop a DICOM folder or file on this window.");
             if !self.recent.is_empty() {
                 ui.add_space(16.0);
