@@ -421,3 +421,20 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_load_counts_its_images_and_a_cancelled_one_stops_with_a_clear_error() {
+    use std::sync::atomic::Ordering;
+    let dir = shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
+    let d = discover(&dir).unwrap();
+    let control = study::LoadControl::default();
+    let v = study::load_series_with(&d.series[0], &control).unwrap();
+    assert_eq!(control.decoded.load(Ordering::Relaxed), v.dims[2]);
+
+    let cancelled = study::LoadControl::default();
+    cancelled.cancel.store(true, Ordering::Relaxed);
+    let err = study::load_series_with(&d.series[0], &cancelled).unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(err.to_string().contains("DICOM_anon"), "names the series: {err}");
+    assert_eq!(cancelled.decoded.load(Ordering::Relaxed), 0);
+}

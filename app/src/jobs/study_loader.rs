@@ -4,9 +4,10 @@
 use super::Waker;
 use crate::export;
 use crate::jobs::writer::autosave_path;
-use crate::study::{self, LabelVolume, SeriesInfo, Volume};
+use crate::study::{self, LabelVolume, LoadControl, SeriesInfo, Volume};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 
 /// What opening a folder produced.
@@ -29,10 +30,11 @@ pub const THUMBNAIL: usize = 96;
 pub fn open_folder(
     folder: &Path,
     autosaves: Option<PathBuf>,
+    control: Arc<LoadControl>,
     wake: Waker,
 ) -> Receiver<Result<LoadedStudy, String>> {
     let folder = folder.to_path_buf();
-    spawn_loader(wake, move || load(&folder, autosaves.as_deref()))
+    spawn_loader(wake, move || load(&folder, autosaves.as_deref(), &control))
 }
 
 /// Starts loading series `open` of an earlier discovery (the series browser's choice).
@@ -41,11 +43,19 @@ pub fn open_series(
     series: Vec<SeriesInfo>,
     open: usize,
     autosaves: Option<PathBuf>,
+    control: Arc<LoadControl>,
     wake: Waker,
 ) -> Receiver<Result<LoadedStudy, String>> {
     let folder = folder.to_path_buf();
     spawn_loader(wake, move || {
-        load_chosen(&folder, series, open, Vec::new(), autosaves.as_deref())
+        load_chosen(
+            &folder,
+            series,
+            open,
+            Vec::new(),
+            autosaves.as_deref(),
+            &control,
+        )
     })
 }
 
@@ -68,7 +78,11 @@ fn spawn_loader(
     replies
 }
 
-fn load(folder: &Path, autosaves: Option<&Path>) -> Result<LoadedStudy, String> {
+fn load(
+    folder: &Path,
+    autosaves: Option<&Path>,
+    control: &LoadControl,
+) -> Result<LoadedStudy, String> {
     let discovery = study::discover(folder).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
@@ -87,7 +101,7 @@ fn load(folder: &Path, autosaves: Option<&Path>) -> Result<LoadedStudy, String> 
             series.slice_count
         ));
     }
-    load_chosen(folder, discovery.series, open, notes, autosaves)
+    load_chosen(folder, discovery.series, open, notes, autosaves, control)
 }
 
 fn load_chosen(
@@ -96,11 +110,15 @@ fn load_chosen(
     open: usize,
     mut notes: Vec<String>,
     autosaves: Option<&Path>,
+    control: &LoadControl,
 ) -> Result<LoadedStudy, String> {
     let series = all
         .get(open)
         .ok_or_else(|| format!("series {open} is not in {}", folder.display()))?;
-    let volume = study::load_series(series).map_err(|e| e.to_string())?;
+    control
+        .total
+        .store(series.slice_count, std::sync::atomic::Ordering::Relaxed);
+    let volume = study::load_series_with(series, control).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
     let autosaved = autosaves
         .map(|folder| autosave_path(folder, &volume.study.series_instance_uid))

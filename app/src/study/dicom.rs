@@ -802,6 +802,7 @@ fn reason_of(e: &StudyError) -> String {
         | StudyError::Unsupported { reason, .. }
         | StudyError::NotAVolume { reason, .. }
         | StudyError::Invalid { reason, .. } => reason.clone(),
+        StudyError::Cancelled { .. } => "loading cancelled".into(),
     }
 }
 
@@ -1253,6 +1254,7 @@ fn colour_warning(frames: &[FrameHeader], file: Option<&DefaultDicomObject>) -> 
 }
 
 /// Build a volume from frames (sorted here) and their series attributes.
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     frames: &[FrameHeader],
     study: StudyMeta,
@@ -1261,7 +1263,22 @@ fn assemble(
     where_: &Path,
     extra_warnings: Vec<String>,
     preloaded: Option<DefaultDicomObject>,
+    control: &super::LoadControl,
 ) -> Result<Volume> {
+    use std::sync::atomic::Ordering;
+    // Checked before each image: a cancelled load stops within one decode per thread.
+    let step = || {
+        if control.cancel.load(Ordering::Relaxed) {
+            Err(StudyError::Cancelled {
+                path: where_.to_path_buf(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let done = || {
+        control.decoded.fetch_add(1, Ordering::Relaxed);
+    };
     let plan = plan_geometry(frames, where_)?;
     let ordered: Vec<&FrameHeader> = plan.order.iter().map(|&i| &frames[i]).collect();
     let first = ordered
@@ -1290,15 +1307,23 @@ fn assemble(
         voxels
             .par_chunks_mut(plane)
             .zip(ordered.par_iter())
-            .try_for_each(|(chunk, h)| decode_into(&file, h, chunk))?;
+            .try_for_each(|(chunk, h)| {
+                step()?;
+                decode_into(&file, h, chunk)?;
+                done();
+                Ok(())
+            })?;
         probe = Some(file);
     } else {
         voxels
             .par_chunks_mut(plane)
             .zip(ordered.par_iter())
             .try_for_each(|(chunk, h)| {
+                step()?;
                 let file = open_full(&h.path)?;
-                decode_into(&file, h, chunk)
+                decode_into(&file, h, chunk)?;
+                done();
+                Ok(())
             })?;
     }
     if probe.is_none() {
@@ -1341,6 +1366,11 @@ fn assemble(
 
 /// Load a discovered series: sort along the slice normal, decode in parallel, apply rescale.
 pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
+    load_series_with(series, &super::LoadControl::default())
+}
+
+/// `load_series` that counts decoded images into `control` and stops when it is cancelled.
+pub fn load_series_with(series: &SeriesInfo, control: &super::LoadControl) -> Result<Volume> {
     let split_warnings: Vec<String> = series
         .warnings
         .iter()
@@ -1355,6 +1385,7 @@ pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
         &series.folder,
         split_warnings,
         None,
+        control,
     )
 }
 
@@ -1362,7 +1393,16 @@ pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
 pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
     let path = path.as_ref();
     let (frames, meta, description, modality, _) = read_header_summary(path)?;
-    assemble(&frames, meta, description, modality, path, Vec::new(), None)
+    assemble(
+        &frames,
+        meta,
+        description,
+        modality,
+        path,
+        Vec::new(),
+        None,
+        &super::LoadControl::default(),
+    )
 }
 
 /// Load a single DICOM file held in memory (with or without the 128-byte preamble); `name` is
@@ -1389,6 +1429,7 @@ pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
         name,
         Vec::new(),
         Some(file),
+        &super::LoadControl::default(),
     )
 }
 

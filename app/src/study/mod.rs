@@ -11,7 +11,9 @@ pub mod window;
 
 use std::path::{Path, PathBuf};
 
-pub use dicom::{Discovery, FileProblem, SeriesInfo, discover, load_file, load_series};
+pub use dicom::{
+    Discovery, FileProblem, SeriesInfo, discover, load_file, load_series, load_series_with,
+};
 pub use geometry::Mat4;
 pub use nifti::{load_nifti, load_nifti_labels};
 pub use window::{PRESETS, Window, WindowPreset, preset, window_to_u8};
@@ -51,6 +53,22 @@ pub enum StudyError {
         /// Why.
         reason: String,
     },
+    /// The user cancelled the load.
+    #[error("{}: loading cancelled", path.display())]
+    Cancelled {
+        /// The series folder.
+        path: PathBuf,
+    },
+}
+
+/// Progress and cancel of a series load, shared between the loader and the UI.
+#[derive(Debug, Default)]
+pub struct LoadControl {
+    /// Images decoded so far, of `total` (0 until the series is known).
+    pub decoded: std::sync::atomic::AtomicUsize,
+    pub total: std::sync::atomic::AtomicUsize,
+    /// Set to stop at the next image.
+    pub cancel: std::sync::atomic::AtomicBool,
 }
 
 impl StudyError {

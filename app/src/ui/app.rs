@@ -73,6 +73,8 @@ pub struct LumenApp {
     segmenter: Option<Segmenter>,
     model_status: String,
     loading: Option<Receiver<Result<LoadedStudy, String>>>,
+    /// Progress and cancel of the load in flight.
+    load_control: Arc<crate::study::LoadControl>,
     study: Option<OpenStudy>,
     notes: Vec<String>,
     tool: Tool,
@@ -173,6 +175,7 @@ impl LumenApp {
             segmenter,
             model_status,
             loading: None,
+            load_control: Default::default(),
             study: None,
             notes: Vec::new(),
             tool: Tool::Box,
@@ -313,9 +316,11 @@ impl LumenApp {
 
     pub fn open_folder(&mut self, dir: &Path) {
         self.notes = vec![format!("Opening {}…", dir.display())];
+        self.load_control = Default::default();
         self.loading = Some(study_loader::open_folder(
             dir,
             self.autosave_folder.clone(),
+            self.load_control.clone(),
             self.wake.clone(),
         ));
     }
@@ -1002,11 +1007,13 @@ impl LumenApp {
             return;
         }
         self.notes = vec![format!("Opening series {}…", i + 1)];
+        self.load_control = Default::default();
         self.loading = Some(study_loader::open_series(
             &self.browser.folder,
             self.browser.series.clone(),
             i,
             self.autosave_folder.clone(),
+            self.load_control.clone(),
             self.wake.clone(),
         ));
     }
@@ -1286,6 +1293,9 @@ impl eframe::App for LumenApp {
             .show(ui, |ui| self.side_panel(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
+                if self.loading.is_some() {
+                    self.load_progress(ui);
+                }
                 if let Some(study) = &self.study {
                     ui.label(format!("Slice {}/{}", study.z + 1, study.volume.dims[2]));
                 }
@@ -1302,6 +1312,29 @@ impl eframe::App for LumenApp {
 }
 
 impl LumenApp {
+    /// The load in flight: images decoded of the series, and Cancel.
+    fn load_progress(&mut self, ui: &mut egui::Ui) {
+        use std::sync::atomic::Ordering;
+        let c = &self.load_control;
+        let (done, total) = (
+            c.decoded.load(Ordering::Relaxed),
+            c.total.load(Ordering::Relaxed),
+        );
+        let fraction = if total > 0 {
+            done as f32 / total as f32
+        } else {
+            0.0
+        };
+        ui.add(
+            egui::ProgressBar::new(fraction)
+                .desired_width(160.0)
+                .text(format!("{done}/{total} images")),
+        );
+        if ui.button("Cancel loading").clicked() {
+            c.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Open folder, Open file and Open sample study (in the menu and on the start screen).
     fn open_buttons(&mut self, ui: &mut egui::Ui) {
         if ui.button("Open folder…").clicked() {
