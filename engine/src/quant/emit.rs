@@ -403,11 +403,11 @@ pub fn upgrade_to_opset21(model: &mut Model) -> Result<(), QuantError> {
     Ok(())
 }
 
-/// Fake-quantizes a float weight per channel in Rust (for tests and the weight-error report).
+/// Fake-quantizes a float weight per channel in Rust (what the emitted graph computes; tests).
 pub fn fake_weight(w: &ArrayD<f32>, axis: usize, q: &[Uniform]) -> ArrayD<f32> {
     let mut out = w.clone();
     for (c, mut lane) in out.axis_iter_mut(Axis(axis)).enumerate() {
-        lane.mapv_inplace(|x| (q[c].level(x) - q[c].zero_point) * q[c].scale);
+        lane.mapv_inplace(|x| q[c].fake(x));
     }
     out
 }
