@@ -435,6 +435,9 @@ fn a_load_counts_its_images_and_a_cancelled_one_stops_with_a_clear_error() {
     cancelled.cancel.store(true, Ordering::Relaxed);
     let err = study::load_series_with(&d.series[0], &cancelled).unwrap_err();
     assert!(err.to_string().contains("cancelled"), "{err}");
-    assert!(err.to_string().contains("DICOM_anon"), "names the series: {err}");
+    assert!(
+        err.to_string().contains("DICOM_anon"),
+        "names the series: {err}"
+    );
     assert_eq!(cancelled.decoded.load(Ordering::Relaxed), 0);
 }
