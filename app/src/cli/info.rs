@@ -78,10 +78,15 @@ fn print_ops(role: &str, path: &Path) -> anyhow::Result<()> {
         .collect();
     println!("{role:<10} ops: {}", ops.join(" "));
     let unsupported = lumen_engine::grad::unsupported_nodes(&graph);
-    if !unsupported.is_empty() {
-        let named: Vec<String> = unsupported
+    // Grouped by op with one example node: a quantized graph has hundreds of Q/DQ nodes.
+    let mut by_op: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
+    for (node, op) in &unsupported {
+        by_op.entry(op.as_str()).or_insert((0, node.as_str())).0 += 1;
+    }
+    if !by_op.is_empty() {
+        let named: Vec<String> = by_op
             .iter()
-            .map(|(node, op)| format!("{op} (node {node})"))
+            .map(|(op, (n, node))| format!("{op}×{n} (e.g. node {node})"))
             .collect();
         println!("{role:<10} no gradient rule yet: {}", named.join(", "));
     }

@@ -510,12 +510,18 @@ fn quantized_manifest(
         "integer weights on disk, dequantized at load"
     };
     put("real", s(real));
+    let simulated = if e.simulated_activations == 0 {
+        "no activation quantizer is simulated".to_string()
+    } else {
+        format!(
+            "{} activation tensors quantized in float ops ({a}-bit uniform, log-sqrt2 softmax)",
+            e.simulated_activations
+        )
+    };
     put(
         "simulated",
         s(&format!(
-            "{} activation tensors quantized in float ops ({}-bit uniform and log-sqrt2 softmax); \
-             relative-position Einsums and the decoder's activations stay float",
-            e.simulated_activations, a
+            "{simulated}; relative-position Einsums and the decoder's activations stay float"
         )),
     );
     put(
