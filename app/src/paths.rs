@@ -19,6 +19,18 @@ pub fn assets_dir() -> PathBuf {
     }
 }
 
+/// Lumen's per-user folders (config, cache, local data), if the platform has a home.
+pub fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Lumen", "lumen")
+}
+
+/// The per-user cache of synthetic calibration sets (requantization).
+pub fn synth_cache_dir() -> PathBuf {
+    project_dirs()
+        .map(|d| d.cache_dir().join("synthetic"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lumen-synthetic"))
+}
+
 /// The default model bundle: the project's own starter model.
 pub fn default_model_dir() -> PathBuf {
     assets_dir().join("models").join("ct-starter")

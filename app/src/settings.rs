@@ -21,20 +21,20 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let requantize = crate::ui::model_panel::RequantizeSettings::default();
         Self {
             recent_studies: Vec::new(),
             brush_radius: 6.0,
-            requantize_weights: 8,
-            requantize_activations: Some(8),
-            requantize_preset: "standard".into(),
+            requantize_weights: requantize.weights,
+            requantize_activations: requantize.activations,
+            requantize_preset: requantize.preset.name().into(),
         }
     }
 }
 
 /// The settings file.
 pub fn settings_file() -> Option<PathBuf> {
-    directories::ProjectDirs::from("org", "Lumen", "lumen")
-        .map(|d| d.config_dir().join("settings.json"))
+    crate::paths::project_dirs().map(|d| d.config_dir().join("settings.json"))
 }
 
 /// The stored settings; defaults where there are none or the file cannot be read.
@@ -54,14 +54,13 @@ pub fn remember(list: &[PathBuf], folder: &Path) -> Vec<PathBuf> {
 }
 
 /// Writes the settings atomically.
-pub fn save(file: &Path, settings: &Settings) -> std::io::Result<()> {
+pub fn save(file: &Path, settings: &Settings) -> anyhow::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let text = serde_json::to_string_pretty(settings).map_err(std::io::Error::other)?;
-    let tmp = file.with_extension("json.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, file)
+    let text = serde_json::to_string_pretty(settings)?;
+    crate::export::write_atomic(file, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    Ok(())
 }
 
 /// Saves on a background thread; a failure only costs the settings, so it is not reported.

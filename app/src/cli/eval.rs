@@ -3,7 +3,7 @@
 use crate::eval::{EvalOptions, Source, evaluate};
 use anyhow::Context;
 use lumen_engine::eval::{DEFAULT_MIN_AREA, ProtocolOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -59,20 +59,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     println!("{} slices, {:.1} s", report.slices, report.seconds);
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
-        write_atomic(path, json.as_bytes())?;
+        crate::export::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))?;
         println!("report written to {}", path.display());
     }
     Ok(())
-}
-
-/// Writes through a temporary file and a rename, so a reader never sees half a report.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".partial");
-    let temp = PathBuf::from(temp);
-    std::fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, path)
-        .with_context(|| format!("cannot move the report into place at {}", path.display()))
 }
 
 #[cfg(test)]

@@ -53,13 +53,6 @@ pub fn parse_activation_bits(text: &str) -> anyhow::Result<Option<u32>> {
         .with_context(|| format!("activation bits '{text}' must be 2–8 or 'float'"))
 }
 
-/// The per-user cache of synthetic calibration sets.
-pub fn synth_cache_dir() -> PathBuf {
-    directories::ProjectDirs::from("org", "Lumen", "lumen")
-        .map(|d| d.cache_dir().join("synthetic"))
-        .unwrap_or_else(|| std::env::temp_dir().join("lumen-synthetic"))
-}
-
 /// As many labelled slices as the preset synthesizes images, spread evenly over the cases.
 fn real_slices(list: &str, preset: Preset) -> anyhow::Result<Vec<ndarray::Array2<u8>>> {
     let paths: Vec<&str> = list.split(',').filter(|p| !p.is_empty()).collect();
@@ -104,7 +97,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         calibration,
         reparameterize: !args.no_reparam,
         quantize_decoder: args.decoder,
-        cache_dir: synth_cache_dir(),
+        cache_dir: crate::paths::synth_cache_dir(),
         session: SessionConfig {
             intra_threads: args.threads,
             ..SessionConfig::default()

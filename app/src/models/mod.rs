@@ -24,7 +24,7 @@ pub struct ModelEntry {
 
 /// The user's models folder (local data dir), where imports and requantized models go.
 pub fn user_models_dir() -> PathBuf {
-    directories::ProjectDirs::from("org", "Lumen", "lumen")
+    crate::paths::project_dirs()
         .map(|d| d.data_local_dir().join("models"))
         .unwrap_or_else(|| std::env::temp_dir().join("lumen-models"))
 }

@@ -115,7 +115,7 @@ impl ModelPanel {
             calibration: Calibration::Dfq,
             reparameterize: true,
             quantize_decoder: false,
-            cache_dir: crate::cli::quantize::synth_cache_dir(),
+            cache_dir: crate::paths::synth_cache_dir(),
             session: SessionConfig::default(),
         };
         match Requantizer::start(self.active.clone(), out, options, wake) {

@@ -159,23 +159,9 @@ pub fn bench_encoder(
 
 /// The input's static dims (symbolic dims count as 1).
 fn static_input_shape(m: &Model, name: &str) -> Vec<usize> {
-    use crate::graph::proto::{tensor_shape_proto::dimension::Value, type_proto};
-    let dims = m
-        .graph()
-        .input
-        .iter()
-        .find(|i| i.name == name)
-        .and_then(|i| i.r#type.as_ref())
-        .and_then(|t| match &t.value {
-            Some(type_proto::Value::TensorType(t)) => t.shape.clone(),
-            _ => None,
-        })
-        .map(|s| s.dim)
-        .unwrap_or_default();
-    dims.iter()
-        .map(|d| match d.value {
-            Some(Value::DimValue(v)) if v > 0 => v as usize,
-            _ => 1,
-        })
+    m.input_dims(name)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.unwrap_or(1))
         .collect()
 }

@@ -75,6 +75,27 @@ impl Model {
             .collect()
     }
 
+    /// The declared dims of graph input `name`: `Some(n)` for a fixed size, `None` for a
+    /// symbolic or unknown one. None when there is no such tensor input.
+    pub fn input_dims(&self, name: &str) -> Option<Vec<Option<usize>>> {
+        use super::proto::{tensor_shape_proto::dimension::Value, type_proto};
+        let input = self.graph().input.iter().find(|i| i.name == name)?;
+        let Some(type_proto::Value::TensorType(t)) = input.r#type.as_ref()?.value.as_ref() else {
+            return None;
+        };
+        Some(
+            t.shape
+                .as_ref()?
+                .dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
     pub fn output_names(&self) -> Vec<String> {
         self.graph().output.iter().map(|o| o.name.clone()).collect()
     }

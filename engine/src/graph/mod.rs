@@ -20,6 +20,7 @@ pub use error::GraphError;
 pub use exec::Runner;
 pub use fold::{fold_constants, fold_shapes};
 pub use model::Model;
+pub(crate) use model::write_atomic;
 pub use shapes::{Shapes, TensorInfo};
 pub use tensor::TensorData;
 

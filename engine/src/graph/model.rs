@@ -227,7 +227,8 @@ fn read_external(t: &mut TensorProto, dir: &Path) -> Result<(), GraphError> {
     Ok(())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
     let io = |source| GraphError::Io {
         path: path.to_path_buf(),
         source,

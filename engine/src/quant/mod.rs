@@ -42,6 +42,11 @@ pub enum QuantError {
     Model(#[from] crate::model::ModelError),
 }
 
+/// A file-system failure, naming the path.
+pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> QuantError {
+    QuantError::Bundle(format!("{}: {e}", path.display()))
+}
+
 /// Bit widths: weights 2–8; activations 4–8, or None to keep them float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GraphBits {

@@ -2,7 +2,7 @@
 //! Synthesize (or load the cached) calibration set → calibrate and reparameterize → emit →
 //! self-check against the FP model → write the bundle atomically.
 
-use super::{GraphBits, GraphSummary, QuantError, quantize_graph};
+use super::{GraphBits, GraphSummary, QuantError, io_error, quantize_graph};
 use crate::graph::{Model, TensorData};
 use crate::model::{
     FileEntry, Manifest, ModelBundle, Precision, Prompt, SamModel, encoder_input, sha256_file,
@@ -560,8 +560,10 @@ fn quantized_manifest(
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), QuantError> {
     let text = toml::to_string(manifest)
         .map_err(|e| QuantError::Bundle(format!("writing model.toml: {e}")))?;
-    let path = dir.join(crate::model::MANIFEST_FILE);
-    std::fs::write(&path, text).map_err(|e| io_error(&path, e))
+    Ok(crate::graph::write_atomic(
+        &dir.join(crate::model::MANIFEST_FILE),
+        text.as_bytes(),
+    )?)
 }
 
 fn temp_sibling(out: &Path) -> PathBuf {
@@ -570,8 +572,4 @@ fn temp_sibling(out: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "model".into());
     out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
-}
-
-fn io_error(path: &Path, e: impl std::fmt::Display) -> QuantError {
-    QuantError::Bundle(format!("{}: {e}", path.display()))
 }

@@ -3,7 +3,7 @@
 //! images, labels and gradients.
 
 use super::Rng;
-use crate::eval::largest_component;
+use crate::eval::{largest_component, tight_box};
 use ndarray::Array2;
 
 /// A box (x0, y0, x1, y1) in grid cells, inclusive of x0/y0 and exclusive of x1/y1.
@@ -34,16 +34,8 @@ pub fn seed_ellipse(h: usize, w: usize, rng: &mut Rng) -> Array2<f32> {
 
 /// The tight box of the positive cells, if any.
 pub fn bounding_box(mask: &Array2<f32>) -> Option<GridBox> {
-    let mut bbox: Option<GridBox> = None;
-    for ((y, x), &v) in mask.indexed_iter() {
-        if v > 0.5 {
-            bbox = Some(match bbox {
-                None => (x, y, x + 1, y + 1),
-                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1)),
-            });
-        }
-    }
-    bbox
+    let b = tight_box(mask.mapv(|v| v > 0.5).view())?;
+    Some((b.x0, b.y0, b.x1 + 1, b.y1 + 1))
 }
 
 /// The label that replaces `current`: the model's mask (logits) inside the box grown by a

@@ -12,9 +12,10 @@ pub mod objective;
 pub use labels::{Augment, bounding_box, evolve, seed_ellipse};
 pub use objective::{LossWeights, Objective, attention_outputs};
 
+use crate::graph::write_atomic;
 use crate::graph::{GraphError, Model, Runner, TensorData};
 use crate::model::ModelBundle;
-use crate::quant::QuantError;
+use crate::quant::{QuantError, io_error};
 use crate::runtime::SessionConfig;
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
 use serde::{Deserialize, Serialize};
@@ -137,11 +138,11 @@ pub fn synthesize(
     }
     let mut digest = Sha256::new();
     for image in &images {
-        digest.update(
-            image
-                .as_slice()
-                .unwrap_or(&image.iter().copied().collect::<Vec<_>>()),
-        );
+        // The pixels in row-major order; copied only if the array is not laid out that way.
+        match image.as_slice() {
+            Some(pixels) => digest.update(pixels),
+            None => digest.update(image.iter().copied().collect::<Vec<u8>>()),
+        }
     }
     Ok(SyntheticSet {
         images,
@@ -352,43 +353,12 @@ impl Adam {
 
 /// The decoder's mask_input [1,1,h,w] size.
 fn mask_input_size(decoder: &Model) -> Result<(usize, usize), QuantError> {
-    use crate::graph::proto::{tensor_shape_proto::dimension::Value, type_proto};
-    let dims: Vec<usize> = decoder
-        .graph()
-        .input
-        .iter()
-        .find(|i| i.name == "mask_input")
-        .and_then(|i| i.r#type.as_ref())
-        .and_then(|t| match &t.value {
-            Some(type_proto::Value::TensorType(t)) => t.shape.clone(),
-            _ => None,
-        })
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(Value::DimValue(v)) if v > 0 => v as usize,
-                    _ => 0,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match dims.as_slice() {
-        [_, _, h, w] if *h > 0 && *w > 0 => Ok((*h, *w)),
+    match decoder.input_dims("mask_input").as_deref() {
+        Some([_, _, Some(h), Some(w)]) => Ok((*h, *w)),
         _ => Err(QuantError::Bundle(
             "the decoder's mask_input has no static [1, 1, h, w] shape".into(),
         )),
     }
-}
-
-fn io_error(path: &Path, e: impl std::fmt::Display) -> QuantError {
-    QuantError::Bundle(format!("{}: {e}", path.display()))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QuantError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
 }
 
 fn save_png(path: &Path, a: &Array2<u8>) -> Result<(), QuantError> {
@@ -401,7 +371,7 @@ fn save_png(path: &Path, a: &Array2<u8>) -> Result<(), QuantError> {
         image::ImageFormat::Png,
     )
     .map_err(|e| io_error(path, e))?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 fn load_png(path: &Path) -> Option<Array2<u8>> {
