@@ -441,3 +441,59 @@ fn a_load_counts_its_images_and_a_cancelled_one_stops_with_a_clear_error() {
     );
     assert_eq!(cancelled.decoded.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn monochrome1_is_shown_and_fed_to_the_model_inverted_with_the_same_values() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let manifest = lumen_engine::model::read_manifest(&lumen_tests::starter_model_dir()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (source, rule) in [
+        (
+            shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon/i0000,0000b.dcm"),
+            &manifest.intensity.ct,
+        ),
+        (
+            shared_data().join("pydicom_testfiles/MR_small.dcm"),
+            &manifest.intensity.mr,
+        ),
+    ] {
+        let mut obj = dicom_object::open_file(&source).unwrap();
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME1"),
+        ));
+        let copy = tmp.path().join(source.file_name().unwrap());
+        obj.write_to_file(&copy).unwrap();
+
+        let m2 = load_file(&source).unwrap();
+        let m1 = load_file(&copy).unwrap();
+        let name = source.display();
+        assert!(!m2.inverted && m1.inverted, "{name}");
+        assert_eq!(
+            m1.voxels, m2.voxels,
+            "{name}: stored values are physical, kept as they are"
+        );
+        assert!(
+            m1.warnings.iter().all(|w| !w.contains("MONOCHROME1")),
+            "{:?}",
+            m1.warnings
+        );
+
+        let window = m2.default_window();
+        assert_eq!(m1.default_window(), window, "{name}");
+        let shown2 = m2.to_grey(&m2.voxels, window);
+        let shown1 = m1.to_grey(&m1.voxels, window);
+        let levels: std::collections::BTreeSet<u8> = shown2.iter().copied().collect();
+        assert!(levels.len() > 50, "{name}: a real image, not a flat one");
+        for (i, (a, b)) in shown1.iter().zip(&shown2).enumerate() {
+            assert_eq!(*a, 255 - *b, "{name}: display pixel {i}");
+        }
+
+        let model2 = lumen_app::jobs::segmenter::model_image(&m2, 0, rule).unwrap();
+        let model1 = lumen_app::jobs::segmenter::model_image(&m1, 0, rule).unwrap();
+        assert!(model2.iter().any(|v| *v != model2[[0, 0]]), "{name}");
+        assert_eq!(model1, model2.mapv(|v| 255 - v), "{name}: model input");
+    }
+}

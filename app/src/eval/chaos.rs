@@ -7,7 +7,7 @@ use crate::study::{discover, load_series};
 use anyhow::{Context, bail, ensure};
 use lumen_engine::eval::Organ;
 use lumen_engine::model::IntensityRule;
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, Axis};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -70,12 +70,9 @@ pub fn load(root: &Path, ct: &IntensityRule) -> anyhow::Result<LabelledVolume> {
             .file_name()
             .and_then(|n| by_file.get(n))
             .with_context(|| format!("{}: not part of the loaded series", dicom.display()))?;
-        let hu = volume
-            .slice(*z)
+        let image = crate::jobs::segmenter::model_image(&volume, *z, ct)
             .with_context(|| format!("{}: slice {z} is missing", dicom.display()))?;
-        let hu = ArrayView2::from_shape((ny, nx), hu)
-            .with_context(|| format!("{}: slice has the wrong size", dicom.display()))?;
-        images.index_axis_mut(Axis(0), k).assign(&ct.to_u8(hu));
+        images.index_axis_mut(Axis(0), k).assign(&image);
         let mask = read_mask(mask_path)?;
         if mask.dim() != (ny, nx) {
             bail!(

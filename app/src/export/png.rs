@@ -6,7 +6,7 @@ use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 
 use super::{ExportError, Result, Segment, write_atomic};
-use crate::study::{LabelVolume, Volume, Window, window_to_u8};
+use crate::study::{LabelVolume, Volume, Window};
 
 fn write_png(
     path: &Path,
@@ -97,7 +97,7 @@ pub fn write_png_overlays(
         if lab.iter().all(|&l| l == 0) {
             continue;
         }
-        let grey = window_to_u8(&volume.voxels[z * plane..(z + 1) * plane], window);
+        let grey = volume.to_grey(&volume.voxels[z * plane..(z + 1) * plane], window);
         let mut rgb = Vec::with_capacity(plane * 3);
         for (g, &l) in grey.iter().zip(lab) {
             let g = f32::from(*g);

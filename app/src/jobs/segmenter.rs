@@ -289,7 +289,11 @@ impl Worker {
     /// The disk cache of `volume`'s embeddings under this model and its intensity rule.
     fn disk_cache_for(&self, volume: &Volume) -> Option<DiskCache> {
         let root = embedding_cache::default_root()?;
-        let rule = format!("{:?}", self.rule_for(volume));
+        let mut rule = format!("{:?}", self.rule_for(volume));
+        if volume.inverted {
+            // embeddings made before MONOCHROME1 was honoured were of the unflipped image
+            rule.push_str(" inverted");
+        }
         Some(DiskCache::new(
             &root,
             &self.model.bundle().weights_id(),
@@ -335,13 +339,8 @@ impl Worker {
             .volume
             .as_ref()
             .ok_or_else(|| ModelError::Image("no study is open".into()))?;
-        let [nx, ny, _] = volume.dims;
-        let values = volume
-            .slice(z)
-            .ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))?;
-        let slice = ndarray::ArrayView2::from_shape((ny, nx), values)
-            .map_err(|e| ModelError::Image(e.to_string()))?;
-        Ok(self.rule_for(volume).to_u8(slice))
+        model_image(volume, z, self.rule_for(volume))
+            .ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))
     }
 
     /// The model's intensity rule for the volume's modality.
@@ -353,6 +352,20 @@ impl Worker {
             &rules.ct
         }
     }
+}
+
+/// Slice `z` of `volume` as a model's 8-bit input by `rule`. The models are trained on images
+/// where white means bright (MONOCHROME2), so they get the slice as the radiologist sees it.
+pub fn model_image(
+    volume: &Volume,
+    z: usize,
+    rule: &lumen_engine::model::IntensityRule,
+) -> Option<Array2<u8>> {
+    let [nx, ny, _] = volume.dims;
+    let slice = ndarray::ArrayView2::from_shape((ny, nx), volume.slice(z)?).ok()?;
+    let mut image = rule.to_u8(slice);
+    volume.apply_polarity(image.iter_mut());
+    Some(image)
 }
 
 /// The prompt for the next slice: the previous mask's box, a little larger since organs grow

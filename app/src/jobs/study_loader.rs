@@ -183,5 +183,5 @@ pub fn thumbnail(series: &SeriesInfo) -> Option<Array2<u8>> {
             slice[sy * nx + sx]
         })
         .collect();
-    Array2::from_shape_vec((h, w), study::window_to_u8(&values, window)).ok()
+    Array2::from_shape_vec((h, w), volume.to_grey(&values, window)).ok()
 }

@@ -1246,8 +1246,6 @@ fn colour_warning(frames: &[FrameHeader], file: Option<&DefaultDicomObject>) -> 
         Some(format!("colour image ({pi}) converted to grey levels"))
     } else if pi == "PALETTE COLOR" {
         Some("palette colour image shown as grey palette indices".to_string())
-    } else if pi == "MONOCHROME1" {
-        Some("MONOCHROME1: low values are meant to be shown bright".to_string())
     } else {
         None
     }
@@ -1338,6 +1336,10 @@ fn assemble(
     if let Some(w) = colour_warning(frames, probe.as_ref()) {
         warnings.push(w);
     }
+    let inverted = probe.as_ref().is_some_and(|file| {
+        let obj: &InMemDicomObject = file;
+        get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).as_deref() == Some("MONOCHROME1")
+    });
     let slices = ordered
         .iter()
         .map(|h| SliceSource {
@@ -1359,6 +1361,7 @@ fn assemble(
         series_description: description,
         warnings,
         window: first.window,
+        inverted,
         slices,
         study,
     })

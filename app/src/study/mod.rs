@@ -166,6 +166,9 @@ pub struct Volume {
     pub warnings: Vec<String>,
     /// The DICOM's own window, when present.
     pub window: Option<Window>,
+    /// MONOCHROME1: the lowest value is meant to be shown white. The voxels keep their stored
+    /// (modality) values, which are physical; only the 8-bit images made from them are flipped.
+    pub inverted: bool,
     /// Per-slice sources (empty for NIfTI).
     pub slices: Vec<SliceSource>,
     /// Patient / study attributes (default for NIfTI).
@@ -192,6 +195,22 @@ impl Volume {
         self.voxels
             .get((z * self.dims[1] + y) * self.dims[0] + x)
             .copied()
+    }
+
+    /// `values` (taken from this volume) through `window` as 8-bit grey, white where the image is
+    /// meant to be white.
+    pub fn to_grey(&self, values: &[f32], window: Window) -> Vec<u8> {
+        let mut grey = window_to_u8(values, window);
+        self.apply_polarity(grey.iter_mut());
+        grey
+    }
+
+    /// Turns 8-bit grey made from stored values into brightness: the one place where the
+    /// photometric interpretation is honoured, so the display and the model cannot disagree.
+    pub fn apply_polarity<'a>(&self, grey: impl Iterator<Item = &'a mut u8>) {
+        if self.inverted {
+            grey.for_each(|g| *g = 255 - *g);
+        }
     }
 
     /// Minimum and maximum finite values.

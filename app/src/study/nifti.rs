@@ -174,6 +174,7 @@ pub fn load_nifti(path: impl AsRef<Path>) -> Result<Volume> {
         series_description: name,
         warnings: raw.warnings,
         window: None,
+        inverted: false,
         slices: Vec::new(),
         study: StudyMeta::default(),
     })

@@ -8,7 +8,7 @@ use crate::jobs::Waker;
 use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
 use crate::jobs::writer::{self, Format, WriteJob};
-use crate::study::{PRESETS, Volume, Window, window_to_u8};
+use crate::study::{PRESETS, Volume, Window};
 use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
 use lumen_engine::model::{Point, Prediction, Prompt};
 use std::path::{Path, PathBuf};
@@ -915,7 +915,7 @@ impl LumenApp {
         let [nx, ny, _] = study.volume.dims;
         if study.slice_dirty || study.slice_texture.is_none() {
             let values = study.volume.slice(study.z).unwrap_or(&[]);
-            let grey = window_to_u8(values, study.window);
+            let grey = study.volume.to_grey(values, study.window);
             let image = ColorImage::from_gray([nx, ny], &grey);
             match &mut study.slice_texture {
                 Some(texture) => texture.set(image, TextureOptions::LINEAR),
