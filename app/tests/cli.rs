@@ -62,6 +62,44 @@ fn info_prints_the_bundled_manifest() {
     assert!(stdout.contains("input      256×256"), "{stdout}");
 }
 
+#[test]
+fn a_reader_that_stops_early_ends_lumen_info_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    // `lumen info | head -1`: the reader takes the first line and goes away.
+    let mut child = lumen()
+        .arg("info")
+        .arg(starter_model())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("model      ct-starter"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+
+    // A reader gone before the first line: the very first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = lumen()
+        .arg("info")
+        .arg(starter_model())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+}
+
 /// A real CT slice from the SAM-Med2D demo set and its liver label.
 fn demo_slice() -> (std::path::PathBuf, image::GrayImage) {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

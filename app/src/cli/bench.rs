@@ -117,21 +117,26 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         peak_rss_mb: peak_rss_mb(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
+        outln!(
             "model    {} ({} runs, {} threads, {})",
-            report.model, report.runs, report.threads, report.image
-        );
-        println!("load     {:.0} ms", report.load_ms);
+            report.model,
+            report.runs,
+            report.threads,
+            report.image
+        )?;
+        outln!("load     {:.0} ms", report.load_ms)?;
         for (stage, l) in [("embed", &report.embed), ("predict", &report.predict)] {
-            println!(
+            outln!(
                 "{stage:<8} p50 {:.1} ms  p95 {:.1} ms  mean {:.1} ms",
-                l.p50_ms, l.p95_ms, l.mean_ms
-            );
+                l.p50_ms,
+                l.p95_ms,
+                l.mean_ms
+            )?;
         }
         if let Some(mb) = report.peak_rss_mb {
-            println!("peak RSS {mb:.0} MB");
+            outln!("peak RSS {mb:.0} MB")?;
         }
     }
     Ok(())

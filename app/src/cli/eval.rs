@@ -54,13 +54,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let report = evaluate(&model_dir, &source, &options, &mut |line| {
         eprintln!("{line}")
     })?;
-    println!("model {}: {}", report.model, report.data);
-    print!("{report}");
-    println!("{} slices, {:.1} s", report.slices, report.seconds);
+    outln!("model {}: {}", report.model, report.data)?;
+    out!("{report}")?;
+    outln!("{} slices, {:.1} s", report.slices, report.seconds)?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
         crate::export::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))?;
-        println!("report written to {}", path.display());
+        outln!("report written to {}", path.display())?;
     }
     Ok(())
 }

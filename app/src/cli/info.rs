@@ -10,37 +10,40 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open model bundle {}", model_dir.display()))?;
     let bundle = model.bundle();
     let manifest = &bundle.manifest;
-    println!("model      {} ({})", manifest.name, bundle.dir.display());
+    outln!("model      {} ({})", manifest.name, bundle.dir.display())?;
     if !manifest.description.is_empty() {
-        println!("about      {}", manifest.description);
+        outln!("about      {}", manifest.description)?;
     }
-    println!(
+    outln!(
         "input      {0}×{0}, low-res masks {1:?}",
         manifest.input_size,
         model.low_res_size()
-    );
-    println!(
+    )?;
+    outln!(
         "normalize  mean {:?} std {:?}",
-        manifest.normalize.mean, manifest.normalize.std
-    );
-    println!(
+        manifest.normalize.mean,
+        manifest.normalize.std
+    )?;
+    outln!(
         "intensity  CT {:?}; MR {:?}",
-        manifest.intensity.ct, manifest.intensity.mr
-    );
-    println!(
+        manifest.intensity.ct,
+        manifest.intensity.mr
+    )?;
+    outln!(
         "precision  {} {}",
         manifest.precision.kind,
         toml_line(&manifest.precision.details)
-    );
-    println!("size       {:.1} MB", bundle.size_bytes() as f64 / 1e6);
+    )?;
+    outln!("size       {:.1} MB", bundle.size_bytes() as f64 / 1e6)?;
     for (role, entry) in [
         ("encoder", &manifest.files.encoder),
         ("decoder", &manifest.files.decoder),
     ] {
-        println!(
+        outln!(
             "{role:<10} {} sha256 {} (verified)",
-            entry.path, entry.sha256
-        );
+            entry.path,
+            entry.sha256
+        )?;
     }
     for (role, path) in [
         ("encoder", &bundle.encoder_path),
@@ -53,7 +56,7 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
         ("accuracy", &manifest.accuracy),
     ] {
         for (key, value) in table {
-            println!("{section:<10} {key} = {value}");
+            outln!("{section:<10} {key} = {value}")?;
         }
     }
     Ok(())
@@ -76,7 +79,7 @@ fn print_ops(role: &str, path: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|(op, n)| format!("{op}×{n}"))
         .collect();
-    println!("{role:<10} ops: {}", ops.join(" "));
+    outln!("{role:<10} ops: {}", ops.join(" "))?;
     let unsupported = lumen_engine::grad::unsupported_nodes(&graph);
     // Grouped by op with one example node: a quantized graph has hundreds of Q/DQ nodes.
     let mut by_op: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
@@ -88,7 +91,7 @@ fn print_ops(role: &str, path: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|(op, (n, node))| format!("{op}×{n} (e.g. node {node})"))
             .collect();
-        println!("{role:<10} no gradient rule yet: {}", named.join(", "));
+        outln!("{role:<10} no gradient rule yet: {}", named.join(", "))?;
     }
     Ok(())
 }

@@ -46,13 +46,13 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .predict(&embedding, &prompt)
         .with_context(|| format!("segmenting {}", args.image.display()))?;
     write_mask(&prediction.mask, &args.out)?;
-    println!(
+    outln!(
         "mask {} pixels, predicted IoU {:.3} (output {}), written to {}",
         prediction.area(),
         prediction.iou,
         prediction.chosen,
         args.out.display()
-    );
+    )?;
     Ok(())
 }
 
