@@ -34,7 +34,7 @@ impl Default for Settings {
 
 /// The settings file.
 pub fn settings_file() -> Option<PathBuf> {
-    crate::paths::project_dirs().map(|d| d.config_dir().join("settings.json"))
+    crate::paths::user_dirs().map(|d| d.config_dir().join("settings.json"))
 }
 
 /// The stored settings; defaults where there are none or the file cannot be read.

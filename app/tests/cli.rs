@@ -3,8 +3,13 @@
 
 use std::process::Command;
 
+mod common;
+
+/// The `lumen` binary, keeping its settings and caches in the test process's own folder.
 fn lumen() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lumen"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lumen"));
+    command.env("LUMEN_HOME", common::isolated_home());
+    command
 }
 
 fn starter_model() -> std::path::PathBuf {

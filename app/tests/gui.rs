@@ -9,13 +9,16 @@ use lumen_engine::model::BoxPrompt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The real app on the bundled model, at `height` points tall, keeping no settings and no
-/// autosaves unless a test asks for them.
+/// autosaves unless a test asks for them, and its caches in the test process's own folder.
 fn app_harness(height: f32) -> Harness<'static, LumenApp> {
+    common::isolated_home();
     let model = repo().join("assets/models/ct-starter");
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, height))

@@ -15,6 +15,8 @@ use lumen_app::ui::LumenApp;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -36,6 +38,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[test]
 #[ignore = "benchmark: run explicitly with --ignored --nocapture (release build)"]
 fn bench_scrolling_a_500_slice_study() {
+    common::isolated_home();
     let src = repo().join("../shared/data/chaos_ct_liver/Data_3D/DICOM_anon/i0040,0000b.dcm");
     let dir = tempfile::tempdir().unwrap();
     for i in 0..500u32 {

@@ -25,7 +25,7 @@ pub struct DiskCache {
 
 /// The user's cache root for embeddings.
 pub fn default_root() -> Option<PathBuf> {
-    crate::paths::project_dirs().map(|d| d.cache_dir().join("embeddings"))
+    crate::paths::user_dirs().map(|d| d.cache_dir().join("embeddings"))
 }
 
 /// What identifies a series: its UID, or for anonymized series without one, a fingerprint of

@@ -84,7 +84,7 @@ pub fn export_folder() -> PathBuf {
 
 /// Where autosaves live by default: the user's local data dir.
 pub fn autosave_folder() -> Option<PathBuf> {
-    crate::paths::project_dirs().map(|d| d.data_local_dir().join("autosave"))
+    crate::paths::user_dirs().map(|d| d.data_local_dir().join("autosave"))
 }
 
 /// The autosave file of a series in `folder`, keyed by the series UID.

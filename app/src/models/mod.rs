@@ -24,7 +24,7 @@ pub struct ModelEntry {
 
 /// The user's models folder (local data dir), where imports and requantized models go.
 pub fn user_models_dir() -> PathBuf {
-    crate::paths::project_dirs()
+    crate::paths::user_dirs()
         .map(|d| d.data_local_dir().join("models"))
         .unwrap_or_else(|| std::env::temp_dir().join("lumen-models"))
 }
