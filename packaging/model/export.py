@@ -38,6 +38,9 @@ def load_model(ckpt: Path):
     sam.load_state_dict({k: v.float() for k, v in sd.items()})
     sam.eval()
     meta = json.loads((ckpt / "ckpt.json").read_text()) if (ckpt / "ckpt.json").exists() else {}
+    if meta.get("finished") is False:
+        raise SystemExit(f"{ckpt}: training is paused at step {meta.get('step')}, not finished; "
+                         "run its train.py command again first")
     return sam, meta
 
 
@@ -176,10 +179,10 @@ def toml_list(xs):
     return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
 
 
-def write_manifest(out: Path, info: dict):
+def write_manifest(out: Path, info: dict, results: Path):
     center, width = load_window()
     enc, dec = out / "encoder.onnx", out / "decoder.onnx"
-    ev_path = HERE / "results" / "eval.json"
+    ev_path = results / "eval.json"
     ev = json.loads(ev_path.read_text()) if ev_path.exists() else {}
     acc = ev.get("summary", {})
     lines = [
@@ -252,10 +255,12 @@ def main():
     ap.add_argument("--ckpt", type=Path, default=TRAIN_DIR / "final")
     ap.add_argument("--out", type=Path, default=BUNDLE)
     ap.add_argument("--manifest-only", action="store_true")
+    ap.add_argument("--results", type=Path, default=HERE / "results",
+                    help="where export.json is written and evaluate.py's eval.json is read")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    info_path = HERE / "results" / "export.json"
-    info_path.parent.mkdir(exist_ok=True)
+    info_path = args.results / "export.json"
+    info_path.parent.mkdir(parents=True, exist_ok=True)
     if not args.manifest_only:
         sam, meta = load_model(args.ckpt)
         enc, dec = args.out / "encoder.onnx", args.out / "decoder.onnx"
@@ -265,14 +270,14 @@ def main():
         info.update(count_macs(sam))
         info["steps"] = meta.get("step", 0)
         info["train_seconds_total"] = meta.get("train_seconds", 0) + meta.get("prev_train_seconds", 0)
-        info["hardware"] = f"1x {meta.get('device', '?')}, bf16 autocast"
+        info["hardware"] = f"1x {meta.get('device', '?')}, {meta.get('precision', 'bf16 autocast')}"
         info["sizes_bytes"] = {p.name: p.stat().st_size for p in (enc, dec)}
         info["sha256"] = {p.name: sha256(p) for p in (enc, dec)}
         print(json.dumps(info, indent=1))
         assert info["encoder_max_abs_diff"] < 1e-3 and info["decoder_max_abs_diff"] < 1e-2, "ONNX does not match PyTorch"
         info_path.write_text(json.dumps(info, indent=1))
     info = json.loads(info_path.read_text())
-    write_manifest(args.out, info)
+    write_manifest(args.out, info, args.results)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """Train the Lumen CT starter SAM from scratch on .train/train.npz (see prepare_data.py).
 
-SAM-style interactive training, fully on the GPU (data, augmentation, prompt simulation):
+SAM-style interactive training, data, augmentation and prompt simulation all on the training device:
   * organ-balanced sampling of (slice, connected component) instances,
   * augmentation: flips, rotation, scale, translation, window (contrast/brightness) jitter, gamma, noise,
   * prompts: jittered boxes or positive clicks (+ extra pos/neg clicks), then `--rounds` correction
     rounds, each adding a click in the larger error region and feeding back the previous low-res mask,
   * loss 20*focal + dice (min over the 3 multimask outputs for a lone box/click, plus output 0)
     + MSE(IoU prediction, true IoU) on all outputs,
-  * AdamW, linear warm-up + cosine decay over the wall-clock (or step) budget, bf16 autocast.
+  * AdamW, linear warm-up + cosine decay over the step (or wall-clock) budget, bf16 autocast (CUDA, or a CPU with native bf16).
 
-Checkpoints (model fp32 shards <= 12 MB + optimizer) are written to --out every --ckpt-min minutes
-and at the end; --resume continues from such a folder.
+Checkpoints (model fp32 shards <= 12 MB, optimizer, step, random state) are written atomically to --out
+every --ckpt-min minutes, when paused (--stop-after-minutes / --stop-after-steps, exit 75) and at the end.
+The same command run again continues an unfinished run exactly where it stopped (with --steps the
+result is the same as an uninterrupted run) and does nothing for a finished one. --resume starts a
+new run from the weights of a finished one. On a CPU, --micro-batch keeps the memory in bounds.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -223,23 +227,23 @@ def make_prompts(mask, g):
     return coords, labels, n_used, kind
 
 
-def train_step(sam, data, args, g, step_rounds):
+def train_step(sam, data, batch, args, g, step_rounds):
     dev = data.image.device
-    idx = torch.multinomial(data.weights, args.batch, replacement=True, generator=g)
+    idx = torch.multinomial(data.weights, batch, replacement=True, generator=g)
     img, mask, pad, _ = data.base(idx)
     img, mask, pad = augment(img, mask, pad, g)
     valid = (mask.sum((1, 2)) >= MIN_AREA).float()
     x = normalize(img, pad)
     coords, labels, n_used, kind = make_prompts(mask, g)
     gt = mask.unsqueeze(1)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
         emb = sam.image_encoder(x)
-    mask_in = torch.zeros(args.batch, 1, INPUT_SIZE // 2, INPUT_SIZE // 2, device=dev)
-    has = torch.zeros(args.batch, device=dev)
+    mask_in = torch.zeros(batch, 1, INPUT_SIZE // 2, INPUT_SIZE // 2, device=dev)
+    has = torch.zeros(batch, device=dev)
     total, stats = 0.0, {}
-    ar = torch.arange(args.batch, device=dev)
+    ar = torch.arange(batch, device=dev)
     for r in range(step_rounds):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             low, iou_pred = run_decoder(sam, emb, coords, labels, mask_in, has)
         low, iou_pred = low.float(), iou_pred.float()
         up = F.interpolate(low, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
@@ -270,7 +274,7 @@ def train_step(sam, data, args, g, step_rounds):
                 kind = torch.full_like(kind, 2)
                 lowsel = torch.where(single.view(-1, 1, 1), low[ar, 1 + iou_pred[:, 1:].argmax(1)], low[:, 0])
                 mask_in = lowsel.unsqueeze(1).detach()
-                has = torch.ones(args.batch, device=dev)
+                has = torch.ones(batch, device=dev)
     stats["loss"] = float(total.detach())
     return total, stats
 
@@ -300,7 +304,7 @@ def monitor(sam, path: Path, device, bf16=True):
         box = bbox(mask)
         coords[:, 0], coords[:, 1] = box[:, :2], box[:, 2:]
         labels = torch.tensor([[2.0, 3.0] + [-1.0] * (NSLOT - 2)], device=device).expand(b, -1)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             emb = sam.image_encoder(x)
             low, iou = run_decoder(sam, emb, coords, labels, torch.zeros(b, 1, 128, 128, device=device),
                                    torch.zeros(b, device=device))
@@ -318,8 +322,23 @@ def monitor(sam, path: Path, device, bf16=True):
 
 # ---------------------------------------------------------------- checkpoints
 
-def save_ckpt(out: Path, sam, opt, step, extra, shard_mb=12):
-    out.mkdir(parents=True, exist_ok=True)
+# The arguments that define a run's schedule and data: a folder's checkpoint is continued only by a
+# command with the same values (anything else would silently train a different recipe).
+SCHEDULE_KEYS = ("train_file", "steps", "minutes", "batch", "micro_batch", "lr", "min_lr_frac", "wd",
+                 "warmup", "rounds", "seed", "resume")
+EXIT_PAUSED = 75  # EX_TEMPFAIL: stopped by --stop-after-*, run the same command again to continue
+
+
+def schedule_of(args) -> dict:
+    return {k: str(getattr(args, k)) for k in SCHEDULE_KEYS}
+
+
+def save_ckpt(out: Path, sam, opt, step, extra, state=None, log=None, shard_mb=12):
+    """Write the checkpoint into a fresh sibling folder, then swap it in, so that a crash or a kill
+    mid-write leaves the previous checkpoint intact (`ckpt_folder` finds it again)."""
+    tmp, prev = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".prev")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     sd = {k: v.detach().float().cpu() for k, v in sam.state_dict().items()}
     shards, cur, size = [], {}, 0
     for k, v in sd.items():
@@ -330,15 +349,29 @@ def save_ckpt(out: Path, sam, opt, step, extra, shard_mb=12):
         cur[k] = v
         size += nb
     shards.append(cur)
-    for old in out.glob("model_*.pt"):
-        old.unlink()
     for i, sh in enumerate(shards):
-        torch.save(sh, out / f"model_{i}.pt")
+        torch.save(sh, tmp / f"model_{i}.pt")
     if opt is not None:
-        torch.save(opt.state_dict(), out / "optim.pt.tmp")
-        os.replace(out / "optim.pt.tmp", out / "optim.pt")
-    meta = dict(step=step, cfg=MODEL_CFG, **extra)
-    (out / "ckpt.json").write_text(json.dumps(meta, indent=1))
+        torch.save(opt.state_dict(), tmp / "optim.pt")
+    if state is not None:
+        torch.save(state, tmp / "state.pt")
+    if log is not None:
+        (tmp / "log.json").write_text(json.dumps(log))
+    (tmp / "ckpt.json").write_text(json.dumps(dict(step=step, cfg=MODEL_CFG, **extra), indent=1))
+    if out.exists():
+        shutil.rmtree(prev, ignore_errors=True)
+        os.replace(out, prev)
+    os.replace(tmp, out)
+    shutil.rmtree(prev, ignore_errors=True)
+
+
+def ckpt_folder(out: Path) -> Path | None:
+    """The complete checkpoint behind `out`: `out` itself, or `out.prev` if a save was cut off
+    between its two renames."""
+    for cand in (out, out.with_name(out.name + ".prev")):
+        if (cand / "ckpt.json").exists():
+            return cand
+    return None
 
 
 def load_weights(folder: Path, sam):
@@ -353,11 +386,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=TRAIN_DIR)
     ap.add_argument("--train-file", default="train.npz")
-    ap.add_argument("--out", type=Path, default=TRAIN_DIR / "ckpt")
-    ap.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
-    ap.add_argument("--minutes", type=float, default=8.5, help="wall-clock training budget")
-    ap.add_argument("--steps", type=int, default=0, help="step budget instead of wall clock (0: use --minutes)")
+    ap.add_argument("--out", type=Path, default=TRAIN_DIR / "ckpt",
+                    help="checkpoint folder; if it holds an unfinished run of the same schedule, it is continued")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="start this run from the weights (and optimizer state) of a finished earlier run")
+    ap.add_argument("--steps", type=int, default=0, help="step budget: the schedule, reproducible on any hardware")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="wall-clock budget instead of --steps (how the shipped weights were trained)")
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--micro-batch", type=int, default=0,
+                    help="accumulate gradients over micro-batches of this size (CPU memory; 0: whole batch)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.02)
     ap.add_argument("--wd", type=float, default=0.05)
@@ -365,42 +403,75 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="decoder passes per sample (1 + corrections)")
     ap.add_argument("--ckpt-min", type=float, default=3.0)
     ap.add_argument("--monitor-min", type=float, default=2.0)
+    ap.add_argument("--stop-after-minutes", type=float, default=0.0,
+                    help="pause after this much wall-clock time in this process (checkpoint, exit 75); "
+                         "running the same command again continues")
+    ap.add_argument("--stop-after-steps", type=int, default=0,
+                    help="pause once the run has reached this step (checkpoint, exit 75)")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    if (args.steps > 0) == (args.minutes > 0):
+        ap.error("give exactly one budget: --steps N (reproducible) or --minutes M (wall clock)")
+    micro = min(args.micro_batch or args.batch, args.batch)
+    if args.batch % micro:
+        ap.error("--batch must be a multiple of --micro-batch")
 
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
-    if dev.type != "cuda":
-        args.bf16 = False
+    if dev.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
+        args.bf16 = False  # emulated bf16 would be slower than fp32
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     g = torch.Generator(device=dev)
     g.manual_seed(args.seed)
 
     sam = build_sam().to(dev)
-    start_step, prev = 0, {}
-    if args.resume:
-        prev = load_weights(args.resume, sam)
-        start_step = int(prev.get("step", 0))
-        print(f"resumed weights from {args.resume} at step {start_step}")
-    n_par = sum(p.numel() for p in sam.parameters())
-    print(f"params {n_par / 1e6:.2f} M", flush=True)
     decay, no_decay = [], []
     for n, p in sam.named_parameters():
         (no_decay if p.ndim <= 1 or "pos" in n or "embed" in n or "token" in n else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.999))
-    if args.resume and (args.resume / "optim.pt").exists():
-        try:
-            opt.load_state_dict(torch.load(args.resume / "optim.pt", map_location=dev))
-            print("resumed optimizer state")
-        except Exception as e:  # noqa: BLE001
-            print(f"optimizer state not resumed: {e}")
+
+    # Continue this run, or start it (from scratch or from an earlier run's weights).
+    step, elapsed_before, log, prev = 0, 0.0, [], {}
+    own = ckpt_folder(args.out)
+    if own is not None:
+        meta = json.loads((own / "ckpt.json").read_text())
+        if meta.get("schedule") != schedule_of(args):
+            raise SystemExit(f"{args.out} holds a checkpoint of another schedule ({meta.get('schedule')}); "
+                             "choose another --out or delete it")
+        if meta.get("finished"):
+            print(f"{args.out}: this run is already finished (step {meta['step']}); nothing to do")
+            return
+        load_weights(own, sam)
+        opt.load_state_dict(torch.load(own / "optim.pt", map_location=dev))
+        state = torch.load(own / "state.pt", map_location="cpu", weights_only=False)
+        step, elapsed_before = state["step"], state["elapsed"]
+        g.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        log = json.loads((own / "log.json").read_text()) if (own / "log.json").exists() else []
+        prev = meta.get("init", {})
+        print(f"continuing {args.out} at step {step} of this run ({elapsed_before:.0f}s trained)")
+    elif args.resume:
+        init = ckpt_folder(args.resume)
+        if init is None:
+            raise SystemExit(f"--resume {args.resume}: no checkpoint there")
+        prev = load_weights(init, sam)
+        if (init / "optim.pt").exists():
+            try:
+                opt.load_state_dict(torch.load(init / "optim.pt", map_location=dev))
+                print("resumed optimizer state")
+            except Exception as e:  # noqa: BLE001
+                print(f"optimizer state not resumed: {e}")
+        print(f"resumed weights from {args.resume} at step {prev.get('step', 0)}")
+    start_step = int(prev.get("step", 0))
+    n_par = sum(p.numel() for p in sam.parameters())
+    print(f"params {n_par / 1e6:.2f} M", flush=True)
     if args.compile:
         sam.image_encoder = torch.compile(sam.image_encoder)
 
@@ -409,28 +480,48 @@ def main():
     print(f"train instances {len(data.rows)}, slices {len(data.image)}", flush=True)
     sam.train()
     t0 = time.time()
-    budget = args.minutes * 60
     last_ck = last_mon = t0
-    step, log = 0, []
+
+    def elapsed():
+        return elapsed_before + time.time() - t0
 
     def frac():
-        return step / args.steps if args.steps else (time.time() - t0) / budget
+        return step / args.steps if args.steps else elapsed() / (args.minutes * 60)
+
+    def checkpoint(finished, extra=None):
+        bare = sam._orig_mod if hasattr(sam, "_orig_mod") else sam
+        meta = {"schedule": schedule_of(args), "finished": finished, "args": {k: str(v) for k, v in vars(args).items()},
+                "init": {k: prev[k] for k in ("step", "train_seconds", "prev_train_seconds") if k in prev},
+                "train_seconds": elapsed(), "steps_this_run": step, "samples_this_run": step * args.batch,
+                "prev_train_seconds": prev.get("train_seconds", 0) + prev.get("prev_train_seconds", 0),
+                "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+                "precision": "bf16 autocast" if args.bf16 else "fp32"}
+        meta.update(extra or {})
+        state = {"step": step, "elapsed": elapsed(), "generator": g.get_state(), "torch_rng": torch.get_rng_state()}
+        save_ckpt(args.out, bare, opt, start_step + step, meta, state, log)
 
     while frac() < 1.0:
+        if (args.stop_after_minutes and time.time() - t0 > args.stop_after_minutes * 60) or \
+                (args.stop_after_steps and step >= args.stop_after_steps):
+            checkpoint(False)
+            print(f"paused at step {step} of this run -> {args.out}; run the same command again to continue",
+                  flush=True)
+            raise SystemExit(EXIT_PAUSED)
         f = frac()
         warm = min(1.0, (step + 1) / args.warmup)
         lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * f)))
         for grp in opt.param_groups:
             grp["lr"] = lr
-        loss, st = train_step(sam, data, args, g, args.rounds)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        parts = args.batch // micro
+        for _ in range(parts):
+            loss, st = train_step(sam, data, micro, args, g, args.rounds)
+            (loss / parts).backward()
         gn = torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 50 == 0 or step == 1:
-            el = time.time() - t0
-            st.update(step=start_step + step, lr=lr, gnorm=float(gn), t=round(el, 1))
+            st.update(step=start_step + step, lr=lr, gnorm=float(gn), t=round(elapsed(), 1))
             log.append(st)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}), flush=True)
         now = time.time()
@@ -439,24 +530,17 @@ def main():
             print(f"monitor step {start_step + step}: val box dice {m:.4f} {per}", flush=True)
             last_mon = now
         if now - last_ck > args.ckpt_min * 60:
-            save_ckpt(args.out, sam._orig_mod if hasattr(sam, "_orig_mod") else sam, opt, start_step + step,
-                      {"args": {k: str(v) for k, v in vars(args).items()}})
+            checkpoint(False)
             last_ck = now
-    el = time.time() - t0
-    extra = {"args": {k: str(v) for k, v in vars(args).items()}, "train_seconds": el,
-             "steps_this_run": step, "samples_this_run": step * args.batch,
-             "prev_train_seconds": prev.get("train_seconds", 0) + prev.get("prev_train_seconds", 0),
-             "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
     if hasattr(sam.image_encoder, "_orig_mod"):
         sam.image_encoder = sam.image_encoder._orig_mod
+    extra = {}
     if val_path.exists():
         m, per = monitor(sam, val_path, dev, args.bf16)
-        extra["monitor_val_box_dice"] = m
-        extra["monitor_val_per_class"] = per
+        extra = {"monitor_val_box_dice": m, "monitor_val_per_class": per}
         print(f"final monitor: val box dice {m:.4f} {per}", flush=True)
-    save_ckpt(args.out, sam, opt, start_step + step, extra)
-    (args.out / "log.json").write_text(json.dumps(log))
-    print(f"done: {step} steps in {el:.0f}s -> {args.out}", flush=True)
+    checkpoint(True, extra)
+    print(f"done: {step} steps in {elapsed():.0f}s -> {args.out}", flush=True)
 
 
 if __name__ == "__main__":
