@@ -5,6 +5,10 @@
 //! cargo +nightly fuzz run read_dicom corpus/read_dicom -- -max_len=16384 -rss_limit_mb=2048 -malloc_limit_mb=8192
 //! ```
 //!
+//! Findings (`artifacts/read_dicom/`) replay without the fuzzer, one per process under
+//! `/usr/bin/time -v` for its peak memory:
+//! `LUMEN_REPLAY=artifacts/read_dicom/oom-… cargo test -p lumen-tests --test study_dicom replay -- --ignored --nocapture`
+//!
 //! Lumen turns panics inside third-party parsers/codecs into per-file errors (`catch_unwind`), so the
 //! target lets a caught panic unwind (printing it) instead of aborting on it; a panic that escapes
 //! `load_bytes`, an abort, or an ASan report is a finding.

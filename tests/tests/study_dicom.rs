@@ -497,3 +497,166 @@ fn monochrome1_is_shown_and_fed_to_the_model_inverted_with_the_same_values() {
         assert_eq!(model1, model2.mapv(|v| 255 - v), "{name}: model input");
     }
 }
+
+/// Replays fuzzer findings through both entry points (in memory and from a file): the files in
+/// `fuzz/artifacts/read_dicom/`, or the file or folder named by `LUMEN_REPLAY`. Each must load or
+/// give an error naming it; run one file per process under `/usr/bin/time -v` for its peak memory.
+///
+/// `LUMEN_REPLAY=crash-… cargo test -p lumen-tests --test study_dicom replay -- --ignored --nocapture`
+#[test]
+#[ignore = "needs fuzzer artifacts (not in the repository)"]
+fn replay_fuzz_artifacts() {
+    let target = std::env::var_os("LUMEN_REPLAY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lumen_tests::repo_root().join("fuzz/artifacts/read_dicom"));
+    let files: Vec<PathBuf> = if target.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![target.clone()]
+    };
+    assert!(
+        !files.is_empty(),
+        "nothing to replay in {}",
+        target.display()
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        for (how, result) in [
+            ("memory", study::dicom::load_bytes(Path::new(&name), &bytes)),
+            ("file", load_file(&file)),
+        ] {
+            match result {
+                Ok(v) => println!("{name} ({how}): loaded {:?}", v.dims),
+                Err(e) => {
+                    println!("{name} ({how}): {e}");
+                    assert!(e.to_string().contains(&name), "{e}");
+                }
+            }
+        }
+    }
+}
+
+/// `bytes` with the big-endian u16 or u32 at `at` (relative to the first `marker`) replaced.
+fn patched(bytes: &[u8], marker: &[u8], at: usize, value: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let i = b.windows(marker.len()).position(|w| w == marker).unwrap() + at;
+    b[i..i + value.len()].copy_from_slice(value);
+    b
+}
+
+/// A copy of a small real DICOM file whose header asks for absurd pixel buffers, in the ways the
+/// fuzzer found (a codec's own header, a deflated data set, Rows × Columns): each is refused
+/// before anything is allocated for it, with the file and the reason, by both entry points.
+#[test]
+fn headers_that_ask_for_absurd_pixel_buffers_are_refused_before_decoding() {
+    use std::io::{Read, Write};
+    let pydicom = shared_data().join("pydicom_testfiles");
+    let read = |p: PathBuf| std::fs::read(p).unwrap();
+    let big = 65535u16.to_be_bytes();
+    let jpeg_lossless = std::fs::read_dir(d2n("generic/compressed_jpeg/001"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let mr = read(pydicom.join("MR_small.dcm"));
+    let rows_at = mr
+        .windows(6)
+        .position(|w| w == [0x28, 0x00, 0x10, 0x00, b'U', b'S'])
+        .unwrap()
+        + 8;
+    let with_size = |rows: u16, columns: u16| {
+        let mut b = mr.clone();
+        b[rows_at..rows_at + 2].copy_from_slice(&rows.to_le_bytes());
+        // Columns (0028,0011) follows Rows
+        b[rows_at + 10..rows_at + 12].copy_from_slice(&columns.to_le_bytes());
+        b
+    };
+
+    // A deflated copy loads like the original; then its Pixel Data length is made absurd inside
+    // the deflated stream, where a plain look at the file cannot see it.
+    let tmp = tempfile::tempdir().unwrap();
+    let deflated_path = tmp.path().join("deflated.dcm");
+    let mut obj = dicom_object::open_file(pydicom.join("MR_small.dcm")).unwrap();
+    obj.update_meta(|m| m.transfer_syntax = "1.2.840.10008.1.2.1.99".into());
+    obj.write_to_file(&deflated_path).unwrap();
+    let original = load_file(pydicom.join("MR_small.dcm")).unwrap();
+    assert_eq!(load_file(&deflated_path).unwrap().voxels, original.voxels);
+    let file = read(deflated_path);
+    let meta_len = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    let body_at = 144 + meta_len;
+    let mut body = Vec::new();
+    flate2::read::DeflateDecoder::new(&file[body_at..])
+        .read_to_end(&mut body)
+        .unwrap();
+    let body = patched(
+        &body,
+        &[0xE0, 0x7F, 0x10, 0x00, b'O', b'W'],
+        8,
+        &0xFFFF_FFF0u32.to_le_bytes(),
+    );
+    let mut deflated = file[..body_at].to_vec();
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+    encoder.write_all(&body).unwrap();
+    encoder.finish().unwrap();
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "jpeg-ls.dcm",
+            patched(
+                &read(pydicom.join("MR_small_jpeg_ls_lossless.dcm")),
+                &[0xFF, 0xF7],
+                5,
+                &[big, big].concat(),
+            ),
+            "codestream in fragment 0 is 65535×65535 × 1 components, the header declares 64×64 × 1",
+        ),
+        (
+            "jpeg-lossless.dcm",
+            patched(&read(jpeg_lossless), &[0xFF, 0xC3], 5, &[big, big].concat()),
+            "codestream in fragment 0 is 65535×65535",
+        ),
+        (
+            "j2k.dcm",
+            patched(
+                &read(pydicom.join("MR_small_jp2klossless.dcm")),
+                &[0xFF, 0x4F, 0xFF, 0x51],
+                8,
+                &[60000u32.to_be_bytes(), 60000u32.to_be_bytes()].concat(),
+            ),
+            "codestream in fragment 0 is 60000×60000",
+        ),
+        (
+            "deflated.dcm",
+            deflated,
+            "(7FE0,0010) declares 4294967280 bytes",
+        ),
+        (
+            "short.dcm",
+            with_size(1500, 1500),
+            "1500×1500 pixels × 1 frames × 1 samples × 16 bits = 4500000 bytes",
+        ),
+        (
+            "absurd.dcm",
+            with_size(65535, 65535),
+            "8191 MiB of pixel data; Lumen reads at most 2048 MiB from one file",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        for e in [
+            study::dicom::load_bytes(Path::new(name), &bytes).unwrap_err(),
+            load_file(&path).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            assert!(e.contains(name) && e.contains(reason), "{name}: {e}");
+        }
+    }
+}

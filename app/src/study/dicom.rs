@@ -209,8 +209,28 @@ fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
 /// Walk the element headers at the start of a DICOM stream (`head`, a prefix of a file of
 /// `total_len` bytes) and refuse lengths that run past the end of the file: the parser would
 /// otherwise try to allocate them (up to 4 GiB) before noticing the damage. Anything this simple
-/// walker does not understand is left to the parser (no false alarms on valid files).
-fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()> {
+/// walker does not understand is left to the parser (no false alarms on valid files). A deflated
+/// data set cannot be walked here: its offset in the file is returned, for [`check_deflated`].
+fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<Option<usize>> {
+    let pos: usize = if head.len() >= 132 && &head[128..132] == b"DICM" {
+        132
+    } else if head.starts_with(b"DICM") {
+        4
+    } else {
+        return Ok(None);
+    };
+    walk_lengths(name, head, total_len, pos, true)
+}
+
+/// The walk of [`check_declared_lengths`] from `pos`, in the file meta group (`in_meta`) or in an
+/// inflated data set (explicit VR little endian).
+fn walk_lengths(
+    name: &Path,
+    head: &[u8],
+    total_len: u64,
+    mut pos: usize,
+    mut in_meta: bool,
+) -> Result<Option<usize>> {
     const LONG_VRS: [&[u8; 2]; 13] = [
         b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
     ];
@@ -218,13 +238,6 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
         b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
         b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
     ];
-    let mut pos: usize = if head.len() >= 132 && &head[128..132] == b"DICM" {
-        132
-    } else if head.starts_with(b"DICM") {
-        4
-    } else {
-        return Ok(());
-    };
     let rd16 = |b: &[u8], be: bool| {
         if be {
             u16::from_be_bytes([b[0], b[1]])
@@ -240,12 +253,11 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
         }
     };
     let mut ts = String::new();
-    let mut in_meta = true;
     let (mut explicit, mut be) = (true, false);
     let mut in_pixel_items = false;
     loop {
         if pos + 8 > head.len() {
-            return Ok(());
+            return Ok(None);
         }
         let group_le = u16::from_le_bytes([head[pos], head[pos + 1]]);
         if in_meta && group_le != 0x0002 {
@@ -253,7 +265,7 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
             match ts.as_str() {
                 "1.2.840.10008.1.2" => explicit = false,
                 "1.2.840.10008.1.2.2" => be = true,
-                "1.2.840.10008.1.2.1.99" => return Ok(()), // deflated: nothing to walk
+                DEFLATED => return Ok(Some(pos)),
                 _ => {}
             }
         }
@@ -287,10 +299,10 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
             // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
             if LONG_VRS.contains(&&vr) || !SHORT_VRS.contains(&&vr) {
                 if pos + 12 > head.len() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if &vr == b"UN" && rd32(&head[pos + 8..], be) == u32::MAX {
-                    return Ok(()); // implicit-VR content inside: leave it to the parser
+                    return Ok(None); // implicit-VR content inside: leave it to the parser
                 }
                 (rd32(&head[pos + 8..], be), 12)
             } else {
@@ -328,17 +340,56 @@ fn check_declared_lengths(name: &Path, head: &[u8], total_len: u64) -> Result<()
 }
 
 fn check_file_lengths(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
     let total = file
         .metadata()
         .map(|m| m.len())
         .map_err(|e| StudyError::read(path, e))?;
     let mut head = Vec::new();
-    file.take(64 << 10)
+    (&mut file)
+        .take(HEAD_BYTES)
         .read_to_end(&mut head)
         .map_err(|e| StudyError::read(path, e))?;
-    check_declared_lengths(path, &head, total)
+    if let Some(at) = check_declared_lengths(path, &head, total)? {
+        file.seek(std::io::SeekFrom::Start(at as u64))
+            .map_err(|e| StudyError::read(path, e))?;
+        check_deflated(path, file)?;
+    }
+    Ok(())
+}
+
+/// How much of a file the length walk reads.
+const HEAD_BYTES: u64 = 64 << 10;
+/// Deflated Explicit VR Little Endian.
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+/// The most a deflated data set may inflate to (a 2 GiB image and its header).
+const MAX_INFLATED: u64 = (2 << 30) + (64 << 20);
+
+/// The length walk of a deflated data set (`deflated`, the file from the data set on): inflated
+/// once to learn its size, without keeping more than its head, since the parser inflates it
+/// again and would believe the same lengths.
+fn check_deflated(name: &Path, deflated: impl std::io::Read) -> Result<()> {
+    use std::io::Read;
+    let mut inflated = flate2::read::DeflateDecoder::new(deflated).take(MAX_INFLATED + 1);
+    let mut head = Vec::new();
+    (&mut inflated)
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| StudyError::read(name, format!("damaged deflated data set ({e})")))?;
+    let rest = std::io::copy(&mut inflated, &mut std::io::sink())
+        .map_err(|e| StudyError::read(name, format!("damaged deflated data set ({e})")))?;
+    let total = head.len() as u64 + rest;
+    if total > MAX_INFLATED {
+        return Err(StudyError::invalid(
+            name,
+            format!(
+                "the deflated data set inflates to more than {} MiB",
+                MAX_INFLATED >> 20
+            ),
+        ));
+    }
+    walk_lengths(name, &head, total, 0, false).map(|_| ())
 }
 
 /// Run a third-party parser/decoder, turning a panic on damaged input into an error for `path`.
@@ -368,6 +419,14 @@ fn open_full(path: &Path) -> Result<DefaultDicomObject> {
             .open_file(path)
             .map_err(|e| StudyError::read(path, format!("not a readable DICOM file ({e})")))
     })
+}
+
+/// [`open_full`] for decoding: the pixel data is checked against the header first.
+fn open_image(path: &Path) -> Result<DefaultDicomObject> {
+    let file = open_full(path)?;
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    check_pixel_data(path, &file, len)?;
+    Ok(file)
 }
 
 /// Frame headers of one opened file: one per frame (enhanced multi-frame objects carry per-frame
@@ -783,8 +842,9 @@ fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
     {
         return Err(StudyError::invalid(path, "a DICOMDIR, not an image"));
     }
-    let frames = frame_headers(path, &file)?;
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    check_pixel_data(path, &file, len)?;
+    let frames = frame_headers(path, &file)?;
     check_plausible_size(path, &frames, len)?;
     let obj: &InMemDicomObject = &file;
     Ok((
@@ -1300,7 +1360,7 @@ fn assemble(
         // one (multi-frame) file: open once, decode frames in parallel
         let file = match preloaded {
             Some(f) => f,
-            None => open_full(&first.path)?,
+            None => open_image(&first.path)?,
         };
         voxels
             .par_chunks_mut(plane)
@@ -1318,7 +1378,7 @@ fn assemble(
             .zip(ordered.par_iter())
             .try_for_each(|(chunk, h)| {
                 step()?;
-                let file = open_full(&h.path)?;
+                let file = open_image(&h.path)?;
                 decode_into(&file, h, chunk)?;
                 done();
                 Ok(())
@@ -1411,13 +1471,16 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
 /// Load a single DICOM file held in memory (with or without the 128-byte preamble); `name` is
 /// used in messages. This is the entry point the fuzz target exercises.
 pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
-    check_declared_lengths(name, bytes, bytes.len() as u64)?;
+    if let Some(at) = check_declared_lengths(name, bytes, bytes.len() as u64)? {
+        check_deflated(name, bytes.get(at..).unwrap_or_default())?;
+    }
     let file = guarded(name, || {
         OpenFileOptions::new()
             .read_preamble(dicom_object::file::ReadPreamble::Auto)
             .from_reader(bytes)
             .map_err(|e| StudyError::read(name, format!("not a readable DICOM file ({e})")))
     })?;
+    check_pixel_data(name, &file, bytes.len() as u64)?;
     let frames = frame_headers(name, &file)?;
     check_plausible_size(name, &frames, bytes.len() as u64)?;
     let obj: &InMemDicomObject = &file;
@@ -1456,6 +1519,170 @@ fn check_plausible_size(path: &Path, frames: &[FrameHeader], file_len: u64) -> R
         ));
     }
     Ok(())
+}
+
+/// The most pixel data Lumen reads from one file, all frames as stored (2 GiB): far more than any
+/// CT or MR file holds, far less than would exhaust a workstation.
+const MAX_PIXEL_BYTES: u64 = 2 << 30;
+
+/// Refuse pixel data that the header makes absurd, or that contradicts the header, before any
+/// decoder allocates for it: Rows × Columns × frames × samples × bits at most [`MAX_PIXEL_BYTES`];
+/// native (uncompressed) pixel data at least that long (`file_len` bounds it where the header was
+/// read without the pixel data); and every JPEG, JPEG-LS or JPEG 2000 codestream no larger than
+/// the header says, since the codecs allocate for the size in their own header (a 6 KiB file can
+/// ask for 8 GiB).
+fn check_pixel_data(path: &Path, file: &DefaultDicomObject, file_len: u64) -> Result<()> {
+    let obj: &InMemDicomObject = file;
+    let dim = |tag, default| {
+        get_int(obj, tag)
+            .or(default)
+            .map(|v| u64::try_from(v).unwrap_or(0))
+    };
+    let (Some(rows), Some(columns)) = (dim(tags::ROWS, None), dim(tags::COLUMNS, None)) else {
+        return Ok(()); // no image: frame_headers says so
+    };
+    let frames = dim(tags::NUMBER_OF_FRAMES, Some(1)).unwrap_or(1).max(1);
+    let samples = dim(tags::SAMPLES_PER_PIXEL, Some(1)).unwrap_or(1).max(1);
+    let bits = dim(tags::BITS_ALLOCATED, None);
+    let shape = format!(
+        "{columns}×{rows} pixels × {frames} frames × {samples} samples × {} bits",
+        bits.map_or("?".to_string(), |b| b.to_string())
+    );
+    let declared = bits.map(|b| {
+        rows.saturating_mul(columns)
+            .saturating_mul(frames)
+            .saturating_mul(samples)
+            .saturating_mul(b)
+            .div_ceil(8)
+    });
+    if let Some(declared) = declared
+        && declared > MAX_PIXEL_BYTES
+    {
+        return Err(StudyError::invalid(
+            path,
+            format!(
+                "declares {shape} = {} MiB of pixel data; Lumen reads at most {} MiB from one file",
+                declared >> 20,
+                MAX_PIXEL_BYTES >> 20
+            ),
+        ));
+    }
+    let ts = file.meta().transfer_syntax().trim_end_matches('\0');
+    let native = matches!(
+        ts,
+        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | DEFLATED
+    );
+    let value = obj.get(tags::PIXEL_DATA).map(|e| e.value());
+    if let (true, Some(declared)) = (native, declared) {
+        let (held, what) = match value.and_then(|v| v.primitive()) {
+            Some(p) => (p.calculate_byte_len() as u64, "Pixel Data holds"),
+            // read without the pixel data: the file size bounds it (a deflated one inflates)
+            None if ts != DEFLATED => (file_len, "the whole file has"),
+            None => return Ok(()),
+        };
+        if held < declared {
+            return Err(StudyError::read(
+                path,
+                format!(
+                    "damaged file: {what} {held} bytes, the header declares {shape} = {declared} bytes"
+                ),
+            ));
+        }
+    }
+    for (k, fragment) in value
+        .and_then(|v| v.fragments())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let Some((w, h, components)) = codestream_size(fragment) else {
+            continue;
+        };
+        // JPEG allows a height of 0, given later by a DNL marker
+        if u64::from(w) != columns
+            || (h != 0 && u64::from(h) != rows)
+            || u64::from(components) > samples
+        {
+            return Err(StudyError::read(
+                path,
+                format!(
+                    "damaged file: the {} codestream in fragment {k} is {w}×{h} × {components} components, the header declares {columns}×{rows} × {samples}",
+                    transfer_syntax_name(ts)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Width, height and component count from the header of a JPEG or JPEG-LS (SOFn) or JPEG 2000
+/// (SIZ) codestream at the start of `fragment`; None for anything else (a continuation fragment,
+/// RLE, a header this reader does not follow).
+fn codestream_size(fragment: &[u8]) -> Option<(u32, u32, u32)> {
+    let u16_at = |i: usize| {
+        Some(u16::from_be_bytes([
+            *fragment.get(i)?,
+            *fragment.get(i + 1)?,
+        ]))
+    };
+    let u32_at = |i: usize| {
+        Some(u32::from_be_bytes([
+            *fragment.get(i)?,
+            *fragment.get(i + 1)?,
+            *fragment.get(i + 2)?,
+            *fragment.get(i + 3)?,
+        ]))
+    };
+    if fragment.starts_with(&[0xFF, 0xD8]) {
+        let mut pos = 2;
+        loop {
+            while fragment.get(pos + 1) == Some(&0xFF) {
+                pos += 1; // fill bytes
+            }
+            if fragment.get(pos) != Some(&0xFF) {
+                return None;
+            }
+            let marker = *fragment.get(pos + 1)?;
+            match marker {
+                // SOF0..SOF15 (not DHT, JPG, DAC) and JPEG-LS SOF55: P, Y, X, Nf
+                0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {}
+                0xF7 => {}
+                0xD0..=0xD7 | 0x01 => {
+                    pos += 2;
+                    continue;
+                }
+                0xDA | 0xD9 => return None, // scan or end before any frame header
+                _ => {
+                    pos += 2 + usize::from(u16_at(pos + 2)?);
+                    continue;
+                }
+            }
+            let h = u16_at(pos + 5)?;
+            let w = u16_at(pos + 7)?;
+            let nf = *fragment.get(pos + 9)?;
+            return Some((u32::from(w), u32::from(h), u32::from(nf)));
+        }
+    }
+    // a raw codestream, or one in a JP2 file (signature box first)
+    let soc = if fragment.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        0
+    } else if fragment.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' ']) {
+        fragment
+            .get(..fragment.len().min(4096))?
+            .windows(4)
+            .position(|w| w == [0xFF, 0x4F, 0xFF, 0x51])?
+    } else {
+        return None;
+    };
+    let siz = soc + 4; // Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, 4 tile fields, Csiz
+    let (x, y) = (u32_at(siz + 4)?, u32_at(siz + 8)?);
+    let (x0, y0) = (u32_at(siz + 12)?, u32_at(siz + 16)?);
+    let components = u16_at(siz + 36)?;
+    Some((
+        x.saturating_sub(x0),
+        y.saturating_sub(y0),
+        u32::from(components),
+    ))
 }
 
 /// Write a copy of the DICOM file `src` to `dst` as another slice of a series: new Image Position
