@@ -10,6 +10,7 @@ highest predicted IoU, logits at the original size (the decoder's orig_im_size),
 Dice/IoU against that component (and, reported too, against the whole organ in the slice), averaged
 per organ, then over organs. Single click: one positive click at the component's most interior
 point (distance-transform maximum) plus the SAM padding point, best of outputs 1..3 by predicted IoU.
+Click refinement (every organ): that click, then 2 correction clicks (click_session), Dice after each.
 
 BTCV slices are rotated into DICOM display orientation first (prepare_data.btcv_display).
 Preprocessing is the engine's: 8-bit slice -> 3 channels -> resize longest side to 256 (bilinear,
@@ -28,9 +29,10 @@ import numpy as np
 from scipy import ndimage
 
 from prepare_data import btcv_display
-from common import BTCV_CLASSES, BTCV_VAL, BUNDLE, DATA, HERE, INPUT_SIZE, window_ct
+from common import BTCV_CLASSES, BTCV_VAL, BUNDLE, DATA, HERE, window_ct
 
 EIGHT = np.ones((3, 3), bool)
+CLICKS = 3  # clicks per simulated refinement session
 
 
 class Bundle:
@@ -61,20 +63,21 @@ class Bundle:
         x[0, :, :nh, :nw] = (r[None] - self.mean[:, None, None]) / self.std[:, None, None]
         return self.enc.run(None, {"image": x})[0]
 
-    def predict(self, emb, coords_xy: np.ndarray, labels: np.ndarray, hw, multimask: bool):
+    def predict(self, emb, coords_xy: np.ndarray, labels: np.ndarray, hw, multimask: bool, mask_input=None):
+        """(mask at the slice size, predicted IoU, low-res logits [1,1,4h,4w]) of the chosen output."""
         h, w = hw
         s = self.size / max(h, w)
         feeds = {
             "image_embeddings": emb,
             "point_coords": (coords_xy * s).astype(np.float32)[None],
             "point_labels": labels.astype(np.float32)[None],
-            "mask_input": np.zeros((1, 1, self.low, self.low), np.float32),
-            "has_mask_input": np.zeros(1, np.float32),
+            "mask_input": np.zeros((1, 1, self.low, self.low), np.float32) if mask_input is None else mask_input,
+            "has_mask_input": np.full(1, 0.0 if mask_input is None else 1.0, np.float32),
             "orig_im_size": np.array([h, w], np.float32),
         }
-        masks, iou, _ = self.dec.run(None, feeds)
+        masks, iou, low = self.dec.run(None, feeds)
         k = 1 + int(np.argmax(iou[0, 1:])) if multimask else 0
-        return masks[0, k] > 0, float(iou[0, k])
+        return masks[0, k] > 0, float(iou[0, k]), low[:, k:k + 1]
 
 
 def dice_iou(pred: np.ndarray, gt: np.ndarray):
@@ -114,6 +117,28 @@ def interior_point(m: np.ndarray) -> np.ndarray:
     return np.array([[x, y]], np.float32)
 
 
+def click_session(bundle, emb, comp, hw, n_clicks):
+    """A user refining with clicks: one positive click at the most interior point, then each further
+    click at the most interior point of the larger error region (missed: positive; spurious:
+    negative), with the previous low-res mask as input, as the app does. Dice after each click."""
+    pts, labs = interior_point(comp), [1.0]
+    pred, _, low = bundle.predict(emb, np.concatenate([pts, np.zeros((1, 2), np.float32)]),
+                                  np.array(labs + [-1.0]), hw, True)
+    dices = [dice_iou(pred, comp)[0]]
+    for _ in range(n_clicks - 1):
+        missed, spurious = comp & ~pred, pred & ~comp
+        if not missed.any() and not spurious.any():
+            dices.append(dices[-1])
+            continue
+        positive = missed.sum() >= spurious.sum()
+        pts = np.concatenate([pts, interior_point(missed if positive else spurious)])
+        labs.append(1.0 if positive else 0.0)
+        pred, _, low = bundle.predict(emb, np.concatenate([pts, np.zeros((1, 2), np.float32)]),
+                                      np.array(labs + [-1.0]), hw, False, mask_input=low)
+        dices.append(dice_iou(pred, comp)[0])
+    return dices
+
+
 class Acc:
     def __init__(self):
         self.d = {}
@@ -138,17 +163,17 @@ def eval_slice(bundle, u8, label_map, classes, acc, prefix, rng, min_area, click
             continue
         box = box_of(comp)
         lab = np.array([2, 3])
-        pred, _ = bundle.predict(emb, box, lab, hw, True)
+        pred, _, _ = bundle.predict(emb, box, lab, hw, True)
         d, i = dice_iou(pred, comp)
         acc.add(f"{prefix}/{cname}/dice", d)
         acc.add(f"{prefix}/{cname}/iou", i)
         acc.add(f"{prefix}/{cname}/dice_whole_organ", dice_iou(pred, organ)[0])
-        predj, _ = bundle.predict(emb, jitter_box(box, hw, rng), lab, hw, True)
+        predj, _, _ = bundle.predict(emb, jitter_box(box, hw, rng), lab, hw, True)
         acc.add(f"{prefix}/{cname}/dice_jitter", dice_iou(predj, comp)[0])
-        if cid in click_classes:
-            pt = np.concatenate([interior_point(comp), np.zeros((1, 2), np.float32)])
-            predc, _ = bundle.predict(emb, pt, np.array([1, -1]), hw, True)
-            acc.add(f"{prefix}/{cname}/dice_click", dice_iou(predc, comp)[0])
+        for n, dc in enumerate(click_session(bundle, emb, comp, hw, CLICKS), 1):
+            acc.add(f"{prefix}/{cname}/dice_clicks{n}", dc)
+            if n == 1 and cid in click_classes:
+                acc.add(f"{prefix}/{cname}/dice_click", dc)
 
 
 def main():
@@ -203,7 +228,7 @@ def main():
     per = {}
     for cname in BTCV_CLASSES:
         per[cname] = {m: acc.mean(f"btcv/{cname}/{m}") for m in
-                      ["dice", "iou", "dice_jitter", "dice_whole_organ"]}
+                      ["dice", "iou", "dice_jitter", "dice_whole_organ"] + [f"dice_clicks{n}" for n in range(1, CLICKS + 1)]}
         per[cname]["n"] = len(acc.d.get(f"btcv/{cname}/dice", []))
     mean = lambda m: float(np.nanmean([per[c][m] for c in BTCV_CLASSES]))  # noqa: E731
     summary = {
@@ -212,6 +237,8 @@ def main():
         "btcv_mean_dice_jittered_box": mean("dice_jitter"),
         "btcv_mean_dice_vs_whole_organ": mean("dice_whole_organ"),
     }
+    for n in range(1, CLICKS + 1):
+        summary[f"btcv_mean_dice_{n}_clicks"] = mean(f"dice_clicks{n}")
     for c in BTCV_CLASSES:
         summary[f"btcv_{c}_dice"] = per[c]["dice"]
     summary.update({
@@ -222,6 +249,8 @@ def main():
         "btcv_liver_single_click_dice": acc.mean("btcv/liver/dice_click"),
         "chaos_liver_single_click_dice": acc.mean("chaos/liver/dice_click"),
     })
+    for n in range(1, CLICKS + 1):
+        summary[f"chaos_liver_dice_{n}_clicks"] = acc.mean(f"chaos/liver/dice_clicks{n}")
     out = {"summary": summary, "per_organ": per, "slices": n_slices, "min_area_px": args.min_area,
            "bundle_sha256": {k: v["sha256"] for k, v in bundle.cfg["files"].items()},
            "seconds": time.time() - t0}
