@@ -4,6 +4,7 @@ mod bundle;
 mod error;
 mod intensity;
 mod manifest;
+mod postprocess;
 mod preprocess;
 mod prompt;
 mod sam;
@@ -13,6 +14,7 @@ pub use error::ModelError;
 pub use manifest::{
     FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, Precision,
 };
+pub use postprocess::{prepadded_size, resize_bilinear, upscale_mask_logits};
 pub use preprocess::{InputFrame, encoder_input};
 pub use prompt::{BoxPrompt, Point, Prompt};
 pub use sam::{Embedding, Prediction, SamModel};

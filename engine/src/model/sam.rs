@@ -2,12 +2,15 @@
 
 use super::bundle::ModelBundle;
 use super::error::ModelError;
+use super::postprocess::upscale_mask_logits;
 use super::preprocess::{InputFrame, encoder_input};
 use super::prompt::Prompt;
-use crate::runtime::{SessionConfig, load_session};
+use crate::graph;
+use crate::runtime::{SessionConfig, load_session, load_session_from_memory};
 use ndarray::{Array1, Array2, Array3, Array4, ArrayView2, Axis, s};
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorRef, ValueType};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,7 +24,11 @@ const DECODER_INPUTS: [&str; 6] = [
     "has_mask_input",
     "orig_im_size",
 ];
-const DECODER_OUTPUTS: [&str; 3] = ["masks", "iou_predictions", "low_res_masks"];
+const MASKS: &str = "masks";
+const IOU_PREDICTIONS: &str = "iou_predictions";
+const LOW_RES_MASKS: &str = "low_res_masks";
+/// The outputs `predict` uses; the contract's third, `masks`, is only read by `graph_mask_logits`.
+const DECODER_OUTPUTS: [&str; 2] = [IOU_PREDICTIONS, LOW_RES_MASKS];
 
 /// The encoder's output for one slice; reusable for any number of prompts.
 #[derive(Debug, Clone)]
@@ -63,8 +70,12 @@ impl Prediction {
 /// A loaded SAM bundle. Sessions are behind mutexes because ONNX Runtime runs take `&mut`.
 pub struct SamModel {
     bundle: ModelBundle,
+    config: SessionConfig,
     encoder: Mutex<Session>,
+    /// The decoder without its `masks` output (see `load_decoder_without_masks`).
     decoder: Mutex<Session>,
+    /// The decoder file as it is, opened on first use by `graph_mask_logits` only.
+    full_decoder: Mutex<Option<Session>>,
     /// (height, width) of the decoder's `mask_input`.
     mask_input_size: (usize, usize),
 }
@@ -74,7 +85,7 @@ impl SamModel {
     pub fn load(dir: &Path, config: &SessionConfig) -> Result<Self, ModelError> {
         let bundle = ModelBundle::open(dir)?;
         let encoder = load_session(&bundle.encoder_path, config)?;
-        let decoder = load_session(&bundle.decoder_path, config)?;
+        let decoder = load_decoder_without_masks(&bundle.decoder_path, config)?;
         check_names(
             &encoder,
             &bundle.encoder_path,
@@ -99,8 +110,10 @@ impl SamModel {
         )?;
         Ok(Self {
             bundle,
+            config: config.clone(),
             encoder: Mutex::new(encoder),
             decoder: Mutex::new(decoder),
+            full_decoder: Mutex::new(None),
             mask_input_size,
         })
     }
@@ -152,6 +165,90 @@ impl SamModel {
         embedding: &Embedding,
         prompt: &Prompt,
     ) -> Result<Prediction, ModelError> {
+        let inputs = self.decoder_inputs(embedding, prompt)?;
+        let path = &self.bundle.decoder_path;
+        let (candidate_ious, chosen, low_res_logits) = {
+            let mut decoder = lock(&self.decoder, path)?;
+            let outputs = decoder.run(inputs).map_err(|e| inference(path, e))?;
+            let extract = |name: &str| {
+                outputs[name]
+                    .try_extract_array::<f32>()
+                    .map_err(|e| inference(path, e))
+            };
+            let ious = extract(IOU_PREDICTIONS)?;
+            let low_res = extract(LOW_RES_MASKS)?;
+            let candidate_ious: Vec<f32> = ious.iter().copied().collect();
+            let n = candidate_ious.len();
+            if n == 0 || low_res.ndim() != 4 || low_res.shape()[1] != n || low_res.is_empty() {
+                return Err(contract(
+                    path,
+                    &format!(
+                        "decoder outputs disagree: iou_predictions {:?}, low_res_masks {:?}",
+                        ious.shape(),
+                        low_res.shape()
+                    ),
+                ));
+            }
+            let chosen = choose_output(&candidate_ious, prompt.is_ambiguous());
+            let low_res_logits = low_res.slice(s![0, chosen, .., ..]).to_owned();
+            (candidate_ious, chosen, low_res_logits)
+        };
+        // Upsampled after the session is released, so another prompt can use the decoder meanwhile.
+        let mask = upscale_mask_logits(
+            low_res_logits.view(),
+            self.bundle.manifest.input_size as usize,
+            embedding.frame.original,
+        )
+        .mapv(|v| v > 0.0);
+        Ok(Prediction {
+            mask,
+            low_res_logits,
+            iou: candidate_ious[chosen],
+            candidate_ious,
+            chosen,
+        })
+    }
+
+    /// The decoder graph's own full-size logits of output `chosen` for `prompt` (its `masks`
+    /// output, which `predict` does without): the reference that `predict`'s upsampling is
+    /// checked against. The first call opens a second decoder session, the file as it is.
+    pub fn graph_mask_logits(
+        &self,
+        embedding: &Embedding,
+        prompt: &Prompt,
+        chosen: usize,
+    ) -> Result<Array2<f32>, ModelError> {
+        let inputs = self.decoder_inputs(embedding, prompt)?;
+        let path = &self.bundle.decoder_path;
+        let mut full = lock(&self.full_decoder, path)?;
+        let session = match &mut *full {
+            Some(session) => session,
+            empty => {
+                let session = load_session(path, &self.config)?;
+                check_names(&session, path, &DECODER_INPUTS, &[MASKS])?;
+                empty.insert(session)
+            }
+        };
+        let outputs = session.run(inputs).map_err(|e| inference(path, e))?;
+        let masks = outputs[MASKS]
+            .try_extract_array::<f32>()
+            .map_err(|e| inference(path, e))?;
+        if masks.ndim() != 4 || chosen >= masks.shape()[1] {
+            return Err(contract(
+                path,
+                &format!("masks are {:?}, no output {chosen}", masks.shape()),
+            ));
+        }
+        Ok(masks.slice(s![0, chosen, .., ..]).to_owned())
+    }
+
+    /// The decoder's inputs for `prompt`; the embedding is borrowed, not copied, because it is
+    /// reused for every prompt on the slice.
+    fn decoder_inputs<'a>(
+        &self,
+        embedding: &'a Embedding,
+        prompt: &Prompt,
+    ) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'a>)>, ModelError> {
         let (height, width) = embedding.frame.original;
         prompt.validate(height, width)?;
         let (coords, labels) = decoder_points(prompt, &embedding.frame);
@@ -174,62 +271,15 @@ impl SamModel {
         };
         let path = &self.bundle.decoder_path;
         let tensor = |e| inference(path, e);
-        let inputs = ort::inputs![
-            // Borrowed, not copied: the embedding is reused for every prompt on the slice.
+        Ok(ort::inputs![
             "image_embeddings" => TensorRef::from_array_view(embedding.tensor.view()).map_err(tensor)?,
             "point_coords" => Tensor::from_array(coords).map_err(tensor)?,
             "point_labels" => Tensor::from_array(labels).map_err(tensor)?,
             "mask_input" => Tensor::from_array(mask_input).map_err(tensor)?,
             "has_mask_input" => Tensor::from_array(Array1::from_elem(1, has_mask)).map_err(tensor)?,
+            // Only the full graph reads it (to size `masks`); it stays a contract input.
             "orig_im_size" => Tensor::from_array(Array1::from(vec![height as f32, width as f32])).map_err(tensor)?,
-        ];
-        let mut session = lock(&self.decoder, path)?;
-        let outputs = session.run(inputs).map_err(|e| inference(path, e))?;
-        let extract = |name: &str| {
-            outputs[name]
-                .try_extract_array::<f32>()
-                .map_err(|e| inference(path, e))
-        };
-        let masks = extract("masks")?;
-        let ious = extract("iou_predictions")?;
-        let low_res = extract("low_res_masks")?;
-        let candidate_ious: Vec<f32> = ious.iter().copied().collect();
-        let n = candidate_ious.len();
-        if n == 0
-            || masks.ndim() != 4
-            || masks.shape()[1] != n
-            || low_res.ndim() != 4
-            || low_res.shape()[1] != n
-        {
-            return Err(contract(
-                path,
-                &format!(
-                    "decoder outputs disagree: masks {:?}, iou_predictions {:?}, low_res_masks {:?}",
-                    masks.shape(),
-                    ious.shape(),
-                    low_res.shape()
-                ),
-            ));
-        }
-        if masks.shape()[2..] != [height, width] {
-            return Err(contract(
-                path,
-                &format!(
-                    "masks are {:?}, expected {height}×{width}",
-                    &masks.shape()[2..]
-                ),
-            ));
-        }
-        let chosen = choose_output(&candidate_ious, prompt.is_ambiguous());
-        let mask = masks.slice(s![0, chosen, .., ..]).mapv(|v| v > 0.0);
-        let low_res_logits = low_res.slice(s![0, chosen, .., ..]).to_owned();
-        Ok(Prediction {
-            mask,
-            low_res_logits,
-            iou: candidate_ious[chosen],
-            candidate_ious,
-            chosen,
-        })
+        ])
     }
 }
 
@@ -272,6 +322,26 @@ fn decoder_points(prompt: &Prompt, frame: &InputFrame) -> (Array3<f32>, Array2<f
         Array3::from_shape_vec((1, n, 2), coords).unwrap_or_else(|_| Array3::zeros((1, n, 2))),
         Array2::from_shape_vec((1, n), labels).unwrap_or_else(|_| Array2::zeros((1, n))),
     )
+}
+
+/// The decoder as `predict` runs it: the graph without its `masks` output and the nodes that only
+/// feed it, the upsampling of all four candidates to the slice size (2–3 ms of a 512×512 click on
+/// the starter model; `predict` upsamples the one mask it keeps itself in ~0.6 ms). Merely not
+/// fetching `masks` would save nothing: ONNX Runtime runs every node of a graph whatever outputs
+/// a run asks for (microsoft/onnxruntime#16483). `orig_im_size` stays a graph input, unread.
+/// A graph the engine cannot edit this way is run as it is: slower, same masks.
+fn load_decoder_without_masks(path: &Path, config: &SessionConfig) -> Result<Session, ModelError> {
+    let pruned = graph::Model::load(path).and_then(|mut model| {
+        model.set_outputs(&DECODER_OUTPUTS)?;
+        model.remove_dead_nodes();
+        Ok(model.to_bytes())
+    });
+    if let Ok(bytes) = pruned
+        && let Ok(session) = load_session_from_memory(&bytes, &path.display().to_string(), config)
+    {
+        return Ok(session);
+    }
+    Ok(load_session(path, config)?)
 }
 
 fn check_names(
@@ -332,10 +402,10 @@ fn mask_input_size(session: &Session, path: &Path, s: usize) -> Result<(usize, u
     }
 }
 
-fn lock<'a>(
-    session: &'a Mutex<Session>,
+fn lock<'a, T>(
+    session: &'a Mutex<T>,
     path: &Path,
-) -> Result<std::sync::MutexGuard<'a, Session>, ModelError> {
+) -> Result<std::sync::MutexGuard<'a, T>, ModelError> {
     session.lock().map_err(|_| ModelError::Inference {
         path: path.to_path_buf(),
         reason: "an earlier run on this session panicked".into(),
