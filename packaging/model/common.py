@@ -110,13 +110,19 @@ def percentile_mr(img: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.n
 
 # ---------------------------------------------------------------- engine-side preprocessing
 
+def resized_shape(h: int, w: int, size: int = INPUT_SIZE) -> tuple[int, int]:
+    """Longest side scaled to `size`, halves rounded up as the engine and the decoder graph do
+    (Python's round() would round them to even: 301 next to 512 gives 150, the engine 151)."""
+    s = size / max(h, w)
+    return max(1, int(h * s + 0.5)), max(1, int(w * s + 0.5))
+
+
 def resize_longest(img_u8: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """Grey uint8 slice -> longest side `size`, bilinear with antialiasing (PIL), no padding."""
     from PIL import Image
 
     h, w = img_u8.shape
-    s = size / max(h, w)
-    nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+    nh, nw = resized_shape(h, w, size)
     if (nh, nw) == (h, w):
         return img_u8.copy()
     return np.asarray(Image.fromarray(img_u8).resize((nw, nh), Image.BILINEAR))
@@ -126,8 +132,7 @@ def resize_label(lab: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     from PIL import Image
 
     h, w = lab.shape
-    s = size / max(h, w)
-    nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+    nh, nw = resized_shape(h, w, size)
     if (nh, nw) == (h, w):
         return lab.copy()
     return np.asarray(Image.fromarray(lab).resize((nw, nh), Image.NEAREST))

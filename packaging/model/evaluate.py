@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from prepare_data import btcv_display
-from common import BTCV_CLASSES, BTCV_VAL, BUNDLE, DATA, HERE, window_ct
+from common import BTCV_CLASSES, BTCV_VAL, BUNDLE, DATA, HERE, resized_shape, window_ct
 
 EIGHT = np.ones((3, 3), bool)
 CLICKS = 3  # clicks per simulated refinement session
@@ -55,8 +55,7 @@ class Bundle:
         from PIL import Image
 
         h, w = u8.shape
-        s = self.size / max(h, w)
-        nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+        nh, nw = resized_shape(h, w, self.size)
         r = np.asarray(Image.fromarray(u8).resize((nw, nh), Image.BILINEAR)).astype(np.float32) \
             if (nh, nw) != (h, w) else u8.astype(np.float32)
         x = np.zeros((1, 3, self.size, self.size), np.float32)

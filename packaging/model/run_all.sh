@@ -4,7 +4,7 @@
 # Needs ../shared/data beside the repository (or LUMEN_DATA=/path/to/data). The schedule is counted
 # in steps, so it is the same recipe on any hardware:
 #   one CUDA GPU   about 21 minutes on an H100;
-#   CPU only       far longer (README.md: measured speed); set LUMEN_TRAIN_SESSION_MIN=110 to pause
+#   CPU only       about 40 hours on a 2-core VM (README.md); set LUMEN_TRAIN_SESSION_MIN=110 to pause
 #                  each training stage after 110 minutes, then run this script again to continue.
 # Every stage can be rerun: finished training runs are skipped, paused ones continue exactly where
 # they stopped. Exit status 75 means "paused, run again".
@@ -32,9 +32,9 @@ if [[ "${LUMEN_RECIPE_SMOKE:-0}" == 1 ]]; then
 fi
 device=(--device "$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')")
 if [[ "${device[1]}" == cpu ]]; then
-    batch+=(--micro-batch 16)     # ~7 GiB peak per micro-batch of 16 on the CPU
-    # glibc returning the big activation buffers to the kernel every step costs more system time
-    # than the training itself; keep them.
+    batch+=(--micro-batch 16)     # ~6 GiB peak on the CPU; a whole batch of 128 would not fit
+    # glibc would hand the big activation buffers back to the kernel every step, and the page faults
+    # on fresh ones cost a fifth of the step time; keep them.
     export MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736
 fi
 pause=()
