@@ -50,6 +50,16 @@ pub fn bounding_box(mask: ArrayView2<bool>) -> Option<(usize, usize, usize, usiz
     bbox
 }
 
+/// The tight box around a mask as a SAM box prompt (pixel-centre coordinates); None when empty.
+pub fn box_prompt(mask: ArrayView2<bool>) -> Option<lumen_engine::model::BoxPrompt> {
+    bounding_box(mask).map(|(x0, y0, x1, y1)| lumen_engine::model::BoxPrompt {
+        x0: x0 as f32,
+        y0: y0 as f32,
+        x1: x1 as f32,
+        y1: y1 as f32,
+    })
+}
+
 /// A PNG read as a mask (any non-zero pixel is inside).
 pub fn read_png_mask(path: &Path) -> anyhow::Result<Array2<bool>> {
     let image = image::open(path)?.into_luma8();

@@ -2,26 +2,16 @@
 //! full-size `masks`; on real CT slices, square and not, both must give the same mask.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_engine::model::{BoxPrompt, Point, Prompt, SamModel, upscale_mask_logits};
+use lumen_engine::model::{Point, Prompt, SamModel, upscale_mask_logits};
 use lumen_engine::runtime::SessionConfig;
-use lumen_tests::{bounding_box, chaos_liver_slice, starter_model_dir};
+use lumen_tests::{box_prompt, chaos_liver_slice, starter_model_dir};
 use ndarray::{Array2, s};
-
-fn box_of(label: &Array2<bool>) -> BoxPrompt {
-    let (x0, y0, x1, y1) = bounding_box(label.view()).expect("the liver is in the image");
-    BoxPrompt {
-        x0: x0 as f32,
-        y0: y0 as f32,
-        x1: x1 as f32,
-        y1: y1 as f32,
-    }
-}
 
 /// A lone box (multimask, best IoU), a box with a negative click and the previous mask (single
 /// output), and a lone click (multimask) on the liver.
 fn prompts(model: &SamModel, image: &Array2<u8>, label: &Array2<bool>) -> Vec<Prompt> {
     let embedding = model.embed(image.view()).unwrap();
-    let bbox = box_of(label);
+    let bbox = box_prompt(label.view()).expect("the liver is in the image");
     let first = model.predict(&embedding, &Prompt::from_box(bbox)).unwrap();
     let mut refined = Prompt::from_box(bbox);
     refined.points.push(Point {

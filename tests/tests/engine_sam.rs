@@ -3,7 +3,7 @@
 
 use lumen_engine::model::{BoxPrompt, ModelError, Point, Prompt, SamModel};
 use lumen_engine::runtime::SessionConfig;
-use lumen_tests::{bounding_box, chaos_liver_slice, dice, starter_model_dir};
+use lumen_tests::{box_prompt, chaos_liver_slice, dice, starter_model_dir};
 use ndarray::Array2;
 use std::sync::OnceLock;
 
@@ -25,13 +25,7 @@ fn liver_slice(index: usize) -> (Array2<u8>, Array2<bool>) {
 }
 
 fn box_of(label: &Array2<bool>) -> BoxPrompt {
-    let (x0, y0, x1, y1) = bounding_box(label.view()).expect("label is not empty");
-    BoxPrompt {
-        x0: x0 as f32,
-        y0: y0 as f32,
-        x1: x1 as f32,
-        y1: y1 as f32,
-    }
+    box_prompt(label.view()).expect("label is not empty")
 }
 
 #[test]

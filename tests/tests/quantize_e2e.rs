@@ -3,10 +3,10 @@
 //! is cached; cancelling leaves nothing behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_engine::model::{BoxPrompt, Prompt, SamModel};
+use lumen_engine::model::{Prompt, SamModel};
 use lumen_engine::quant::{Bits, Calibration, Preset, QuantError, RequantizeOptions, requantize};
 use lumen_engine::runtime::SessionConfig;
-use lumen_tests::{bounding_box, chaos_liver_slice, dice, starter_model_dir};
+use lumen_tests::{box_prompt, chaos_liver_slice, dice, starter_model_dir};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> RequantizeOptions {
@@ -32,13 +32,7 @@ fn liver_agreement(fp: &SamModel, q: &SamModel) -> (f64, f64, f64) {
     for index in slices {
         let (hu, label) = chaos_liver_slice(index).unwrap();
         let image = fp.bundle().manifest.intensity.ct.to_u8(hu.view());
-        let (x0, y0, x1, y1) = bounding_box(label.view()).unwrap();
-        let prompt = Prompt::from_box(BoxPrompt {
-            x0: x0 as f32,
-            y0: y0 as f32,
-            x1: x1 as f32,
-            y1: y1 as f32,
-        });
+        let prompt = Prompt::from_box(box_prompt(label.view()).unwrap());
         let a = fp
             .predict(&fp.embed(image.view()).unwrap(), &prompt)
             .unwrap();
