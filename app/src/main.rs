@@ -1,7 +1,7 @@
 //! `lumen`: the GUI by default, CLI subcommands for headless work.
 
 use clap::Parser;
-use lumen_app::cli::{Cli, StdoutClosed, run};
+use lumen_app::cli::{Cli, StdoutClosed, note_stderr, run};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("lumen: {error:#}");
+            note_stderr(format_args!("lumen: {error:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -105,6 +105,31 @@ fn a_reader_that_stops_early_ends_lumen_info_quietly() {
     assert!(out.status.success(), "{:?} {stderr}", out.status);
 }
 
+#[test]
+fn a_closed_stderr_does_not_stop_lumen_eval() {
+    // `lumen eval … 2>&-`-like: the progress lines have nowhere to go, the report still comes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let chaos = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/chaos_ct_liver/Data_3D");
+    let out = lumen()
+        .args(["eval", "--every", "40", "--data"])
+        .arg(chaos)
+        .arg("--model")
+        .arg(starter_model())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?} {stdout}", out.status);
+    let liver = stdout
+        .lines()
+        .find(|l| l.starts_with("liver"))
+        .unwrap_or_else(|| panic!("no liver row in {stdout}"));
+    let dice: f64 = liver.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(dice > 0.9, "CHAOS liver box Dice {dice}: {stdout}");
+}
+
 /// A real CT slice from the SAM-Med2D demo set and its liver label.
 fn demo_slice() -> (std::path::PathBuf, image::GrayImage) {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

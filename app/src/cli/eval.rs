@@ -52,7 +52,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         threads: args.threads,
     };
     let report = evaluate(&model_dir, &source, &options, &mut |line| {
-        eprintln!("{line}")
+        super::note_stderr(format_args!("{line}"))
     })?;
     outln!("model {}: {}", report.model, report.data)?;
     out!("{report}")?;

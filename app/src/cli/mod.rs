@@ -81,6 +81,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 #[error("stdout was closed")]
 pub struct StdoutClosed;
 
+/// Writes one line of progress or diagnostics to stderr. Best effort: a closed stderr (`2>&-`,
+/// or a reader gone) must not stop the work or turn into `eprintln!`'s panic.
+pub fn note_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
 /// Writes to stdout, turning a closed pipe into [`StdoutClosed`].
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     use std::io::Write;

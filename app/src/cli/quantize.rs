@@ -114,7 +114,10 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         let eta = p
             .eta_s
             .map_or(String::new(), |s| format!(", about {s:.0} s left"));
-        eprintln!("[{}] {}/{}{eta}: {}", p.phase, p.done, p.total, p.detail);
+        super::note_stderr(format_args!(
+            "[{}] {}/{}{eta}: {}",
+            p.phase, p.done, p.total, p.detail
+        ));
     };
     let report = requantize(&model, &args.out, &options, &mut show, &cancel)
         .with_context(|| format!("requantizing {}", model.display()))?;
