@@ -17,16 +17,9 @@ from pathlib import Path
 
 import torch
 
-from common import TRAIN_DIR
+from common import TRAIN_DIR, read_shards
 
 HERE = Path(__file__).resolve().parent
-
-
-def weights(folder: Path) -> dict:
-    sd = {}
-    for p in sorted(folder.glob("model_*.pt")):
-        sd.update(torch.load(p, map_location="cpu"))
-    return sd
 
 
 def main() -> int:
@@ -46,7 +39,7 @@ def main() -> int:
         assert run("straight") == 0
         assert run("paused", "--stop-after-steps", "2") == 75, "the pause should exit with 75"
         assert run("paused") == 0
-        a, b = weights(Path(tmp) / "straight"), weights(Path(tmp) / "paused")
+        a, b = read_shards(Path(tmp) / "straight"), read_shards(Path(tmp) / "paused")
         diff = max(float((a[k] - b[k]).abs().max()) for k in a)
         same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         print(f"{len(a)} tensors, max abs difference {diff:g}: {'identical' if same else 'DIFFERENT'}")

@@ -46,6 +46,16 @@ BTCV_CLASSES = [
 MIN_AREA = 20  # px at 256x256: smaller components are not used as training targets
 
 
+def read_shards(folder: Path) -> dict:
+    """The state dict of a checkpoint folder (train.py writes it in shards of at most 12 MB)."""
+    import torch
+
+    sd = {}
+    for p in sorted(folder.glob("model_*.pt")):
+        sd.update(torch.load(p, map_location="cpu"))
+    return sd
+
+
 def build_sam(cfg: dict = MODEL_CFG):
     """The network, built from the official segment-anything components."""
     import torch

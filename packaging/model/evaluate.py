@@ -120,11 +120,9 @@ def click_session(bundle, emb, comp, hw, n_clicks):
     """A user refining with clicks: one positive click at the most interior point, then each further
     click at the most interior point of the larger error region (missed: positive; spurious:
     negative), with the previous low-res mask as input, as the app does. Dice after each click."""
-    pts, labs = interior_point(comp), [1.0]
-    pred, _, low = bundle.predict(emb, np.concatenate([pts, np.zeros((1, 2), np.float32)]),
-                                  np.array(labs + [-1.0]), hw, True)
-    dices = [dice_iou(pred, comp)[0]]
-    for _ in range(n_clicks - 1):
+    pts, labs, low, dices = np.zeros((0, 2), np.float32), [], None, []
+    pred = np.zeros_like(comp)  # nothing yet: the first click lands at the organ's interior point
+    for n in range(n_clicks):
         missed, spurious = comp & ~pred, pred & ~comp
         if not missed.any() and not spurious.any():
             dices.append(dices[-1])
@@ -132,8 +130,9 @@ def click_session(bundle, emb, comp, hw, n_clicks):
         positive = missed.sum() >= spurious.sum()
         pts = np.concatenate([pts, interior_point(missed if positive else spurious)])
         labs.append(1.0 if positive else 0.0)
+        # clicks alone end with SAM's padding point; one click is ambiguous (multimask)
         pred, _, low = bundle.predict(emb, np.concatenate([pts, np.zeros((1, 2), np.float32)]),
-                                      np.array(labs + [-1.0]), hw, False, mask_input=low)
+                                      np.array(labs + [-1.0]), hw, n == 0, mask_input=low)
         dices.append(dice_iou(pred, comp)[0])
     return dices
 

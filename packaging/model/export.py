@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import BTCV_VAL, BUNDLE, HERE, INPUT_SIZE, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, TRAIN_DIR, build_sam, load_window
+from common import BTCV_VAL, BUNDLE, HERE, INPUT_SIZE, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, TRAIN_DIR, build_sam, load_window, read_shards
 
 OPSET = 17
 # train.py always gives the decoder NSLOT = 6 prompt tokens, unused ones padded with label -1, so
@@ -31,16 +31,13 @@ PAD_TOKENS = 4
 
 
 def load_model(ckpt: Path):
-    sam = build_sam()
-    sd = {}
-    for p in sorted(ckpt.glob("model_*.pt")):
-        sd.update(torch.load(p, map_location="cpu"))
-    sam.load_state_dict({k: v.float() for k, v in sd.items()})
-    sam.eval()
     meta = json.loads((ckpt / "ckpt.json").read_text()) if (ckpt / "ckpt.json").exists() else {}
     if meta.get("finished") is False:
         raise SystemExit(f"{ckpt}: training is paused at step {meta.get('step')}, not finished; "
                          "run its train.py command again first")
+    sam = build_sam()
+    sam.load_state_dict({k: v.float() for k, v in read_shards(ckpt).items()})
+    sam.eval()
     return sam, meta
 
 

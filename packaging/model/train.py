@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import INPUT_SIZE, MIN_AREA, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, SEED, TRAIN_DIR, build_sam
+from common import INPUT_SIZE, MIN_AREA, MODEL_CFG, PIXEL_MEAN, PIXEL_STD, SEED, TRAIN_DIR, build_sam, read_shards
 
 SOURCE_WEIGHT = {"btcv": 0.86, "ts_ct": 0.08, "ts_mr": 0.03, "demo": 0.03}
 NSLOT = 6  # prompt token slots: box (2) / clicks, padded with label -1 (export.py appends 4 pads)
@@ -375,10 +375,7 @@ def ckpt_folder(out: Path) -> Path | None:
 
 
 def load_weights(folder: Path, sam):
-    sd = {}
-    for p in sorted(folder.glob("model_*.pt")):
-        sd.update(torch.load(p, map_location="cpu"))
-    sam.load_state_dict(sd)
+    sam.load_state_dict(read_shards(folder))
     return json.loads((folder / "ckpt.json").read_text()) if (folder / "ckpt.json").exists() else {}
 
 
