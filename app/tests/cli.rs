@@ -215,3 +215,154 @@ fn segment_writes_a_mask_inside_the_box_and_refuses_a_box_off_the_image() {
     );
     assert!(!dir.path().join("bad.png").exists());
 }
+
+/// A writable copy of the bundled model whose `model.toml` has `from` replaced by `to`.
+fn broken_bundle(from: &str, to: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["encoder.onnx", "decoder.onnx"] {
+        std::fs::copy(starter_model().join(name), dir.path().join(name)).unwrap();
+    }
+    let text = std::fs::read_to_string(starter_model().join("model.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(dir.path().join("model.toml"), text.replacen(from, to, 1)).unwrap();
+    dir
+}
+
+#[test]
+fn a_bundle_with_a_nan_std_or_a_bad_window_is_refused_by_info_and_segment() {
+    let nan_std = broken_bundle(
+        "std = [58.395, 57.12, 57.375]",
+        "std = [58.395, nan, 57.375]",
+    );
+    let out = lumen().arg("info").arg(nan_std.path()).output().unwrap();
+    assert!(!out.status.success(), "lumen info accepted a NaN std");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("model.toml")
+            && stderr.contains("normalize.std[1] must be a finite number > 0, found NaN"),
+        "{stderr}"
+    );
+
+    let (image, _) = demo_slice();
+    let work = tempfile::tempdir().unwrap();
+    let mask = work.path().join("mask.png");
+    let out = lumen()
+        .args(["segment", "--model"])
+        .arg(nan_std.path())
+        .arg("--image")
+        .arg(&image)
+        .args(["--box", "40,40,120,120", "--out"])
+        .arg(&mask)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "lumen segment accepted a NaN std");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("normalize.std[1]"), "{stderr}");
+    assert!(!mask.exists(), "no mask is written");
+
+    for width in ["0.0", "-5.0"] {
+        let bad_window = broken_bundle("width = 475.0", &format!("width = {width}"));
+        let out = lumen().arg("info").arg(bad_window.path()).output().unwrap();
+        assert!(!out.status.success(), "width {width} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("intensity.ct.width must be a finite number > 0"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn quantize_checks_its_arguments_before_any_synthesis() {
+    let work = tempfile::tempdir().unwrap();
+    let existing = work.path().join("existing.txt");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let nan_std = broken_bundle(
+        "std = [58.395, 57.12, 57.375]",
+        "std = [58.395, 57.12, nan]",
+    );
+    let fresh = work.path().join("q");
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (vec!["-w".into(), "9".into()], "weights take 2–8 bits"),
+        (vec!["-a".into(), "1".into()], "weights take 2–8 bits"),
+        (
+            vec!["--min-self-check".into(), "1.5".into()],
+            "--min-self-check 1.5 must be a mask IoU from 0 to 1",
+        ),
+        (
+            vec!["--model".into(), nan_std.path().into()],
+            "normalize.std[2] must be a finite number > 0, found NaN",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = lumen()
+            .arg("quantize")
+            .arg("--out")
+            .arg(&fresh)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("[synthesize]"), "{args:?}: {stderr}");
+        assert!(!fresh.exists(), "{args:?}");
+    }
+    for out_dir in [&existing, &work.path().to_path_buf()] {
+        let out = lumen()
+            .arg("quantize")
+            .arg("--out")
+            .arg(out_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("already exists"), "{stderr}");
+        assert!(!stderr.contains("[synthesize]"), "{stderr}");
+    }
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    let names: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["existing.txt"], "nothing else is left behind");
+}
+
+#[test]
+fn quantize_below_the_self_check_floor_fails_and_leaves_no_bundle() {
+    // W2A2 on noise calibration, the quick preset: a real run (about 7 s) whose masks agree
+    // with the FP model's at IoU ~0.2, under the default floor of 0.5.
+    let work = tempfile::tempdir().unwrap();
+    let out_dir = work.path().join("w2a2");
+    let out = lumen()
+        .args([
+            "quantize",
+            "--preset",
+            "quick",
+            "--calibration",
+            "noise",
+            "-w",
+            "2",
+            "-a",
+            "2",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("self-check failed") && stderr.contains("below the floor of 0.5"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("wrote"), "{stdout}");
+    assert!(
+        !out_dir.exists(),
+        "no bundle is left at {}",
+        out_dir.display()
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -120,3 +120,36 @@ fn an_unreadable_manifest_names_the_file_and_the_key() {
         "{message}"
     );
 }
+
+#[test]
+fn a_nan_std_is_refused_naming_normalize_std() {
+    let (_keep, dir) = bundle_copy();
+    edit_manifest(&dir, |text| {
+        text.replace(
+            "std = [58.395, 57.12, 57.375]",
+            "std = [nan, 57.12, 57.375]",
+        )
+    });
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, ModelError::Manifest { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&dir.join("model.toml").display().to_string())
+            && message.contains("normalize.std[0] must be a finite number > 0, found NaN"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_folder_named_like_the_encoder_is_not_a_missing_file() {
+    let (_keep, dir) = bundle_copy();
+    std::fs::remove_file(dir.join("encoder.onnx")).unwrap();
+    std::fs::create_dir(dir.join("encoder.onnx")).unwrap();
+    let err = load(&dir).err().unwrap();
+    assert!(matches!(err, ModelError::NotAFile { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("encoder.onnx is not a regular file: it is a folder"),
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@ fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> R
         quantize_decoder: false,
         cache_dir: cache.to_path_buf(),
         session: SessionConfig::default(),
+        min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
     }
 }
 
@@ -156,4 +157,90 @@ fn an_existing_output_folder_is_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+/// Files whose name says they are a requantization's temporary folder.
+fn partial_folders(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn a_self_check_below_the_floor_writes_no_bundle() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("never");
+    let mut options = options(&work.path().join("cache"), 8, Some(8));
+    // Noise calibration: no synthesis, the quickest run that reaches the self-check. No
+    // quantized model reaches IoU 1.01, so the floor must stop it.
+    options.calibration = Calibration::Noise;
+    options.min_self_check_iou = 1.01;
+    let mut phases = Vec::new();
+    let result = requantize(
+        &starter_model_dir(),
+        &out,
+        &options,
+        &mut |p| {
+            if phases.last() != Some(&p.phase) {
+                phases.push(p.phase);
+            }
+        },
+        &AtomicBool::new(false),
+    );
+    let Err(QuantError::SelfCheck {
+        iou,
+        floor,
+        prompts,
+    }) = &result
+    else {
+        panic!("{result:?}");
+    };
+    eprintln!("W8A8 noise quick: self-check IoU {iou:.4} over {prompts} prompts");
+    assert_eq!(*floor, 1.01);
+    assert!(*prompts > 0 && *iou > 0.5, "a sound W8A8 model: {iou}");
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("below the floor of 1.01") && message.contains("no bundle was written"),
+        "{message}"
+    );
+    assert_eq!(phases.last(), Some(&"self-check"), "{phases:?}");
+    assert!(!out.exists(), "no bundle at {}", out.display());
+    assert!(partial_folders(work.path()).is_empty());
+}
+
+#[test]
+fn bad_arguments_fail_before_any_synthesis() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("q");
+    let cache = work.path().join("cache");
+    let bad_bits = options(&cache, 9, Some(8));
+    let bad_activations = options(&cache, 8, Some(1));
+    let mut nan_floor = options(&cache, 8, Some(8));
+    nan_floor.min_self_check_iou = f64::NAN;
+    let mut one_image = options(&cache, 8, Some(8));
+    one_image.calibration = Calibration::Images(vec![ndarray::Array2::zeros((64, 64))]);
+    for (options, expected) in [
+        (&bad_bits, "weights take 2–8 bits"),
+        (&bad_activations, "weights take 2–8 bits"),
+        (&nan_floor, "self-check floor must be a finite mask IoU"),
+        (&one_image, "at least 2 are needed"),
+    ] {
+        let mut reports = 0;
+        let err = requantize(
+            &starter_model_dir(),
+            &out,
+            options,
+            &mut |_| reports += 1,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(matches!(err, QuantError::Argument(_)), "{err:?}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(reports, 0, "{expected}: no work was started");
+        assert!(!out.exists() && !cache.exists());
+        assert!(partial_folders(work.path()).is_empty());
+    }
 }

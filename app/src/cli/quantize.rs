@@ -1,7 +1,9 @@
 //! `lumen quantize`: data-free requantization of a model bundle to chosen bit widths.
 
 use anyhow::Context;
-use lumen_engine::quant::{Bits, Calibration, Preset, Progress, RequantizeOptions, requantize};
+use lumen_engine::quant::{
+    Bits, Calibration, DEFAULT_MIN_SELF_CHECK_IOU, Preset, Progress, RequantizeOptions, requantize,
+};
 use lumen_engine::runtime::SessionConfig;
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,6 +40,10 @@ pub struct QuantizeArgs {
     /// Intra-op threads; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Write no bundle (and exit non-zero) when the self-check mask IoU against the FP model
+    /// is below this, 0–1.
+    #[arg(long, value_name = "IOU", default_value_t = DEFAULT_MIN_SELF_CHECK_IOU)]
+    pub min_self_check: f64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -77,6 +83,17 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         .model
         .clone()
         .unwrap_or_else(crate::paths::default_model_dir);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.min_self_check),
+        "--min-self-check {} must be a mask IoU from 0 to 1",
+        args.min_self_check
+    );
+    let bits = Bits {
+        weights: args.weights,
+        activations: parse_activation_bits(&args.activations)?,
+    };
+    // Before the calibration set is read (real:) and long before any synthesis.
+    bits.check()?;
     let calibration = match args.calibration.as_str() {
         "dfq" => Calibration::Dfq,
         "pse-only" => Calibration::PseOnly,
@@ -89,10 +106,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         },
     };
     let options = RequantizeOptions {
-        bits: Bits {
-            weights: args.weights,
-            activations: parse_activation_bits(&args.activations)?,
-        },
+        bits,
         preset: args.preset,
         calibration,
         reparameterize: !args.no_reparam,
@@ -102,6 +116,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             intra_threads: args.threads,
             ..SessionConfig::default()
         },
+        min_self_check_iou: args.min_self_check,
     };
     let cancel = AtomicBool::new(false);
     let mut last_line = std::time::Instant::now();

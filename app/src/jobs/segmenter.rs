@@ -296,7 +296,7 @@ impl Worker {
         }
         Some(DiskCache::new(
             &root,
-            &self.model.bundle().weights_id(),
+            &self.model.bundle().embedding_id(),
             &embedding_cache::series_key(volume),
             &rule,
             embedding_cache::DEFAULT_BUDGET_BYTES,

@@ -117,6 +117,7 @@ impl ModelPanel {
             quantize_decoder: false,
             cache_dir: crate::paths::synth_cache_dir(),
             session: SessionConfig::default(),
+            min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
         };
         match Requantizer::start(self.active.clone(), out, options, wake) {
             Ok(job) => {

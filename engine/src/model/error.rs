@@ -9,6 +9,8 @@ pub enum ModelError {
     Manifest { path: PathBuf, reason: String },
     #[error("model file {path} is missing")]
     MissingFile { path: PathBuf },
+    #[error("model file {path} is not a regular file: {what}")]
+    NotAFile { path: PathBuf, what: String },
     #[error("model file {path} could not be read: {reason}")]
     Io { path: PathBuf, reason: String },
     #[error(

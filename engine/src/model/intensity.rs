@@ -19,6 +19,42 @@ impl IntensityRule {
             }
         })
     }
+
+    /// What is wrong with the rule's numbers, each naming its key under `key` (e.g.
+    /// "intensity.ct.width must be a finite number > 0, found 0"). `to_u8` needs a finite
+    /// centre and a positive finite width, or finite percentiles with 0 ≤ low < high ≤ 100.
+    pub fn problems(&self, key: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        match *self {
+            IntensityRule::Window { center, width } => {
+                if !center.is_finite() {
+                    problems.push(format!(
+                        "{key}.center must be a finite number, found {center}"
+                    ));
+                }
+                if !(width.is_finite() && width > 0.0) {
+                    problems.push(format!(
+                        "{key}.width must be a finite number > 0, found {width}"
+                    ));
+                }
+            }
+            IntensityRule::Percentile { low, high } => {
+                for (name, value) in [("low", low), ("high", high)] {
+                    if !(value.is_finite() && (0.0..=100.0).contains(&value)) {
+                        problems.push(format!(
+                            "{key}.{name} must be a percentage from 0 to 100, found {value}"
+                        ));
+                    }
+                }
+                if low.is_finite() && high.is_finite() && low >= high {
+                    problems.push(format!(
+                        "{key}.low must be below {key}.high, found low {low} and high {high}"
+                    ));
+                }
+            }
+        }
+        problems
+    }
 }
 
 /// The values at the `low` and `high` percentiles of the finite values of `slice`.

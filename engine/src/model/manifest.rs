@@ -1,6 +1,7 @@
 //! `model.toml`: what a model bundle declares about itself.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// The manifest of a model bundle. Unknown keys under `provenance` and `accuracy` are kept as they are.
@@ -79,3 +80,213 @@ pub struct FileEntry {
 
 /// The manifest format this engine reads.
 pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The largest `input_size` accepted: a SAM encoder at 4096² would need tens of GB; anything
+/// above is a typo, not a model.
+pub const MAX_INPUT_SIZE: u32 = 4096;
+
+/// Bump when the code that turns a slice into the encoder input changes (resize filter, padding,
+/// channel layout), so embeddings cached by the old code are not reused.
+const PREPROCESS_VERSION: &str = "resize-longest-side/triangle;pad-bottom-right/0;grey-to-3ch;v1";
+
+impl Manifest {
+    /// Checks every value the engine uses, beyond what parsing checks. Each problem names its
+    /// key, e.g. "normalize.std[1] must be a finite number > 0, found NaN".
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.format != MANIFEST_FORMAT {
+            problems.push(format!(
+                "format {} is not supported (this Lumen reads format {MANIFEST_FORMAT})",
+                self.format
+            ));
+        }
+        if !(1..=MAX_INPUT_SIZE).contains(&self.input_size) {
+            problems.push(format!(
+                "input_size must be 1–{MAX_INPUT_SIZE} pixels, found {}",
+                self.input_size
+            ));
+        }
+        for (i, mean) in self.normalize.mean.iter().enumerate() {
+            if !mean.is_finite() {
+                problems.push(format!(
+                    "normalize.mean[{i}] must be a finite number, found {mean}"
+                ));
+            }
+        }
+        for (i, std) in self.normalize.std.iter().enumerate() {
+            if !(std.is_finite() && *std > 0.0) {
+                problems.push(format!(
+                    "normalize.std[{i}] must be a finite number > 0, found {std}"
+                ));
+            }
+        }
+        problems.extend(self.intensity.ct.problems("intensity.ct"));
+        problems.extend(self.intensity.mr.problems("intensity.mr"));
+        for (key, entry) in [
+            ("files.encoder", &self.files.encoder),
+            ("files.decoder", &self.files.decoder),
+        ] {
+            problems.extend(entry.problems(key));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// A short identity of everything that decides what the encoder makes of a slice: the
+    /// weights (their checksums), `input_size`, the normalization, both intensity rules and the
+    /// pre-processing code's version. Two manifests with the same id give the same embeddings,
+    /// so it keys the embedding and synthetic-image caches.
+    pub fn embedding_id(&self) -> String {
+        let mut digest = Sha256::new();
+        let mut put = |key: &str, value: &[u8]| {
+            digest.update((key.len() as u64).to_le_bytes());
+            digest.update(key.as_bytes());
+            digest.update((value.len() as u64).to_le_bytes());
+            digest.update(value);
+        };
+        put("preprocess", PREPROCESS_VERSION.as_bytes());
+        put(
+            "files.encoder.sha256",
+            self.files
+                .encoder
+                .sha256
+                .trim()
+                .to_ascii_lowercase()
+                .as_bytes(),
+        );
+        put(
+            "files.decoder.sha256",
+            self.files
+                .decoder
+                .sha256
+                .trim()
+                .to_ascii_lowercase()
+                .as_bytes(),
+        );
+        put("input_size", &self.input_size.to_le_bytes());
+        let floats = |values: &[f32]| -> Vec<u8> {
+            // -0.0 and 0.0 give the same embeddings
+            values
+                .iter()
+                .flat_map(|v| (v + 0.0).to_bits().to_le_bytes())
+                .collect()
+        };
+        put("normalize.mean", &floats(&self.normalize.mean));
+        put("normalize.std", &floats(&self.normalize.std));
+        for (key, rule) in [
+            ("intensity.ct", &self.intensity.ct),
+            ("intensity.mr", &self.intensity.mr),
+        ] {
+            let (kind, numbers) = match *rule {
+                IntensityRule::Window { center, width } => ("window", [center, width]),
+                IntensityRule::Percentile { low, high } => ("percentile", [low, high]),
+            };
+            put(key, kind.as_bytes());
+            put(key, &floats(&numbers));
+        }
+        hex::encode(&digest.finalize()[..8])
+    }
+}
+
+impl FileEntry {
+    /// What is wrong with this entry as written (whether the file exists is checked on open).
+    fn problems(&self, key: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let path = std::path::Path::new(&self.path);
+        let inside = !self.path.trim().is_empty()
+            && path.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside {
+            problems.push(format!(
+                "{key}.path must be a file name inside the bundle folder (no absolute path, no \
+                 ..), found {:?}",
+                self.path
+            ));
+        }
+        let sha = self.sha256.trim();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            problems.push(format!(
+                "{key}.sha256 must be 64 hex digits, found {:?}",
+                self.sha256
+            ));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest() -> Manifest {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/models/ct-starter/model.toml");
+        toml::from_str(&std::fs::read_to_string(dir).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn embedding_id_covers_weights_and_every_preprocessing_field() {
+        let base = manifest();
+        assert_eq!(base.embedding_id(), manifest().embedding_id());
+        assert_eq!(base.embedding_id().len(), 16);
+        // Fields that do not change an embedding do not change the id.
+        let mut renamed = manifest();
+        renamed.name = "another name".into();
+        renamed.description.clear();
+        renamed.accuracy.clear();
+        assert_eq!(renamed.embedding_id(), base.embedding_id());
+
+        let mut changed: Vec<(&str, Manifest)> = Vec::new();
+        let mut add = |what: &'static str, edit: &dyn Fn(&mut Manifest)| {
+            let mut m = manifest();
+            edit(&mut m);
+            changed.push((what, m));
+        };
+        add("normalize.std", &|m| m.normalize.std[1] = 1.0);
+        add("normalize.mean", &|m| m.normalize.mean[0] += 0.5);
+        add("input_size", &|m| m.input_size = 512);
+        add("ct window", &|m| {
+            m.intensity.ct = IntensityRule::Window {
+                center: 40.0,
+                width: 400.0,
+            }
+        });
+        add("mr percentiles", &|m| {
+            m.intensity.mr = IntensityRule::Percentile {
+                low: 1.0,
+                high: 99.0,
+            }
+        });
+        add("rule kind", &|m| {
+            m.intensity.ct = IntensityRule::Percentile {
+                low: 115.0,
+                high: 475.0,
+            }
+        });
+        add("encoder weights", &|m| {
+            m.files.encoder.sha256 = "0".repeat(64);
+        });
+        add("decoder weights", &|m| {
+            m.files.decoder.sha256 = "1".repeat(64);
+        });
+        let mut ids = vec![base.embedding_id()];
+        for (what, m) in &changed {
+            let id = m.embedding_id();
+            assert!(!ids.contains(&id), "{what} does not change the id");
+            ids.push(id);
+        }
+    }
+
+    #[test]
+    fn the_starter_manifest_validates() {
+        manifest().validate().unwrap();
+    }
+}

@@ -16,7 +16,8 @@ mod sites;
 pub use calibrate::{Collect, Samples, collect};
 pub use emit::{ActQuant, EmitSummary, emit, fake_weight, upgrade_to_opset21};
 pub use pipeline::{
-    Bits, Calibration, Preset, Progress, RequantizeOptions, RequantizeReport, requantize,
+    Bits, Calibration, DEFAULT_MIN_SELF_CHECK_IOU, Preset, Progress, RequantizeOptions,
+    RequantizeReport, requantize,
 };
 pub use quantizer::{LogSqrt2, Uniform, search_uniform};
 pub use reparam::reparameterize;
@@ -34,6 +35,19 @@ pub enum QuantError {
     Calibration(String),
     #[error("{0}")]
     Bundle(String),
+    /// An argument that cannot work, found before any work is done.
+    #[error("{0}")]
+    Argument(String),
+    #[error(
+        "self-check failed: the quantized model's masks agree with the FP model's at mean IoU \
+         {iou:.4} over {prompts} prompts, below the floor of {floor}; no bundle was written (more \
+         bits or a larger preset may pass)"
+    )]
+    SelfCheck {
+        iou: f64,
+        floor: f64,
+        prompts: usize,
+    },
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -47,11 +61,28 @@ pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> Qua
     QuantError::Bundle(format!("{}: {e}", path.display()))
 }
 
-/// Bit widths: weights 2–8; activations 4–8, or None to keep them float.
+/// Bit widths: weights 2–8; activations 2–8, or None to keep them float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GraphBits {
     pub weights: u32,
     pub activations: Option<u32>,
+}
+
+impl GraphBits {
+    /// Refuses widths outside 2–8 bits (activations may also stay float).
+    pub fn check(&self) -> Result<(), QuantError> {
+        if !(2..=8).contains(&self.weights)
+            || self.activations.is_some_and(|a| !(2..=8).contains(&a))
+        {
+            return Err(QuantError::Argument(format!(
+                "weights take 2–8 bits and activations 2–8 bits or float; got W{} A{}",
+                self.weights,
+                self.activations
+                    .map_or("float".to_string(), |a| a.to_string())
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What a quantized graph holds, for the manifest and the report.
@@ -74,12 +105,7 @@ pub fn quantize_graph(
     config: &SessionConfig,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(Model, GraphSummary), QuantError> {
-    if !(2..=8).contains(&bits.weights) || bits.activations.is_some_and(|a| !(2..=8).contains(&a)) {
-        return Err(QuantError::Calibration(format!(
-            "weights take 2–8 bits and activations 2–8 bits or float; got W{} A{:?}",
-            bits.weights, bits.activations
-        )));
-    }
+    bits.check()?;
     let first = inputs
         .first()
         .ok_or_else(|| QuantError::Calibration("no calibration inputs".into()))?;

@@ -108,7 +108,7 @@ pub fn synthesize(
     session: &SessionConfig,
     progress: &mut dyn FnMut(&SynthProgress) -> bool,
 ) -> Result<SyntheticSet, QuantError> {
-    let dir = cache.join(bundle.weights_id()).join(config.key());
+    let dir = cache.join(bundle.embedding_id()).join(config.key());
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     write_atomic(
         &dir.join("config.json"),
