@@ -51,20 +51,9 @@ fn step_until_within(
     panic!("timed out waiting for: {what}");
 }
 
-#[test]
-fn box_on_the_liver_accept_undo_redo() {
-    let study = repo().join("assets/sample/totalsegmentator-ct");
-    let autosaves = tempfile::tempdir().unwrap();
-    let mut harness = app_harness(860.0);
-    // The snapshot below must not hold run times, which vary.
-    harness.state_mut().show_timings(false);
-    harness
-        .state_mut()
-        .set_autosave_folder(Some(autosaves.path().to_path_buf()));
-    harness.state_mut().open_folder(&study);
-    step_until(&mut harness, "study and model", LumenApp::is_ready);
-
-    // The liver on the slice on screen, from the TotalSegmentator label map of this series.
+/// The liver on the slice on screen of the sample, from the TotalSegmentator label map of this
+/// series: a box around it, the preview, Enter. Returns the slice and the liver's pixels on it.
+fn box_the_liver_and_accept(harness: &mut Harness<'_, LumenApp>) -> (usize, Vec<bool>) {
     let labels_path = repo().join("../shared/data/totalsegmentator/example_seg_dicom.nii.gz");
     let (labels, _) =
         lumen_app::export::nifti::reimport_nifti(&labels_path, harness.state().volume().unwrap())
@@ -88,9 +77,103 @@ fn box_on_the_liver_accept_undo_redo() {
         x1: x1 as f32,
         y1: y1 as f32,
     }));
-    step_until(&mut harness, "mask preview", LumenApp::has_preview);
+    step_until(harness, "mask preview", LumenApp::has_preview);
     harness.key_press(Key::Enter);
     harness.step();
+    (z, liver)
+}
+
+#[test]
+fn an_accept_survives_a_kill_and_comes_back_once_on_reopening() {
+    use egui_kittest::kittest::Queryable;
+    let study = repo().join("assets/sample/totalsegmentator-ct");
+    let autosaves = tempfile::tempdir().unwrap();
+    let open = |autosaves: &std::path::Path| {
+        let mut harness = app_harness(860.0);
+        harness
+            .state_mut()
+            .set_autosave_folder(Some(autosaves.to_path_buf()));
+        harness.state_mut().open_folder(&study);
+        step_until(&mut harness, "study and model", LumenApp::is_ready);
+        harness
+    };
+    let autosaved = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".nii.gz"))
+    };
+
+    let mut harness = open(autosaves.path());
+    let (z, _) = box_the_liver_and_accept(&mut harness);
+    let document = harness.state().document().unwrap();
+    assert_eq!(document.segments().len(), 1);
+    let accepted = document.slice_count(z, document.segments()[0].label);
+    assert!(accepted > 1000, "{accepted} voxels accepted");
+    // Nothing closes the app: the accept reaches the disk by itself, in the background.
+    step_until_within(
+        &mut harness,
+        "the autosave on disk",
+        Duration::from_secs(20),
+        |_| autosaved(autosaves.path()),
+    );
+    // As kill -9: no exit handler, no destructor runs.
+    std::mem::forget(harness);
+
+    let mut harness = open(autosaves.path());
+    harness.run_steps(2);
+    harness.get_by_label_contains("Restored the autosaved annotation of");
+    let document = harness.state().document().unwrap();
+    assert_eq!(document.segments().len(), 1, "the one segment is back");
+    assert_eq!(document.segments()[0].name, "Liver");
+    assert_eq!(
+        document.slice_count(z, document.segments()[0].label),
+        accepted,
+        "voxel for voxel"
+    );
+    // Accepting again adds to the restored liver instead of making a second "Liver".
+    box_the_liver_and_accept(&mut harness);
+    assert_eq!(harness.state().document().unwrap().segments().len(), 1);
+
+    // Export ▸ PNG writes the mask set as a new folder of the export folder.
+    let exports = tempfile::tempdir().unwrap();
+    harness
+        .state_mut()
+        .set_export_folder(exports.path().join("not yet made"));
+    harness.get_by_label("PNG").click();
+    harness.step();
+    step_until(&mut harness, "PNG export", |app| !app.is_writing());
+    let folder = harness
+        .state()
+        .last_export()
+        .expect("the PNG set was written")
+        .to_path_buf();
+    let masks: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .flat_map(|segment| std::fs::read_dir(segment.path()).unwrap().flatten())
+        .collect();
+    assert_eq!(masks.len(), 1, "one slice of one segment: {masks:?}");
+    let mask = image::open(masks[0].path()).unwrap().into_luma8();
+    let on = mask.pixels().filter(|p| p.0[0] == 255).count();
+    let document = harness.state().document().unwrap();
+    assert_eq!(on, document.slice_count(z, document.segments()[0].label));
+}
+
+#[test]
+fn box_on_the_liver_accept_undo_redo() {
+    let study = repo().join("assets/sample/totalsegmentator-ct");
+    let autosaves = tempfile::tempdir().unwrap();
+    let mut harness = app_harness(860.0);
+    // The snapshot below must not hold run times, which vary.
+    harness.state_mut().show_timings(false);
+    harness
+        .state_mut()
+        .set_autosave_folder(Some(autosaves.path().to_path_buf()));
+    harness.state_mut().open_folder(&study);
+    step_until(&mut harness, "study and model", LumenApp::is_ready);
+
+    let (z, liver) = box_the_liver_and_accept(&mut harness);
 
     let document = harness.state().document().unwrap();
     let segment = document

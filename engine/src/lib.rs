@@ -1,6 +1,7 @@
 //! Lumen engine: the SAM runtime on ONNX Runtime and data-free quantization. No GUI, no DICOM.
 
 pub mod eval;
+pub mod fsio;
 pub mod grad;
 pub mod graph;
 pub mod model;

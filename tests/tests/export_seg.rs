@@ -181,8 +181,8 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
 
     // PNG masks of the liver and overlays
     let png_dir = dir.path().join("png");
-    std::fs::create_dir(&png_dir).unwrap();
     let masks = write_png_masks(&png_dir, &labels, std::slice::from_ref(liver)).unwrap();
+    assert!(masks.iter().all(|m| m.is_file()), "{:?}", masks.first());
     let liver_slices = (0..volume.dims[2])
         .filter(|&z| {
             labels.labels[z * volume.slice_len()..(z + 1) * volume.slice_len()]
@@ -199,7 +199,7 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
         assert_eq!(p.0[0] == 255, l == liver.label);
     }
     let overlays = write_png_overlays(
-        &png_dir,
+        &dir.path().join("overlays"),
         &volume,
         &labels,
         &segments,

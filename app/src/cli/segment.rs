@@ -70,17 +70,15 @@ pub fn read_grey(path: &Path) -> anyhow::Result<Array2<u8>> {
     Ok(grey)
 }
 
-/// Writes a mask as a 0/255 PNG, atomically (temp file + rename).
+/// Writes a mask as a 0/255 PNG, all or nothing (`fsio`): on any failure `out` keeps its old bytes.
 pub fn write_mask(mask: &Array2<bool>, out: &Path) -> anyhow::Result<()> {
+    use image::ImageEncoder;
     let (h, w) = mask.dim();
     let pixels: Vec<u8> = mask.iter().map(|m| if *m { 255 } else { 0 }).collect();
-    let image = image::GrayImage::from_raw(w as u32, h as u32, pixels)
-        .context("mask buffer does not match its size")?;
-    let temp = out.with_extension("png.partial");
-    image
-        .save_with_format(&temp, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, out)
-        .with_context(|| format!("cannot move the mask into place at {}", out.display()))?;
+    lumen_engine::fsio::write_file(out, |file| {
+        image::codecs::png::PngEncoder::new(file)
+            .write_image(&pixels, w as u32, h as u32, image::ExtendedColorType::L8)
+            .map_err(std::io::Error::other)
+    })?;
     Ok(())
 }

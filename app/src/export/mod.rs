@@ -7,7 +7,6 @@ pub mod nifti;
 pub mod png;
 pub mod seg;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use nifti::{read_sidecar, reimport_nifti, sidecar_path, write_nifti_labels};
@@ -49,6 +48,15 @@ pub enum ExportError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<lumen_engine::fsio::WriteError> for ExportError {
+    fn from(e: lumen_engine::fsio::WriteError) -> Self {
+        Self::Write {
+            reason: e.reason(),
+            path: e.path,
+        }
+    }
 }
 
 impl ExportError {
@@ -454,61 +462,32 @@ pub fn new_uid() -> String {
     format!("2.25.{}", uuid::Uuid::new_v4().as_u128())
 }
 
-/// Write a file atomically: `write` fills a temporary file in the same folder, which is then
-/// synced and renamed over `path`. On error the temporary file is removed and `path` is untouched.
+/// Writes a file all or nothing through the engine's one write path (`lumen_engine::fsio`):
+/// `write` fills a temporary file that is flushed, fsynced and renamed over `path`.
 pub fn write_atomic(
     path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    with_temp_path(path, |tmp| {
-        let file = std::fs::File::create(tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        write(&mut w)?;
-        w.flush()?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-    })
+    lumen_engine::fsio::write_file(path, write).map_err(ExportError::from)
 }
 
-/// Run `write` on a temporary path next to `path` (same folder, same extension), then rename it
-/// onto `path`. The temporary file is removed when `write` fails.
-pub fn with_temp_path(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| ExportError::invalid(path, "no file name"))?
-        .to_string_lossy()
-        .to_string();
-    if !dir.is_dir() {
-        return Err(ExportError::write(path, "the folder does not exist"));
-    }
-    // a dot-free stem plus the real extension(s), so writers that derive paths from it (.nii.gz) behave
-    let lower = name.to_lowercase();
-    let suffix = if lower.ends_with(".nii.gz") {
-        ".nii.gz".to_string()
-    } else {
-        path.extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default()
-    };
-    let tmp = dir.join(format!(
-        ".lumen-tmp-{}-{}{suffix}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    match write(&tmp) {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ExportError::write(path, format!("rename failed: {e}"))
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(ExportError::write(path, e))
+/// An error with its causes, so a library's "could not write the data set" keeps the OS reason.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
         }
+        cause = e.source();
     }
+    text
+}
+
+/// As `write_atomic`, for writers that open the file by path themselves (see `fsio::write_file_at`).
+pub fn with_temp_path(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
+    lumen_engine::fsio::write_file_at(path, write).map_err(ExportError::from)
 }
 
 #[cfg(test)]

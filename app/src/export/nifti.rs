@@ -61,11 +61,12 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
     let header = label_header(&ras, labels.dims);
     let max = labels.labels.iter().copied().max().unwrap_or(0);
 
+    let voxel_bytes = if max <= u16::from(u8::MAX) { 1 } else { 2 };
     with_temp_path(path, |tmp| {
         let opts = WriterOptions::new(tmp)
             .reference_header(&header)
             .compress(gz);
-        let res = if max <= u16::from(u8::MAX) {
+        let res = if voxel_bytes == 1 {
             let data: Vec<u8> = labels.labels.iter().map(|&l| l as u8).collect();
             let arr = ndarray::Array3::from_shape_vec((nz, ny, nx), data)
                 .map_err(std::io::Error::other)?
@@ -78,7 +79,11 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
             opts.write_nifti_with_type(&arr, NiftiType::Uint16)
         };
         res.map_err(std::io::Error::other)?;
-        std::fs::File::open(tmp)?.sync_all()
+        check_complete(
+            tmp,
+            NIFTI1_DATA_OFFSET + (nx * ny * nz * voxel_bytes) as u64,
+            gz,
+        )
     })?;
 
     let sidecar = Sidecar {
@@ -88,6 +93,40 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(|e| ExportError::write(path, e))?;
     write_atomic(&sidecar_path(path), |w| std::io::Write::write_all(w, &json))
+}
+
+/// Where a single-file NIfTI-1's voxels start: the 348-byte header and a 4-byte extension flag.
+const NIFTI1_DATA_OFFSET: u64 = 352;
+
+/// Fails unless the file holds `expected` bytes of NIfTI (uncompressed, or as gzip's recorded
+/// size). The nifti crate drops its `BufWriter` unflushed, which loses the error of the last
+/// write on a full disk; this catches the short file it leaves.
+fn check_complete(file: &Path, expected: u64, gz: bool) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file)?;
+    let on_disk = f.metadata()?.len();
+    let written = if gz {
+        // gzip's trailer ends with the uncompressed size mod 2^32 (RFC 1952)
+        let mut size = [0u8; 4];
+        if on_disk < 18 {
+            0
+        } else {
+            f.seek(SeekFrom::End(-4))?;
+            f.read_exact(&mut size)?;
+            u64::from(u32::from_le_bytes(size))
+        }
+    } else {
+        on_disk
+    };
+    let wanted = if gz { expected % (1 << 32) } else { expected };
+    if written == wanted {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("the file was cut short ({on_disk} bytes on disk; is the disk full?)"),
+        ))
+    }
 }
 
 fn label_header(ras: &Mat4, dims: [usize; 3]) -> NiftiHeader {

@@ -22,23 +22,32 @@ fn write_png(
     })
 }
 
-fn check_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(ExportError::write(dir, "the folder does not exist"))
-    }
+/// Writes the new folder `dir` whole or not at all (`fsio::write_folder`): `fill` writes into a
+/// temporary folder and gets the final folder's path to name the files it returns.
+fn write_set(dir: &Path, fill: impl FnOnce(&Path) -> Result<Vec<PathBuf>>) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    lumen_engine::fsio::write_folder(dir, |tmp| {
+        written = fill(tmp)?
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(tmp).ok().map(|rel| dir.join(rel)))
+            .collect();
+        Ok::<(), ExportError>(())
+    })?;
+    Ok(written)
 }
 
 /// Write one binary mask PNG (0 / 255, 8-bit grey) per segment and slice that holds it:
-/// `<dir>/<label>_<name>/slice_<z>.png` (z = slice index in the volume, 4 digits).
-/// Returns the files written.
+/// `<dir>/<label>_<name>/slice_<z>.png` (z = slice index in the volume, 4 digits). `dir` is a
+/// new (or empty) folder, written all or nothing. Returns the files written.
 pub fn write_png_masks(
     dir: &Path,
     labels: &LabelVolume,
     segments: &[Segment],
 ) -> Result<Vec<PathBuf>> {
-    check_dir(dir)?;
+    write_set(dir, |dir| mask_files(dir, labels, segments))
+}
+
+fn mask_files(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<Vec<PathBuf>> {
     let [nx, ny, nz] = labels.dims;
     let plane = nx * ny;
     let mut written = Vec::new();
@@ -68,7 +77,8 @@ pub fn write_png_masks(
 }
 
 /// Write one RGB overlay PNG per slice holding any segment: the slice in `window`, segments blended
-/// in their colours (`alpha` 0..1): `<dir>/overlay_<z>.png`. Returns the files written.
+/// in their colours (`alpha` 0..1): `<dir>/overlay_<z>.png`. `dir` is a new (or empty) folder,
+/// written all or nothing. Returns the files written.
 pub fn write_png_overlays(
     dir: &Path,
     volume: &Volume,
@@ -77,7 +87,19 @@ pub fn write_png_overlays(
     window: Window,
     alpha: f32,
 ) -> Result<Vec<PathBuf>> {
-    check_dir(dir)?;
+    write_set(dir, |dir| {
+        overlay_files(dir, volume, labels, segments, window, alpha)
+    })
+}
+
+fn overlay_files(
+    dir: &Path,
+    volume: &Volume,
+    labels: &LabelVolume,
+    segments: &[Segment],
+    window: Window,
+    alpha: f32,
+) -> Result<Vec<PathBuf>> {
     if labels.dims != volume.dims {
         return Err(ExportError::mismatch(
             dir,

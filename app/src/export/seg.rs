@@ -8,7 +8,7 @@ use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 
-use super::{AlgorithmType, Code, ExportError, Result, Segment, new_uid, with_temp_path};
+use super::{AlgorithmType, Code, ExportError, Result, Segment, new_uid, write_atomic};
 use crate::study::geometry;
 use crate::study::{LabelVolume, Volume};
 
@@ -735,9 +735,9 @@ pub fn write_seg(
         .build()
         .map_err(|e| ExportError::write(path, format!("file meta: {e}")))?;
     let file = o.with_exact_meta(meta);
-    with_temp_path(path, |tmp| {
-        file.write_to_file(tmp).map_err(std::io::Error::other)?;
-        std::fs::File::open(tmp)?.sync_all()
+    write_atomic(path, |w| {
+        file.write_all(w)
+            .map_err(|e| std::io::Error::other(super::with_causes(&e)))
     })?;
     Ok(SegSummary {
         sop_instance_uid: sop_uid,

@@ -82,11 +82,8 @@ impl DiskCache {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
-        let path = self.path(z);
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, encode(embedding)).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+        // a torn file would fail decode()'s checks anyway; fsio keeps the old one whole
+        let _ = lumen_engine::fsio::write_bytes(&self.path(z), &encode(embedding));
         self.writes += 1;
         if self.writes % PRUNE_EVERY == 1 {
             prune(&self.root, self.budget);

@@ -1,6 +1,7 @@
 //! Background workers. The UI thread sends requests and polls replies; it never runs the model,
 //! decodes a series or writes to disk itself.
 
+pub mod autosave;
 pub mod embedding_cache;
 pub mod requantizer;
 pub mod segmenter;

@@ -3,7 +3,7 @@
 
 use super::Waker;
 use crate::export;
-use crate::jobs::writer::autosave_path;
+use crate::jobs::autosave::{self, SeriesIdentity};
 use crate::study::{self, LabelVolume, LoadControl, SeriesInfo, Volume};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,10 @@ pub struct LoadedStudy {
     pub volume: Volume,
     /// The annotation autosaved for this series in an earlier session, if any.
     pub autosaved: Option<(LabelVolume, Vec<export::Segment>)>,
+    /// Where this series' annotation is autosaved (named by its identity); None: not autosaved.
+    pub autosave_file: Option<PathBuf>,
+    /// The patient and series in words.
+    pub described: String,
     /// Files skipped or series left out, each with its reason, to show the user.
     pub notes: Vec<String>,
     /// Every series found in the folder, and which of them is open.
@@ -120,14 +124,25 @@ fn load_chosen(
         .store(series.slice_count, std::sync::atomic::Ordering::Relaxed);
     let volume = study::load_series_with(series, control).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
-    let autosaved = autosaves
-        .map(|folder| autosave_path(folder, &volume.study.series_instance_uid))
+    let identity = SeriesIdentity::of(&volume);
+    let mut autosave_file = autosaves.map(|folder| identity.autosave_path(folder));
+    let autosaved = autosave_file
+        .clone()
         .filter(|path| path.is_file())
         .and_then(|path| match export::reimport_nifti(&path, &volume) {
             Ok(restored) => Some(restored),
             Err(e) => {
+                let kept = match autosave::set_aside(&path) {
+                    Ok(aside) => format!("it is kept as {}", aside.display()),
+                    Err(why) => {
+                        // never write over what could not be read
+                        autosave_file = None;
+                        format!("it could not be moved aside ({why}), so autosave is off")
+                    }
+                };
                 notes.push(format!(
-                    "The autosaved annotation could not be restored: {e}"
+                    "The autosaved annotation of {} could not be restored: {e}; {kept}",
+                    identity.described
                 ));
                 None
             }
@@ -136,6 +151,8 @@ fn load_chosen(
         folder: folder.to_path_buf(),
         volume,
         autosaved,
+        autosave_file,
+        described: identity.described,
         notes,
         series: all,
         open,

@@ -82,31 +82,6 @@ pub fn export_folder() -> PathBuf {
     base.join("Lumen")
 }
 
-/// Where autosaves live by default: the user's local data dir.
-pub fn autosave_folder() -> Option<PathBuf> {
-    crate::paths::user_dirs().map(|d| d.data_local_dir().join("autosave"))
-}
-
-/// The autosave file of a series in `folder`, keyed by the series UID.
-pub fn autosave_path(folder: &Path, series_uid: &str) -> PathBuf {
-    let key: String = series_uid
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let key = if key.is_empty() {
-        "unnamed".to_string()
-    } else {
-        key
-    };
-    folder.join(format!("{key}.nii.gz"))
-}
-
 /// A file in `folder` for an export of `volume` in `format`, unique by time.
 pub fn export_target(folder: &Path, volume: &Volume, format: Format) -> PathBuf {
     let name: String = volume

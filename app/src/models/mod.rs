@@ -84,9 +84,7 @@ pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(user_dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", user_dir.display()))?;
     let target = free_name(user_dir, &bundle.manifest.name);
-    let tmp = user_dir.join(format!(".import-{}", std::process::id()));
-    let copy = || -> anyhow::Result<()> {
-        std::fs::create_dir_all(&tmp)?;
+    lumen_engine::fsio::write_folder(&target, |tmp| -> anyhow::Result<()> {
         for file in [
             lumen_engine::model::MANIFEST_FILE,
             &bundle.manifest.files.encoder.path,
@@ -97,11 +95,7 @@ pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
         }
         // The model card is optional.
         let _ = std::fs::copy(source.join("MODEL_CARD.md"), tmp.join("MODEL_CARD.md"));
-        std::fs::rename(&tmp, &target)?;
         Ok(())
-    };
-    copy().inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(&tmp);
     })?;
     Ok(target)
 }

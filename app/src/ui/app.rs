@@ -57,6 +57,8 @@ struct SeriesBrowser {
 struct OpenStudy {
     volume: Arc<Volume>,
     document: Document,
+    /// Where the document is autosaved (None: not at all), and what was last written there.
+    autosave: Autosave,
     z: usize,
     window: Window,
     zoom: f32,
@@ -91,7 +93,6 @@ pub struct LumenApp {
     autosave_folder: Option<PathBuf>,
     /// The last export written, for the user (and tests) to find it.
     last_export: Option<PathBuf>,
-    autosave: Autosave,
     pub model_panel: ModelPanel,
     /// Recently opened study folders, newest first.
     recent: Vec<PathBuf>,
@@ -112,7 +113,7 @@ pub struct LumenApp {
 }
 
 /// The keyboard shortcuts, for the help overlay (F1).
-pub const SHORTCUTS: [(&str, &str); 11] = [
+pub const SHORTCUTS: [(&str, &str); 12] = [
     ("Enter", "accept the mask preview into the active segment"),
     ("Esc", "clear the prompt and the preview"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
@@ -127,18 +128,20 @@ pub const SHORTCUTS: [(&str, &str); 11] = [
     ("right drag", "window / level"),
     ("Ctrl + wheel, middle drag", "zoom, pan (Fit view resets)"),
     ("F1", "show or hide this help"),
+    ("Ctrl+Q", "save the annotation and quit"),
 ];
 
-/// Autosave state: what was last written, and the write in flight.
-#[derive(Default)]
+/// Autosave state of the open study: its file, what was last written, and the write in flight.
 struct Autosave {
+    file: Option<PathBuf>,
     saved_revision: u64,
     last_attempt: Option<std::time::Instant>,
     running: Option<(u64, Receiver<Result<PathBuf, String>>)>,
 }
 
-/// How long changes may wait before they are autosaved.
-const AUTOSAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+/// The least time between two autosaves: an accepted edit is on disk within about this long,
+/// and a burst of brush strokes is written once rather than per stroke.
+const AUTOSAVE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A propagation running in the segmenter.
 struct Propagation {
@@ -188,9 +191,8 @@ impl LumenApp {
             propagation: None,
             writes: Vec::new(),
             export_folder: writer::export_folder(),
-            autosave_folder: writer::autosave_folder(),
+            autosave_folder: crate::jobs::autosave::autosave_folder(),
             last_export: None,
-            autosave: Autosave::default(),
             model_panel,
             recent: Vec::new(),
             settings_file: None,
@@ -439,18 +441,25 @@ impl LumenApp {
     }
 
     fn show_study(&mut self, loaded: LoadedStudy) {
+        // the study being closed keeps every edit: its last changes go to disk first
+        self.save_now_in_background();
         let volume = Arc::new(loaded.volume);
         let mut notes = loaded.notes;
         let document = match &loaded.autosaved {
             Some((labels, segments)) => {
-                notes.insert(0, "Restored the autosaved annotation of this series".into());
+                notes.insert(
+                    0,
+                    format!("Restored the autosaved annotation of {}", loaded.described),
+                );
                 Document::from_export(&volume, labels, segments).0
             }
             None => Document::new(volume.dims, volume.spacing),
         };
-        self.autosave = Autosave {
+        let autosave = Autosave {
+            file: loaded.autosave_file,
             saved_revision: document.revision(),
-            ..Autosave::default()
+            last_attempt: None,
+            running: None,
         };
         let z = volume.dims[2] / 2;
         let window = volume.default_window();
@@ -488,6 +497,7 @@ impl LumenApp {
         self.study = Some(OpenStudy {
             volume,
             document,
+            autosave,
             z,
             window,
             zoom: 1.0,
@@ -567,44 +577,74 @@ impl LumenApp {
                 Err(message) => format!("Export failed: {message}"),
             }];
         }
-        self.poll_autosave();
     }
 
-    /// Writes the document to its autosave file once it has changed and settled a little.
-    fn poll_autosave(&mut self) {
-        if let Some((revision, running)) = &self.autosave.running
+    /// Writes the document to its autosave file once it has changed, at most once per
+    /// `AUTOSAVE_AFTER`; asks for a repaint to come back when a change is waiting for that.
+    fn poll_autosave(&mut self, ctx: &egui::Context) {
+        let Some(study) = &mut self.study else { return };
+        let autosave = &mut study.autosave;
+        if let Some((revision, running)) = &autosave.running
             && let Ok(result) = running.try_recv()
         {
             match result {
-                Ok(_) => self.autosave.saved_revision = *revision,
+                Ok(_) => autosave.saved_revision = *revision,
                 Err(message) => self.notes = vec![format!("Autosave failed: {message}")],
             }
-            self.autosave.running = None;
+            autosave.running = None;
         }
-        let Some(study) = &self.study else { return };
         let revision = study.document.revision();
-        let due = self
-            .autosave
-            .last_attempt
-            .is_none_or(|t| t.elapsed() >= AUTOSAVE_AFTER);
-        if revision == self.autosave.saved_revision || self.autosave.running.is_some() || !due {
+        if revision == autosave.saved_revision || autosave.running.is_some() {
             return;
         }
-        let Some(folder) = &self.autosave_folder else {
+        let since = autosave.last_attempt.map(|t| t.elapsed());
+        if let Some(since) = since.filter(|s| *s < AUTOSAVE_AFTER) {
+            ctx.request_repaint_after(AUTOSAVE_AFTER - since);
             return;
-        };
-        let target = writer::autosave_path(folder, &study.volume.study.series_instance_uid);
-        let (labels, segments) = study.document.to_export(&study.volume);
-        let job = WriteJob {
-            format: Format::Nifti,
-            volume: study.volume.clone(),
-            labels,
-            segments,
-            target,
-            model: String::new(),
-        };
-        self.autosave.last_attempt = Some(std::time::Instant::now());
-        self.autosave.running = Some((revision, writer::write(job, self.wake.clone())));
+        }
+        if let Some(job) = autosave_job(study) {
+            study.autosave.last_attempt = Some(std::time::Instant::now());
+            study.autosave.running = Some((revision, writer::write(job, self.wake.clone())));
+        }
+    }
+
+    /// Starts writing the open study's unsaved changes now, on the writer thread (the study is
+    /// about to be replaced, so nobody waits for the reply).
+    fn save_now_in_background(&mut self) {
+        let Some(study) = &self.study else { return };
+        if study.document.revision() != study.autosave.saved_revision
+            && let Some(job) = autosave_job(study)
+        {
+            let _detached = writer::write(job, self.wake.clone());
+        }
+    }
+
+    /// Writes the open study's unsaved changes and waits for them: the app is closing, and an
+    /// accepted edit must not be lost. A write already in flight finishes first.
+    fn save_before_exit(&mut self) {
+        let Some(study) = &mut self.study else { return };
+        if let Some((revision, running)) = study.autosave.running.take()
+            && let Ok(Ok(_)) = running.recv()
+        {
+            study.autosave.saved_revision = revision;
+        }
+        if study.document.revision() == study.autosave.saved_revision {
+            return;
+        }
+        if let Some(job) = autosave_job(study) {
+            let target = job.target.clone();
+            match writer::write(job, Arc::new(|| {})).recv() {
+                Ok(Ok(_)) => {}
+                // the window is gone: the terminal is the last place to say it
+                Ok(Err(message)) => crate::cli::note_stderr(format_args!(
+                    "lumen: the annotation could not be saved on exit: {message}"
+                )),
+                Err(_) => crate::cli::note_stderr(format_args!(
+                    "lumen: the annotation could not be saved on exit to {}",
+                    target.display()
+                )),
+            }
+        }
     }
 
     /// Moves to slice `z`: the prompt belongs to a slice, so it is cleared; neighbours are prefetched.
@@ -727,12 +767,16 @@ impl LumenApp {
             .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
         {
             Some(label) => label,
-            None => match study.document.add_segment(&name) {
-                Some(label) => label,
-                None => {
-                    self.notes = vec!["All 255 segment labels are in use".into()];
-                    return;
-                }
+            // a restored annotation already has the organ: add to it, not a twin of it
+            None => match study.document.segments().iter().find(|s| s.name == name) {
+                Some(existing) => existing.label,
+                None => match study.document.add_segment(&name) {
+                    Some(label) => label,
+                    None => {
+                        self.notes = vec!["All 255 segment labels are in use".into()];
+                        return;
+                    }
+                },
             },
         };
         self.active_label = Some(label);
@@ -865,6 +909,10 @@ impl LumenApp {
         // Keys typed into a text field (a segment's name) are not shortcuts.
         if ctx.egui_wants_keyboard_input() {
             return;
+        }
+        if ctx.input(|i| i.modifiers.command && i.key_pressed(Key::Q)) {
+            // on_exit saves the annotation before the window goes
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
         let (undo, redo, accept, escape, next, previous, page_next, page_previous) =
             ctx.input(|i| {
@@ -1250,11 +1298,30 @@ fn overlay_image(
     ColorImage::new([nx, ny], pixels)
 }
 
+/// The write of `study`'s document to its autosave file, if it has one.
+fn autosave_job(study: &OpenStudy) -> Option<WriteJob> {
+    let target = study.autosave.file.clone()?;
+    let (labels, segments) = study.document.to_export(&study.volume);
+    Some(WriteJob {
+        format: Format::Nifti,
+        volume: study.volume.clone(),
+        labels,
+        segments,
+        target,
+        model: String::new(),
+    })
+}
+
 impl eframe::App for LumenApp {
+    fn on_exit(&mut self) {
+        self.save_before_exit();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.poll_jobs();
         self.poll_writes();
+        self.poll_autosave(&ctx);
         self.handle_keys(&ctx);
         self.refresh_textures(&ctx);
         self.persist_settings();

@@ -5,8 +5,7 @@ use super::proto::{
 };
 use super::{GraphError, TensorData};
 use prost::Message;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `TensorProto.DataLocation.EXTERNAL`.
 const EXTERNAL: i32 = 1;
@@ -227,20 +226,10 @@ fn read_external(t: &mut TensorProto, dir: &Path) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+/// Writes `bytes` over `path` all or nothing (`crate::fsio`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GraphError> {
-    let io = |source| GraphError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp: PathBuf = path.to_path_buf();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    tmp.set_file_name(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::fsio::write_bytes(path, bytes).map_err(|e| GraphError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }

@@ -41,10 +41,35 @@ pub fn init() -> Result<PathBuf, RuntimeError> {
     environment().map(|(_, path)| path.clone())
 }
 
+/// The variable that turns off ONNX Runtime's 1DS telemetry on Linux (on since 1.29). The library
+/// reads it when it starts its telemetry provider, before any API call could disable it, so it
+/// must be in the environment before the library is loaded; `with_telemetry(false)` alone still
+/// lets the start-up events out and writes a device id under `~/.cache/Microsoft`.
+pub const TELEMETRY_OPT_OUT: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Puts `ORT_DISABLE_TELEMETRY=1` into the process environment, whatever it was.
+///
+/// Call it first thing in `main`, while the process has one thread: changing the environment
+/// races with C code reading it on other threads (Rust's own reads are locked). `init` calls it
+/// again before loading the library, where it is a no-op once set, so library users such as the
+/// test binaries are covered as well.
+pub fn opt_out_of_telemetry() {
+    if std::env::var_os(TELEMETRY_OPT_OUT).is_some_and(|v| v == "1") {
+        return;
+    }
+    // SAFETY: see above: in the binaries this runs before any other thread exists; elsewhere it
+    // runs once, before ONNX Runtime (the only C reader of this variable) is loaded.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(TELEMETRY_OPT_OUT, "1");
+    }
+}
+
 /// The process's environment and the library path, created on first use.
 fn environment() -> Result<&'static (ort::environment::Environment, PathBuf), RuntimeError> {
     ENVIRONMENT
         .get_or_init(|| {
+            opt_out_of_telemetry();
             let path = locate_library()?;
             let builder = ort::init_from(&path).map_err(|e| RuntimeError::LibraryLoad {
                 path: path.clone(),
