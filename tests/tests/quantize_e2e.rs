@@ -137,11 +137,7 @@ fn cancelling_leaves_no_bundle_behind() {
     );
     assert!(matches!(result, Err(QuantError::Cancelled)), "{result:?}");
     assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(work.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
-        .collect();
+    let leftovers = partial_folders(work.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -159,12 +155,12 @@ fn an_existing_output_folder_is_refused() {
     assert!(err.to_string().contains("already exists"), "{err}");
 }
 
-/// Files whose name says they are a requantization's temporary folder.
+/// Hidden entries: every temporary file or folder of Lumen's writes (`fsio`) starts with a dot.
 fn partial_folders(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .collect()
 }

@@ -56,8 +56,14 @@ impl SeriesIdentity {
         let uids_missing =
             meta.study_instance_uid.trim().is_empty() || meta.series_instance_uid.trim().is_empty();
         if uids_missing {
-            let bytes: Vec<u8> = volume.voxels.iter().flat_map(|v| v.to_le_bytes()).collect();
-            field(&bytes);
+            field(&(volume.voxels.len() as u64).to_le_bytes());
+            // in pieces: a copy of a large volume's bytes would double its memory
+            let mut piece = Vec::with_capacity(4 * 65536);
+            for values in volume.voxels.chunks(65536) {
+                piece.clear();
+                piece.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+                digest.update(&piece);
+            }
         }
         let key = hex::encode(&digest.finalize()[..16]);
         Self {

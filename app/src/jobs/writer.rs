@@ -27,12 +27,24 @@ pub struct WriteJob {
     pub model: String,
 }
 
+/// The outcome of a write: the written path, or the reason it failed.
+pub type WriteReply = Receiver<Result<PathBuf, String>>;
+
 /// Starts the write; the written path or the reason it failed arrives once on the channel.
-pub fn write(job: WriteJob, wake: Waker) -> Receiver<Result<PathBuf, String>> {
+pub fn write(job: WriteJob, wake: Waker) -> WriteReply {
+    write_after(None, job, wake)
+}
+
+/// As `write`, once the `earlier` write (of the same file) has finished, so an older version
+/// never lands after a newer one.
+pub fn write_after(earlier: Option<WriteReply>, job: WriteJob, wake: Waker) -> WriteReply {
     let (reply, replies) = channel();
     let spawned = std::thread::Builder::new()
         .name("writer".into())
         .spawn(move || {
+            if let Some(earlier) = earlier {
+                let _ = earlier.recv();
+            }
             let _ = reply.send(run(&job).map(|()| job.target.clone()));
             wake();
         });

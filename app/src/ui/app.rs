@@ -136,7 +136,7 @@ struct Autosave {
     file: Option<PathBuf>,
     saved_revision: u64,
     last_attempt: Option<std::time::Instant>,
-    running: Option<(u64, Receiver<Result<PathBuf, String>>)>,
+    running: Option<(u64, writer::WriteReply)>,
 }
 
 /// The least time between two autosaves: an accepted edit is on disk within about this long,
@@ -608,14 +608,15 @@ impl LumenApp {
         }
     }
 
-    /// Starts writing the open study's unsaved changes now, on the writer thread (the study is
-    /// about to be replaced, so nobody waits for the reply).
+    /// Starts writing the open study's unsaved changes now, on the writer thread, after the
+    /// write in flight (the study is about to be replaced, so nobody waits for the reply).
     fn save_now_in_background(&mut self) {
-        let Some(study) = &self.study else { return };
+        let Some(study) = &mut self.study else { return };
         if study.document.revision() != study.autosave.saved_revision
             && let Some(job) = autosave_job(study)
         {
-            let _detached = writer::write(job, self.wake.clone());
+            let earlier = study.autosave.running.take().map(|(_, reply)| reply);
+            let _detached = writer::write_after(earlier, job, self.wake.clone());
         }
     }
 

@@ -57,6 +57,12 @@ pub enum QuantError {
 }
 
 /// A file-system failure, naming the path.
+impl From<crate::fsio::WriteError> for QuantError {
+    fn from(e: crate::fsio::WriteError) -> Self {
+        Self::Bundle(e.to_string())
+    }
+}
+
 pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> QuantError {
     QuantError::Bundle(format!("{}: {e}", path.display()))
 }

@@ -199,39 +199,33 @@ pub fn requantize(
 ) -> Result<RequantizeReport, QuantError> {
     let started = Instant::now();
     let bundle = check_arguments(model_dir, out_dir, options)?;
-    // Made now, so an unwritable destination fails before minutes of synthesis.
-    let tmp = temp_sibling(out_dir);
-    let result = std::fs::create_dir_all(&tmp)
-        .map_err(|e| io_error(&tmp, e))
-        .and_then(|()| {
-            let mut reporter = Reporter {
-                sink: progress,
-                cancel,
-                phase: "synthesize",
-                started: Instant::now(),
-            };
-            make_bundle(&bundle, &tmp, out_dir, options, &mut reporter)
-        });
-    match result {
-        Ok(made) => {
-            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            Ok(RequantizeReport {
-                bundle_dir: out_dir.to_path_buf(),
-                summary: made.summary,
-                synthetic_images: made.images,
-                synthetic_set: made.synthetic_set,
-                self_check_iou: made.iou,
-                self_check_prompts: made.prompts,
-                encoder_bytes: size(&out_dir.join("encoder.onnx")),
-                fp_encoder_bytes: size(&bundle.encoder_path),
-                seconds: started.elapsed().as_secs_f64(),
-            })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
-    }
+    // The bundle is written into a temporary folder made first, so an unwritable destination
+    // fails before minutes of synthesis, and renamed into place only once it passed its check.
+    let mut made = None;
+    let result = crate::fsio::write_folder(out_dir, |tmp| {
+        let mut reporter = Reporter {
+            sink: progress,
+            cancel,
+            phase: "synthesize",
+            started: Instant::now(),
+        };
+        made = Some(make_bundle(&bundle, tmp, options, &mut reporter)?);
+        Ok::<(), QuantError>(())
+    });
+    let made = result
+        .and_then(|()| made.ok_or_else(|| QuantError::Bundle("no bundle was made".into())))?;
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    Ok(RequantizeReport {
+        bundle_dir: out_dir.to_path_buf(),
+        summary: made.summary,
+        synthetic_images: made.images,
+        synthetic_set: made.synthetic_set,
+        self_check_iou: made.iou,
+        self_check_prompts: made.prompts,
+        encoder_bytes: size(&out_dir.join("encoder.onnx")),
+        fp_encoder_bytes: size(&bundle.encoder_path),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Everything `requantize` can check before it starts working: the bit widths, the floor, the
@@ -290,11 +284,10 @@ struct Made {
     prompts: usize,
 }
 
-/// Synthesizes, calibrates, emits into `tmp`, self-checks and renames `tmp` to `out_dir`.
+/// Synthesizes, calibrates, emits into `tmp` and self-checks.
 fn make_bundle(
     bundle: &ModelBundle,
     tmp: &Path,
-    out_dir: &Path,
     options: &RequantizeOptions,
     reporter: &mut Reporter,
 ) -> Result<Made, QuantError> {
@@ -377,7 +370,6 @@ fn make_bundle(
     );
     write_manifest(tmp, &manifest)?;
     reporter.check()?;
-    std::fs::rename(tmp, out_dir).map_err(|e| io_error(out_dir, e))?;
     Ok(Made {
         summary,
         images: images.len(),
@@ -659,12 +651,4 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), QuantError> {
         &dir.join(crate::model::MANIFEST_FILE),
         text.as_bytes(),
     )?)
-}
-
-fn temp_sibling(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
