@@ -83,3 +83,58 @@ pub fn chaos_liver_slice(index: usize) -> anyhow::Result<(Array2<f32>, Array2<bo
     );
     Ok((hu, mask))
 }
+
+/// The bundled LiteMedSAM model.
+pub fn litemedsam_model_dir() -> PathBuf {
+    repo_root().join("assets").join("models").join("litemedsam")
+}
+
+/// One CHAOS T2 MR patient's axial slice with the most liver, in display orientation and 8-bit
+/// by `mr` (`lumen_app::eval::chaos_mr`), with its labels (1 liver, 2 right kidney, 3 left
+/// kidney, 4 spleen).
+pub fn chaos_mr_liver_slice(
+    patient: u32,
+    mr: &lumen_engine::model::IntensityRule,
+) -> anyhow::Result<(Array2<u8>, Array2<u16>)> {
+    let image = shared_data().join(format!("chaos_t2_mr/image_{patient}.nii.gz"));
+    let volume = lumen_app::eval::chaos_mr::load(&image, mr)?;
+    let z = (0..volume.images.dim().0)
+        .max_by_key(|z| volume.label(*z).iter().filter(|l| **l == 1).count())
+        .unwrap_or(0);
+    Ok((volume.image(z).to_owned(), volume.label(z).to_owned()))
+}
+
+/// A Python with numpy and OpenCV for reference checks (LiteMedSAM's own preprocessing): a
+/// virtual environment under `target/`, made on first use from the pinned
+/// `packaging/model/litemedsam/reference-requirements.txt` (PyPI, like the build's ONNX Runtime).
+pub fn reference_python() -> anyhow::Result<PathBuf> {
+    use std::process::Command;
+    let venv = repo_root().join("target").join("python-reference");
+    let python = venv.join("bin").join("python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import cv2, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready(&python) {
+        return Ok(python);
+    }
+    let requirements = repo_root().join("packaging/model/litemedsam/reference-requirements.txt");
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()?;
+    anyhow::ensure!(made.success(), "python3 -m venv {} failed", venv.display());
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "-r"])
+        .arg(&requirements)
+        .status()?;
+    anyhow::ensure!(
+        installed.success() && ready(&python),
+        "could not install {} into {}",
+        requirements.display(),
+        venv.display()
+    );
+    Ok(python)
+}

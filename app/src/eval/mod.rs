@@ -6,6 +6,7 @@
 
 pub mod btcv;
 pub mod chaos;
+pub mod chaos_mr;
 pub mod npy;
 pub mod npz;
 pub mod volume;
@@ -30,6 +31,8 @@ pub enum Source {
     Npz(PathBuf),
     /// The CHAOS CT `Data_3D` folder.
     Chaos(PathBuf),
+    /// A folder of CHAOS T2 MR patients (`image_N.nii.gz` + `label_N.nii.gz`), all of them.
+    ChaosMr(PathBuf),
 }
 
 impl Source {
@@ -49,6 +52,8 @@ impl Source {
             Self::Npz(path.to_path_buf())
         } else if let Some(root) = chaos::data_root(path) {
             Self::Chaos(root)
+        } else if chaos_mr::is_chaos_mr(path) {
+            Self::ChaosMr(path.to_path_buf())
         } else if has_btcv_cases(path)? {
             Self::Btcv {
                 dir: path.to_path_buf(),
@@ -56,7 +61,7 @@ impl Source {
             }
         } else {
             bail!(
-                "{}: not an evaluation set (no sabs_caseNN.npz, and no DICOM_anon + Ground folders of CHAOS)",
+                "{}: not an evaluation set (no sabs_caseNN.npz, no DICOM_anon + Ground folders of CHAOS CT, no image_N.nii.gz + label_N.nii.gz of CHAOS MR)",
                 path.display()
             );
         };
@@ -131,6 +136,7 @@ pub fn evaluate_model(
         let volume = match &case {
             Case::Npz(path) => btcv::load_npz(path)?,
             Case::Chaos(root) => chaos::load(root, &manifest.intensity.ct)?,
+            Case::ChaosMr(image) => chaos_mr::load(image, &manifest.intensity.mr)?,
         };
         let slices = volume.labelled_slices(every);
         for &z in &slices {
@@ -170,12 +176,14 @@ pub fn evaluate_model(
 enum Case {
     Npz(PathBuf),
     Chaos(PathBuf),
+    /// One patient's image file.
+    ChaosMr(PathBuf),
 }
 
 impl Case {
     fn path(&self) -> &Path {
         match self {
-            Case::Npz(p) | Case::Chaos(p) => p,
+            Case::Npz(p) | Case::Chaos(p) | Case::ChaosMr(p) => p,
         }
     }
 }
@@ -185,6 +193,10 @@ fn case_files(source: &Source, manifest: &Manifest) -> anyhow::Result<Vec<Case>>
     Ok(match source {
         Source::Npz(path) => vec![Case::Npz(path.clone())],
         Source::Chaos(root) => vec![Case::Chaos(root.clone())],
+        Source::ChaosMr(dir) => chaos_mr::patients(dir)?
+            .into_iter()
+            .map(Case::ChaosMr)
+            .collect(),
         Source::Btcv { dir, cases } => {
             let names = match cases {
                 Some(names) => names.clone(),

@@ -6,13 +6,20 @@ use ndarray::{Array2, ArrayView2};
 impl IntensityRule {
     /// Applies the rule to one slice. Non-finite values (padding, NaN) become 0.
     pub fn to_u8(&self, slice: ArrayView2<f32>) -> Array2<u8> {
-        let (low, high) = match *self {
-            IntensityRule::Window { center, width } => (center - width / 2.0, center + width / 2.0),
-            IntensityRule::Percentile { low, high } => percentile_range(slice, low, high),
+        let (low, high, zero_stays) = match *self {
+            IntensityRule::Window { center, width } => {
+                (center - width / 2.0, center + width / 2.0, false)
+            }
+            IntensityRule::Percentile { low, high, nonzero } => {
+                let (l, h) = percentile_range(slice, low, high, nonzero);
+                (l, h, nonzero)
+            }
         };
         let span = (high - low).max(f32::EPSILON);
         slice.mapv(|v| {
-            if v.is_finite() {
+            if zero_stays && v == 0.0 {
+                0
+            } else if v.is_finite() {
                 ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8
             } else {
                 0
@@ -38,7 +45,7 @@ impl IntensityRule {
                     ));
                 }
             }
-            IntensityRule::Percentile { low, high } => {
+            IntensityRule::Percentile { low, high, .. } => {
                 for (name, value) in [("low", low), ("high", high)] {
                     if !(value.is_finite() && (0.0..=100.0).contains(&value)) {
                         problems.push(format!(
@@ -57,9 +64,14 @@ impl IntensityRule {
     }
 }
 
-/// The values at the `low` and `high` percentiles of the finite values of `slice`.
-fn percentile_range(slice: ArrayView2<f32>, low: f32, high: f32) -> (f32, f32) {
-    let mut values: Vec<f32> = slice.iter().copied().filter(|v| v.is_finite()).collect();
+/// The values at the `low` and `high` percentiles of the finite (and, with `nonzero`, non-zero)
+/// values of `slice`.
+fn percentile_range(slice: ArrayView2<f32>, low: f32, high: f32, nonzero: bool) -> (f32, f32) {
+    let mut values: Vec<f32> = slice
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && !(nonzero && *v == 0.0))
+        .collect();
     if values.is_empty() {
         return (0.0, 1.0);
     }
@@ -87,6 +99,28 @@ mod tests {
     }
 
     #[test]
+    fn nonzero_percentiles_leave_the_background_out() {
+        // half the slice is air outside the body (0), half tissue 100..199
+        let values: Vec<f32> = (0..200)
+            .map(|v| if v < 100 { 0.0 } else { v as f32 })
+            .collect();
+        let slice = Array2::from_shape_vec((10, 20), values).unwrap();
+        let rule = |nonzero| IntensityRule::Percentile {
+            low: 0.0,
+            high: 100.0,
+            nonzero,
+        };
+        let tissue = rule(true).to_u8(slice.view());
+        assert_eq!(
+            (tissue[[0, 0]], tissue[[5, 0]], tissue[[9, 19]]),
+            (0, 0, 255)
+        );
+        // all values: tissue starts half way up the grey scale instead of at black
+        let all = rule(false).to_u8(slice.view());
+        assert_eq!(all[[5, 0]], 128);
+    }
+
+    #[test]
     fn percentile_rule_ignores_outliers() {
         let mut values: Vec<f32> = (0..1000).map(|v| v as f32).collect();
         values[999] = 1.0e6; // one hot pixel must not crush the contrast
@@ -94,6 +128,7 @@ mod tests {
         let rule = IntensityRule::Percentile {
             low: 0.5,
             high: 99.5,
+            nonzero: false,
         };
         let u8s = rule.to_u8(slice.view());
         assert_eq!(u8s[[0, 0]], 0);

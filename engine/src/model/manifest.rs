@@ -15,9 +15,15 @@ pub struct Manifest {
     pub description: String,
     /// S: images are resized so their longest side is S, then padded to S×S.
     pub input_size: u32,
+    /// How the slice is resized to S (the filter the model was trained with).
+    #[serde(default)]
+    pub resize: ResizeFilter,
     pub normalize: Normalize,
     pub intensity: IntensityRules,
     pub precision: Precision,
+    /// Which decoder output each kind of prompt takes.
+    #[serde(default)]
+    pub prompts: PromptRules,
     pub files: Files,
     #[serde(default)]
     pub provenance: BTreeMap<String, toml::Value>,
@@ -25,12 +31,59 @@ pub struct Manifest {
     pub accuracy: BTreeMap<String, toml::Value>,
 }
 
-/// Per-channel normalization on the 0–255 scale: `(x - mean) / std`.
+/// The resampling filter that brings the slice's longest side to S.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeFilter {
+    /// Antialiased bilinear (the `image` crate's triangle filter): the starter model's recipe.
+    #[default]
+    Triangle,
+    /// Area averaging, bit-exact with OpenCV's `INTER_AREA` when reducing (LiteMedSAM's).
+    Area,
+}
+
+/// How the resized 8-bit slice becomes the encoder's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Normalize {
+    #[serde(default)]
+    pub rule: NormalizeRule,
+    /// Per channel, on the 0–255 scale: `(x - mean) / std`. Under `minmax` they state the
+    /// affine map the rule comes to on a slice that spans 0–255 (mean 0, std 255), which the
+    /// data-free synthesis and the quantizer work in.
     pub mean: [f32; 3],
     pub std: [f32; 3],
+}
+
+/// The normalization rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizeRule {
+    /// `(x - mean) / std` per channel.
+    #[default]
+    MeanStd,
+    /// `(x - min) / max(max - min, 1e-8)` over the resized slice, before padding: 0–1.
+    MinMax,
+}
+
+/// Which decoder output a prompt takes. A lone click is ambiguous in every SAM, so it always
+/// takes the best of the multimask candidates; a lone box depends on how the model was trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptRules {
+    #[serde(rename = "box", default)]
+    pub box_output: BoxOutput,
+}
+
+/// The output a lone box prompt takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoxOutput {
+    /// The multimask candidate with the highest predicted IoU (SAM's own advice for one prompt).
+    #[default]
+    Best,
+    /// Output 0, the single-mask token (`multimask_output=False`), for models trained that way.
+    Single,
 }
 
 /// How each modality's raw intensities become the 8-bit image the model was trained on.
@@ -47,8 +100,15 @@ pub struct IntensityRules {
 pub enum IntensityRule {
     /// A fixed window in the modality's units (HU for CT): `center ± width/2` maps to 0–255.
     Window { center: f32, width: f32 },
-    /// The slice's own percentiles `low`..`high` (in %) map to 0–255.
-    Percentile { low: f32, high: f32 },
+    /// The slice's own percentiles `low`..`high` (in %) map to 0–255; with `nonzero`, of its
+    /// non-zero values only, and zero stays 0 (LiteMedSAM's MR rule: the background does not
+    /// count).
+    Percentile {
+        low: f32,
+        high: f32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nonzero: bool,
+    },
 }
 
 /// The numeric precision of the bundle. (No `deny_unknown_fields`: serde cannot combine it with
@@ -167,6 +227,11 @@ impl Manifest {
                 .as_bytes(),
         );
         put("input_size", &self.input_size.to_le_bytes());
+        put("resize", format!("{:?}", self.resize).as_bytes());
+        put(
+            "normalize.rule",
+            format!("{:?}", self.normalize.rule).as_bytes(),
+        );
         let floats = |values: &[f32]| -> Vec<u8> {
             // -0.0 and 0.0 give the same embeddings
             values
@@ -182,7 +247,14 @@ impl Manifest {
         ] {
             let (kind, numbers) = match *rule {
                 IntensityRule::Window { center, width } => ("window", [center, width]),
-                IntensityRule::Percentile { low, high } => ("percentile", [low, high]),
+                IntensityRule::Percentile { low, high, nonzero } => (
+                    if nonzero {
+                        "percentile of non-zero"
+                    } else {
+                        "percentile"
+                    },
+                    [low, high],
+                ),
             };
             put(key, kind.as_bytes());
             put(key, &floats(&numbers));
@@ -253,6 +325,10 @@ mod tests {
         add("normalize.std", &|m| m.normalize.std[1] = 1.0);
         add("normalize.mean", &|m| m.normalize.mean[0] += 0.5);
         add("input_size", &|m| m.input_size = 512);
+        add("resize", &|m| m.resize = ResizeFilter::Area);
+        add("normalize.rule", &|m| {
+            m.normalize.rule = NormalizeRule::MinMax
+        });
         add("ct window", &|m| {
             m.intensity.ct = IntensityRule::Window {
                 center: 40.0,
@@ -263,12 +339,21 @@ mod tests {
             m.intensity.mr = IntensityRule::Percentile {
                 low: 1.0,
                 high: 99.0,
+                nonzero: false,
+            }
+        });
+        add("non-zero percentiles", &|m| {
+            m.intensity.mr = IntensityRule::Percentile {
+                low: 0.5,
+                high: 99.5,
+                nonzero: true,
             }
         });
         add("rule kind", &|m| {
             m.intensity.ct = IntensityRule::Percentile {
                 low: 115.0,
                 high: 475.0,
+                nonzero: false,
             }
         });
         add("encoder weights", &|m| {

@@ -7,14 +7,17 @@ mod manifest;
 mod postprocess;
 mod preprocess;
 mod prompt;
+mod resize;
 mod sam;
 
 pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
 pub use error::ModelError;
 pub use manifest::{
-    FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, Precision,
+    BoxOutput, FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, NormalizeRule,
+    Precision, PromptRules, ResizeFilter,
 };
 pub use postprocess::{prepadded_size, resize_bilinear, upscale_mask_logits};
-pub use preprocess::{InputFrame, encoder_input};
+pub use preprocess::{InputFrame, InputRecipe, encoder_input};
 pub use prompt::{BoxPrompt, Point, Prompt};
+pub use resize::resize_area;
 pub use sam::{Embedding, Prediction, SamModel};

@@ -2,8 +2,9 @@
 
 use super::bundle::ModelBundle;
 use super::error::ModelError;
+use super::manifest::BoxOutput;
 use super::postprocess::upscale_mask_logits;
-use super::preprocess::{InputFrame, encoder_input};
+use super::preprocess::{InputFrame, InputRecipe, encoder_input};
 use super::prompt::Prompt;
 use crate::graph;
 use crate::runtime::{SessionConfig, load_session, load_session_from_memory};
@@ -129,8 +130,8 @@ impl SamModel {
 
     /// Runs the encoder on an 8-bit grey slice (already mapped by the manifest's intensity rule).
     pub fn embed(&self, image: ArrayView2<u8>) -> Result<Embedding, ModelError> {
-        let s = self.bundle.manifest.input_size as usize;
-        let (input, frame) = encoder_input(image, s, &self.bundle.manifest.normalize)?;
+        let recipe = InputRecipe::of(&self.bundle.manifest);
+        let (input, frame) = encoder_input(image, &recipe)?;
         let path = &self.bundle.encoder_path;
         let mut session = lock(&self.encoder, path)?;
         let tensor = Tensor::from_array(input).map_err(|e| inference(path, e))?;
@@ -189,7 +190,10 @@ impl SamModel {
                     ),
                 ));
             }
-            let chosen = choose_output(&candidate_ious, prompt.is_ambiguous());
+            let lone_box = prompt.points.is_empty() && prompt.bbox.is_some();
+            let box_takes_single =
+                self.bundle.manifest.prompts.box_output == BoxOutput::Single && lone_box;
+            let chosen = choose_output(&candidate_ious, prompt.is_ambiguous() && !box_takes_single);
             let low_res_logits = low_res.slice(s![0, chosen, .., ..]).to_owned();
             (candidate_ious, chosen, low_res_logits)
         };

@@ -5,7 +5,8 @@
 use super::{GraphBits, GraphSummary, QuantError, io_error, quantize_graph};
 use crate::graph::{Model, TensorData};
 use crate::model::{
-    FileEntry, Manifest, ModelBundle, Precision, Prompt, SamModel, encoder_input, sha256_file,
+    FileEntry, InputRecipe, Manifest, ModelBundle, Precision, Prompt, SamModel, encoder_input,
+    sha256_file,
 };
 use crate::runtime::SessionConfig;
 use crate::synth::{self, LossWeights, Rng, SynthConfig, SyntheticSet};
@@ -298,11 +299,11 @@ fn make_bundle(
         .max(1)
         .min(images.len().saturating_sub(1));
     let (calib, check) = images.split_at(images.len() - held);
-    let s = bundle.manifest.input_size as usize;
+    let recipe = InputRecipe::of(&bundle.manifest);
     let feeds = calib
         .iter()
         .map(|img| {
-            let (x, _) = encoder_input(img.view(), s, &bundle.manifest.normalize)?;
+            let (x, _) = encoder_input(img.view(), &recipe)?;
             Ok(vec![("image".to_string(), TensorData::F32(x.into_dyn()))])
         })
         .collect::<Result<Vec<_>, QuantError>>()?;

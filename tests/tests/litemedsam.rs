@@ -1,0 +1,123 @@
+//! The bundled LiteMedSAM on real slices: its preprocessing against the official Python one, and
+//! box prompts on CT and MR livers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lumen_engine::model::{InputRecipe, Prompt, SamModel, encoder_input};
+use lumen_engine::runtime::SessionConfig;
+use lumen_tests::{
+    box_prompt, chaos_liver_slice, chaos_mr_liver_slice, dice, litemedsam_model_dir,
+    reference_python, repo_root, shared_data,
+};
+use ndarray::Array2;
+use std::sync::OnceLock;
+
+fn model() -> &'static SamModel {
+    static MODEL: OnceLock<SamModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        SamModel::load(&litemedsam_model_dir(), &SessionConfig::default())
+            .expect("the LiteMedSAM bundle loads")
+    })
+}
+
+/// Real 8-bit slices of every size the shared data has: 512² CT (an exact 2× reduction), BTCV
+/// 257² (a fractional one), 256² MR (none), and a 122×101 TotalSegmentator CT (an enlargement),
+/// also turned on its side (101×122).
+fn slices() -> Vec<(String, Array2<u8>)> {
+    let manifest = &model().bundle().manifest;
+    let mut out = Vec::new();
+    for index in [20, 40] {
+        let (hu, _) = chaos_liver_slice(index).unwrap();
+        out.push((
+            format!("CHAOS CT {index}"),
+            manifest.intensity.ct.to_u8(hu.view()),
+        ));
+    }
+    let btcv =
+        lumen_app::eval::btcv::load_npz(&shared_data().join("btcv_abdomen_ct/sabs_case02.npz"))
+            .unwrap();
+    let z = btcv.images.dim().0 / 2;
+    let slice = btcv.images.index_axis(ndarray::Axis(0), z).to_owned();
+    out.push((format!("BTCV case 02 z{z}"), slice));
+    let (mr, _) = chaos_mr_liver_slice(2, &manifest.intensity.mr).unwrap();
+    out.push(("CHAOS MR 2".into(), mr));
+    let ts = lumen_app::study::load_nifti(shared_data().join("totalsegmentator/example_ct.nii.gz"))
+        .unwrap();
+    let [nx, ny, nz] = ts.dims;
+    let plane = nx * ny;
+    let hu = Array2::from_shape_vec(
+        (ny, nx),
+        ts.voxels[nz / 2 * plane..(nz / 2 + 1) * plane].to_vec(),
+    )
+    .unwrap();
+    let grey = manifest.intensity.ct.to_u8(hu.view());
+    // taller than wide too: OpenCV's enlargement rounds the last pixels of a 212-wide row apart
+    out.push(("TotalSegmentator CT, turned".into(), grey.t().to_owned()));
+    out.push(("TotalSegmentator CT".into(), grey));
+    out
+}
+
+/// The official preprocessing's output for `grey` (packaging/model/litemedsam/reference.py).
+fn reference_input(grey: &Array2<u8>) -> Vec<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.u8"), dir.path().join("out.f32"));
+    std::fs::write(&input, grey.iter().copied().collect::<Vec<u8>>()).unwrap();
+    let (h, w) = grey.dim();
+    let status = std::process::Command::new(reference_python().unwrap())
+        .arg(repo_root().join("packaging/model/litemedsam/reference.py"))
+        .args(["preprocess", &h.to_string(), &w.to_string()])
+        .args([&input, &output])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(&output)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn preprocessing_matches_the_official_python_on_real_slices() {
+    let recipe = InputRecipe::of(&model().bundle().manifest);
+    for (name, grey) in slices() {
+        let (ours, _) = encoder_input(grey.view(), &recipe).unwrap();
+        let reference = reference_input(&grey);
+        assert_eq!(ours.len(), reference.len(), "{name}");
+        let worst = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let (h, w) = grey.dim();
+        assert!(worst <= 1e-4, "{name} ({w}×{h}): max |Δ| {worst}");
+    }
+}
+
+#[test]
+fn a_box_on_the_liver_segments_it_on_ct_and_on_mr() {
+    let manifest = &model().bundle().manifest;
+    let mut cases = Vec::new();
+    for index in [25, 40, 55] {
+        let (hu, label) = chaos_liver_slice(index).unwrap();
+        cases.push((
+            format!("CHAOS CT {index}"),
+            manifest.intensity.ct.to_u8(hu.view()),
+            label,
+        ));
+    }
+    for patient in [1, 5] {
+        let (mr, labels) = chaos_mr_liver_slice(patient, &manifest.intensity.mr).unwrap();
+        cases.push((format!("CHAOS MR {patient}"), mr, labels.mapv(|l| l == 1)));
+    }
+    for (name, image, label) in cases {
+        let embedding = model().embed(image.view()).unwrap();
+        let prompt = Prompt::from_box(box_prompt(label.view()).unwrap());
+        let prediction = model().predict(&embedding, &prompt).unwrap();
+        assert_eq!(
+            prediction.chosen, 0,
+            "a lone box takes the single-mask output"
+        );
+        let d = dice(prediction.mask.view(), label.view());
+        assert!(d >= 0.9, "{name}: liver Dice {d:.3} < 0.9");
+    }
+}
