@@ -62,7 +62,10 @@ fn info_prints_the_bundled_manifest() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("model      ct-starter"), "{stdout}");
+    assert!(
+        stdout.contains("model      litemedsam"),
+        "the default: {stdout}"
+    );
     assert!(stdout.contains("(verified)"), "{stdout}");
     assert!(stdout.contains("input      256×256"), "{stdout}");
 }
@@ -297,6 +300,11 @@ fn quantize_checks_its_arguments_before_any_synthesis() {
     for (args, expected) in cases {
         let out = lumen()
             .arg("quantize")
+            .args(if args.iter().any(|a| a == "--model") {
+                vec![]
+            } else {
+                vec!["--model".into(), starter_model().into_os_string()]
+            })
             .arg("--out")
             .arg(&fresh)
             .args(&args)
@@ -311,6 +319,8 @@ fn quantize_checks_its_arguments_before_any_synthesis() {
     for out_dir in [&existing, &work.path().to_path_buf()] {
         let out = lumen()
             .arg("quantize")
+            .arg("--model")
+            .arg(starter_model())
             .arg("--out")
             .arg(out_dir)
             .output()
@@ -335,8 +345,9 @@ fn quantize_below_the_self_check_floor_fails_and_leaves_no_bundle() {
     let work = tempfile::tempdir().unwrap();
     let out_dir = work.path().join("w2a2");
     let out = lumen()
+        .args(["quantize", "--model"])
+        .arg(starter_model())
         .args([
-            "quantize",
             "--preset",
             "quick",
             "--calibration",

@@ -4,8 +4,6 @@
 use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use lumen_app::ui::LumenApp;
-use lumen_app::ui::viewport::Gesture;
-use lumen_engine::model::BoxPrompt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,6 +49,38 @@ fn step_until_within(
     panic!("timed out waiting for: {what}");
 }
 
+/// Drags the left button through image pixels `path` as a user does: move, press, moves in
+/// steps, release, over the slice view (found by its label; it shows the whole slice, zoom 1,
+/// no pan). One point is a click.
+fn drag_through(harness: &mut Harness<'_, LumenApp>, path: &[(f32, f32)]) {
+    use egui_kittest::kittest::Queryable;
+    use lumen_app::ui::viewport::{Placement, VIEW_LABEL};
+    let view = harness.get_by_label(VIEW_LABEL).rect();
+    let [nx, ny, _] = harness.state().volume().unwrap().dims;
+    let placement = Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO);
+    let screen: Vec<egui::Pos2> = path
+        .iter()
+        .map(|&(x, y)| placement.to_screen(x, y))
+        .collect();
+    let (first, last) = (screen[0], screen[screen.len() - 1]);
+    harness.hover_at(first);
+    harness.step();
+    harness.drag_at(first);
+    harness.step();
+    for pair in screen.windows(2) {
+        for t in [0.25, 0.5, 0.75, 1.0] {
+            harness.hover_at(pair[0] + (pair[1] - pair[0]) * t);
+            harness.step();
+        }
+    }
+    harness.drop_at(last);
+    harness.step();
+}
+
+fn drag_box(harness: &mut Harness<'_, LumenApp>, from: (f32, f32), to: (f32, f32)) {
+    drag_through(harness, &[from, to]);
+}
+
 /// The liver on the slice on screen of the sample, from the TotalSegmentator label map of this
 /// series: a box around it, the preview, Enter. Returns the slice and the liver's pixels on it.
 fn box_the_liver_and_accept(harness: &mut Harness<'_, LumenApp>) -> (usize, Vec<bool>) {
@@ -71,12 +101,7 @@ fn box_the_liver_and_accept(harness: &mut Harness<'_, LumenApp>) -> (usize, Vec<
     }
     assert!(x1 > x0 && y1 > y0, "the liver is on slice {z}");
 
-    harness.state_mut().apply_gesture(Gesture::Box(BoxPrompt {
-        x0: x0 as f32,
-        y0: y0 as f32,
-        x1: x1 as f32,
-        y1: y1 as f32,
-    }));
+    drag_box(harness, (x0 as f32, y0 as f32), (x1 as f32, y1 as f32));
     step_until(harness, "mask preview", LumenApp::has_preview);
     harness.key_press(Key::Enter);
     harness.step();
@@ -382,7 +407,7 @@ fn start_screen_opens_the_sample_study_remembers_it_in_the_settings_and_f1_shows
 #[test]
 fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
     use egui_kittest::kittest::Queryable;
-    use lumen_app::ui::Tool;
+
     let study = repo().join("assets/sample/totalsegmentator-ct");
     let mut harness = app_harness(860.0);
     harness.state_mut().open_folder(&study);
@@ -393,21 +418,20 @@ fn brush_paints_the_active_segment_and_eraser_and_undo_take_it_back() {
     let count = |app: &LumenApp| app.document().unwrap().slice_count(z, 1);
     assert_eq!(count(harness.state()), 0);
 
-    let app = harness.state_mut();
-    app.set_tool(Tool::Brush);
-    app.brush_radius = 5.0;
-    for x in [200.0, 230.0, 260.0] {
-        app.apply_gesture(Gesture::Paint { x, y: 250.0 });
-    }
-    app.apply_gesture(Gesture::PaintEnd);
+    harness.get_by_label("Brush").click();
+    harness.step();
+    harness.state_mut().brush_radius = 5.0;
+    drag_through(
+        &mut harness,
+        &[(200.0, 250.0), (230.0, 250.0), (260.0, 250.0)],
+    );
     let painted = count(harness.state());
     // A 60 px stroke, 10 px wide, with round ends: about 60·10 + π·5² ≈ 680 voxels.
     assert!((600..=760).contains(&painted), "{painted} voxels painted");
 
-    let app = harness.state_mut();
-    app.set_tool(Tool::Eraser);
-    app.apply_gesture(Gesture::Paint { x: 230.0, y: 250.0 });
-    app.apply_gesture(Gesture::PaintEnd);
+    harness.get_by_label("Eraser").click();
+    harness.step();
+    drag_through(&mut harness, &[(230.0, 250.0)]);
     let after_erase = count(harness.state());
     assert!(
         after_erase < painted - 50,

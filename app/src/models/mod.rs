@@ -20,6 +20,36 @@ pub struct ModelEntry {
     pub precision: String,
     pub size_bytes: u64,
     pub origin: Origin,
+    /// What its model card measured, in a line ("box Dice BTCV 0.866 · …"); empty if nothing.
+    pub measured: String,
+}
+
+/// The `[accuracy]` box Dice keys shown in the catalogue, with their labels.
+const MEASURED_DICE: [(&str, &str); 3] = [
+    ("btcv_mean_dice", "BTCV"),
+    ("chaos_liver_dice", "CHAOS CT liver"),
+    ("chaos_mr_mean_dice", "CHAOS MR"),
+];
+
+/// The manifest's measured box Dice and encoder time, as one line.
+fn measured(accuracy: &std::collections::BTreeMap<String, toml::Value>) -> String {
+    let number = |key: &str| {
+        let value = accuracy.get(key)?;
+        value
+            .as_float()
+            .or_else(|| value.as_integer().map(|i| i as f64))
+    };
+    let mut parts: Vec<String> = MEASURED_DICE
+        .iter()
+        .filter_map(|(key, label)| number(key).map(|d| format!("{label} {d:.3}")))
+        .collect();
+    if !parts.is_empty() {
+        parts[0] = format!("box Dice {}", parts[0]);
+    }
+    if let Some(ms) = number("encoder_p50_ms_2_threads") {
+        parts.push(format!("encoder {ms:.0} ms on 2 cores"));
+    }
+    parts.join(" · ")
 }
 
 /// The user's models folder (local data dir), where imports and requantized models go.
@@ -73,6 +103,7 @@ fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
         precision,
         size_bytes,
         origin,
+        measured: measured(&manifest.accuracy),
     })
 }
 
@@ -135,6 +166,17 @@ mod tests {
                 .any(|m| m.name == "ct-starter" && m.precision == "fp32")
         );
         assert!(bundled.iter().all(|m| m.size_bytes > 1_000_000));
+        let names: Vec<&str> = bundled.iter().map(|m| m.name.as_str()).collect();
+        assert!(names.contains(&"litemedsam"), "{names:?}");
+        let starter_line = &bundled
+            .iter()
+            .find(|m| m.name == "ct-starter")
+            .unwrap()
+            .measured;
+        assert!(
+            starter_line.starts_with("box Dice BTCV 0.866 · CHAOS CT liver 0.954"),
+            "{starter_line}"
+        );
 
         let first = import_model(&starter().join("ct-starter"), user.path()).unwrap();
         let second = import_model(&starter().join("ct-starter"), user.path()).unwrap();

@@ -131,6 +131,10 @@ pub const SHORTCUTS: [(&str, &str); 12] = [
     ("Ctrl+Q", "save the annotation and quit"),
 ];
 
+/// Shown when a study opens with nothing annotated yet: the prompt every bundled model knows.
+pub const FIRST_PROMPT_HINT: &str =
+    "Drag a box around an organ to segment it, then press Enter to accept the mask";
+
 /// Autosave state of the open study: its file, what was last written, and the write in flight.
 struct Autosave {
     file: Option<PathBuf>,
@@ -453,7 +457,10 @@ impl LumenApp {
                 );
                 Document::from_export(&volume, labels, segments).0
             }
-            None => Document::new(volume.dims, volume.spacing),
+            None => {
+                notes.push(FIRST_PROMPT_HINT.into());
+                Document::new(volume.dims, volume.spacing)
+            }
         };
         let autosave = Autosave {
             file: loaded.autosave_file,

@@ -231,6 +231,9 @@ impl ModelPanel {
                     action = Some(Action::Use(entry.dir.clone()));
                 }
             });
+            if !entry.measured.is_empty() {
+                ui.small(&entry.measured);
+            }
         }
         ui.horizontal(|ui| {
             if ui

@@ -76,6 +76,9 @@ impl Placement {
     }
 }
 
+/// The slice view's accessible label (screen readers, and tests that find it by label).
+pub const VIEW_LABEL: &str = "Slice view";
+
 /// Draws the slice and its overlays, and reads the user's gestures.
 pub fn show(
     ui: &mut egui::Ui,
@@ -88,6 +91,7 @@ pub fn show(
 ) -> (egui::Response, Vec<Gesture>) {
     let area = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(area, Sense::click_and_drag());
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, VIEW_LABEL));
     let painter = ui.painter_at(area);
     painter.rect_filled(area, 0.0, Color32::BLACK);
     let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
@@ -114,8 +118,21 @@ pub fn show(
             gestures.push(Gesture::PaintEnd);
         }
     } else if matches!(mode, Mode::Box) && primary {
-        let origin = ui.input(|i| i.pointer.press_origin());
-        if let (Some(a), Some(b)) = (origin, response.interact_pointer_pos()) {
+        // egui forgets where the press began on the frame the button is released, which is
+        // the frame the box is made on: the viewport keeps it from the drag's start
+        let start = response.id.with("box start");
+        if response.drag_started_by(egui::PointerButton::Primary) {
+            let pressed_at = ui.input(|i| i.pointer.press_origin());
+            ui.data_mut(|d| d.insert_temp(start, pressed_at));
+        }
+        let origin: Option<Pos2> = ui.data(|d| d.get_temp(start)).flatten();
+        let current = response
+            .interact_pointer_pos()
+            .or_else(|| ui.input(|i| i.pointer.latest_pos()));
+        if response.drag_stopped_by(egui::PointerButton::Primary) {
+            ui.data_mut(|d| d.remove::<Option<Pos2>>(start));
+        }
+        if let (Some(a), Some(b)) = (origin, current) {
             let r = Rect::from_two_pos(a, b);
             painter.rect_stroke(
                 r,

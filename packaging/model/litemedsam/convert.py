@@ -201,6 +201,11 @@ onnx_vs_torch_embedding_max_abs_diff = {diffs[0]:.3e}
 onnx_vs_torch_box_logits_max_abs_diff = {diffs[1]:.3e}
 onnx_vs_torch_slices = {json.dumps([s[0] for s in slices])}
 '''
+    # what the evaluation measured (README.md beside this file), kept across conversions
+    measured = pathlib.Path(__file__).with_name("accuracy.toml")
+    if measured.exists():
+        lines = measured.read_text().splitlines()
+        toml += "\n" + "\n".join(l for l in lines if not l.startswith("#")) + "\n"
     (out / "model.toml").write_text(toml)
 
 
