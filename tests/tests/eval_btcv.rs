@@ -109,3 +109,30 @@ fn unknown_data_and_missing_cases_are_named() {
     .to_string();
     assert!(err.contains("sabs_case77.npz"), "{err}");
 }
+
+/// The TotalSegmentator example as an evaluation set: its DICOM series with the label map read
+/// onto it, the 8 BTCV organs it has. Measured with the starter model: liver 0.952, spleen 0.944,
+/// mean 0.829 over 129 samples.
+#[test]
+fn the_totalsegmentator_example_is_scored_on_its_abdominal_organs() {
+    let folder = shared_data().join("totalsegmentator");
+    let source = Source::detect(&folder, None).unwrap();
+    assert_eq!(source, Source::TotalSegmentator(folder));
+    let report = evaluate(
+        &starter_model_dir(),
+        &source,
+        &EvalOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.overall.organs, 8, "{report}");
+    for organ in ["liver", "spleen"] {
+        let score = report.organ(organ).unwrap();
+        assert_eq!(score.n, 20, "{organ} on every slice");
+        assert!(score.dice >= 0.9, "{organ} Dice {:.4}", score.dice);
+    }
+    assert!(
+        report.organ("kidney_left").is_none(),
+        "not in these 20 slices"
+    );
+}

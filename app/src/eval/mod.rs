@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod chaos_mr;
 pub mod npy;
 pub mod npz;
+pub mod totalsegmentator;
 pub mod volume;
 
 use anyhow::{Context, bail};
@@ -33,6 +34,8 @@ pub enum Source {
     Chaos(PathBuf),
     /// A folder of CHAOS T2 MR patients (`image_N.nii.gz` + `label_N.nii.gz`), all of them.
     ChaosMr(PathBuf),
+    /// The TotalSegmentator example folder (its DICOM series and label map).
+    TotalSegmentator(PathBuf),
 }
 
 impl Source {
@@ -52,6 +55,8 @@ impl Source {
             Self::Npz(path.to_path_buf())
         } else if let Some(root) = chaos::data_root(path) {
             Self::Chaos(root)
+        } else if let Some(root) = totalsegmentator::data_root(path) {
+            Self::TotalSegmentator(root)
         } else if chaos_mr::is_chaos_mr(path) {
             Self::ChaosMr(path.to_path_buf())
         } else if has_btcv_cases(path)? {
@@ -61,7 +66,7 @@ impl Source {
             }
         } else {
             bail!(
-                "{}: not an evaluation set (no sabs_caseNN.npz, no DICOM_anon + Ground folders of CHAOS CT, no image_N.nii.gz + label_N.nii.gz of CHAOS MR)",
+                "{}: not an evaluation set (no sabs_caseNN.npz, no DICOM_anon + Ground folders of CHAOS CT, no image_N.nii.gz + label_N.nii.gz of CHAOS MR, no TotalSegmentator example_ct_dicom + example_seg_dicom.nii.gz)",
                 path.display()
             );
         };
@@ -137,6 +142,7 @@ pub fn evaluate_model(
             Case::Npz(path) => btcv::load_npz(path)?,
             Case::Chaos(root) => chaos::load(root, &manifest.intensity.ct)?,
             Case::ChaosMr(image) => chaos_mr::load(image, &manifest.intensity.mr)?,
+            Case::TotalSegmentator(root) => totalsegmentator::load(root, &manifest.intensity.ct)?,
         };
         let slices = volume.labelled_slices(every);
         for &z in &slices {
@@ -178,12 +184,13 @@ enum Case {
     Chaos(PathBuf),
     /// One patient's image file.
     ChaosMr(PathBuf),
+    TotalSegmentator(PathBuf),
 }
 
 impl Case {
     fn path(&self) -> &Path {
         match self {
-            Case::Npz(p) | Case::Chaos(p) | Case::ChaosMr(p) => p,
+            Case::Npz(p) | Case::Chaos(p) | Case::ChaosMr(p) | Case::TotalSegmentator(p) => p,
         }
     }
 }
@@ -197,6 +204,7 @@ fn case_files(source: &Source, manifest: &Manifest) -> anyhow::Result<Vec<Case>>
             .into_iter()
             .map(Case::ChaosMr)
             .collect(),
+        Source::TotalSegmentator(root) => vec![Case::TotalSegmentator(root.clone())],
         Source::Btcv { dir, cases } => {
             let names = match cases {
                 Some(names) => names.clone(),
