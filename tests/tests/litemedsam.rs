@@ -121,3 +121,21 @@ fn a_box_on_the_liver_segments_it_on_ct_and_on_mr() {
         assert!(d >= 0.9, "{name}: liver Dice {d:.3} < 0.9");
     }
 }
+
+/// DFQ-SAM's patch-similarity entropy finds TinyViT's windowed attention, whose attn·V outputs
+/// are [windows, heads, tokens, dim] rather than SAM ViT's [batch·heads, tokens, dim]: one term
+/// for each of its 10 attention blocks (stages 2–4, depths 2 + 6 + 2; stage 1 is convolutional).
+#[test]
+fn the_synthesis_objective_covers_every_tinyvit_attention_block() {
+    use lumen_engine::graph::Model;
+    use lumen_engine::quant::Preset;
+    let bundle = model().bundle();
+    let encoder = Model::load(&bundle.encoder_path).unwrap();
+    let decoder = Model::load(&bundle.decoder_path).unwrap();
+    assert_eq!(lumen_engine::synth::attention_outputs(&encoder).len(), 10);
+    let weights = Preset::Quick.synth_config().weights;
+    let objective =
+        lumen_engine::synth::objective::build(&encoder, &decoder, 256, (256, 256), weights, 1)
+            .unwrap();
+    assert_eq!(objective.blocks, 10);
+}

@@ -105,10 +105,20 @@ pub fn build(
             .get(t)
             .map(|i| i.shape.clone())
             .ok_or_else(|| crate::grad::GradError::NoShape(t.clone()))?;
-        if shape.len() != 3 {
-            continue;
-        }
-        entropies.push(patch_similarity_entropy(&mut b, t, &shape, &mut rng));
+        // [batch·heads, tokens, dim] (SAM's ViT) or [windows, heads, tokens, dim] (TinyViT's
+        // windowed attention): the latter is taken as windows·heads rows of tokens
+        let (tensor, shape) = match shape.as_slice() {
+            [_, _, _] => (t.clone(), shape),
+            &[w, h, n, d] => {
+                let rows = b.const_i64(&[w * h, n, d]);
+                (
+                    b.op("Reshape", &[t.as_str(), rows.as_str()], vec![]),
+                    vec![w * h, n, d],
+                )
+            }
+            _ => continue,
+        };
+        entropies.push(patch_similarity_entropy(&mut b, &tensor, &shape, &mut rng));
     }
     let blocks = entropies.len();
     let entropy = mean_of(&mut b, &entropies);
