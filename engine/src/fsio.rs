@@ -152,6 +152,12 @@ pub fn write_folder<E: From<WriteError>>(
     outcome
 }
 
+/// Whether `path` could be written (a regular file or nothing there, in an existing folder),
+/// so a long job can refuse its target before it starts rather than after.
+pub fn check_target(path: &Path) -> Result<(), WriteError> {
+    checked_target(path).map(|_| ())
+}
+
 /// The real file to replace (a symlink's target, so the link survives) and its folder, after
 /// refusing what must not be replaced.
 fn checked_target(path: &Path) -> Result<(PathBuf, PathBuf), WriteError> {
@@ -353,6 +359,9 @@ mod tests {
         let missing = dir.path().join("no-such-folder").join("a.nii");
         let error = write_bytes(&missing, b"x").unwrap_err().to_string();
         assert!(error.contains("its folder does not exist"), "{error}");
+        assert!(check_target(Path::new("/dev/null")).is_err());
+        assert!(check_target(&missing).is_err());
+        assert!(check_target(&dir.path().join("new.png")).is_ok());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .model
         .clone()
         .unwrap_or_else(crate::paths::default_model_dir);
+    // refused before the model runs, not after
+    lumen_engine::fsio::check_target(&args.out)?;
     let image = read_grey(&args.image)?;
     let model = SamModel::load(&model_dir, &SessionConfig::default())
         .with_context(|| format!("cannot open model bundle {}", model_dir.display()))?;
