@@ -124,7 +124,7 @@ fn check_complete(file: &Path, expected: u64, gz: bool) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::new(
             std::io::ErrorKind::StorageFull,
-            format!("the file was cut short ({on_disk} bytes on disk; is the disk full?)"),
+            format!("the file was cut short at {on_disk} bytes"),
         ))
     }
 }

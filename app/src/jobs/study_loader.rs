@@ -18,7 +18,7 @@ pub struct LoadedStudy {
     pub autosaved: Option<(LabelVolume, Vec<export::Segment>)>,
     /// Where this series' annotation is autosaved (named by its identity); None: not autosaved.
     pub autosave_file: Option<PathBuf>,
-    /// The patient and series in words.
+    /// The patient and series in words (empty when autosave is off: only its notes use it).
     pub described: String,
     /// Files skipped or series left out, each with its reason, to show the user.
     pub notes: Vec<String>,
@@ -124,8 +124,15 @@ fn load_chosen(
         .store(series.slice_count, std::sync::atomic::Ordering::Relaxed);
     let volume = study::load_series_with(series, control).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
-    let identity = SeriesIdentity::of(&volume);
-    let mut autosave_file = autosaves.map(|folder| identity.autosave_path(folder));
+    // only with autosave on: a UID-less series costs a hash of all its voxels
+    let identity = autosaves.map(|_| SeriesIdentity::of(&volume));
+    let described = identity
+        .as_ref()
+        .map(|i| i.described.clone())
+        .unwrap_or_default();
+    let mut autosave_file = autosaves
+        .zip(identity.as_ref())
+        .map(|(folder, identity)| identity.autosave_path(folder));
     let autosaved = autosave_file
         .clone()
         .filter(|path| path.is_file())
@@ -141,8 +148,7 @@ fn load_chosen(
                     }
                 };
                 notes.push(format!(
-                    "The autosaved annotation of {} could not be restored: {e}; {kept}",
-                    identity.described
+                    "The autosaved annotation of {described} could not be restored: {e}; {kept}"
                 ));
                 None
             }
@@ -152,7 +158,7 @@ fn load_chosen(
         volume,
         autosaved,
         autosave_file,
-        described: identity.described,
+        described,
         notes,
         series: all,
         open,

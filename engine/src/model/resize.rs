@@ -129,9 +129,7 @@ fn weighted_area(
         }
         if current != Some(share.target) {
             if let Some(done) = current {
-                for (o, v) in out.row_mut(done).iter_mut().zip(&sum) {
-                    *o = round_to_u8(*v);
-                }
+                write_row(&mut out, done, &sum);
             }
             current = Some(share.target);
             for (s, r) in sum.iter_mut().zip(&row) {
@@ -144,11 +142,16 @@ fn weighted_area(
         }
     }
     if let Some(done) = current {
-        for (o, v) in out.row_mut(done).iter_mut().zip(&sum) {
-            *o = round_to_u8(*v);
-        }
+        write_row(&mut out, done, &sum);
     }
     out
+}
+
+/// Output row `y` from its accumulated sums.
+fn write_row(out: &mut Array2<u8>, y: usize, sums: &[f32]) {
+    for (o, v) in out.row_mut(y).iter_mut().zip(sums) {
+        *o = round_to_u8(*v);
+    }
 }
 
 /// OpenCV's `saturate_cast<uchar>(float)`: round half to even, then clamp.
