@@ -4,9 +4,13 @@
 //! after start and keeps a device id under `~/.cache/Microsoft`; neither may happen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/xvfb.rs"]
+mod xvfb;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use xvfb::Xvfb;
 
 /// A home folder of the test's own, so whatever the process writes under `~` is seen.
 struct Sandbox {
@@ -190,51 +194,6 @@ fn bench_opens_no_network_socket_and_writes_nothing_outside_its_folders() {
     );
     assert_eq!(sandbox.network_calls(), Vec::<String>::new());
     assert_eq!(sandbox.written_outside_lumen(), Vec::<String>::new());
-}
-
-/// An X server of the test's own on a free display number.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Self {
-        let number = (90..190)
-            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free X display number");
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1280x900x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb runs (packaging/apt-packages.txt installs it)");
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "Xvfb did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, display }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub struct EvalArgs {
     /// Seed of the jittered boxes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also run a session of N simulated clicks per organ and report Dice after each click.
+    #[arg(long, default_value_t = 0)]
+    pub clicks: usize,
     /// Skip organs whose largest component has fewer pixels than this.
     #[arg(long, default_value_t = DEFAULT_MIN_AREA)]
     pub min_area: usize,
@@ -47,6 +50,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             min_area: args.min_area,
             jitter: args.jitter,
             seed: args.seed,
+            clicks: args.clicks,
         },
         every: args.every as usize,
         threads: args.threads,

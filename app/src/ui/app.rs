@@ -9,7 +9,7 @@ use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
 use crate::jobs::writer::{self, Format, WriteJob};
 use crate::study::{PRESETS, Volume, Window};
-use egui::{Color32, ColorImage, Key, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, ColorImage, Key, Modifiers, TextureHandle, TextureOptions, Vec2};
 use lumen_engine::model::{Point, Prediction, Prompt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -918,24 +918,29 @@ impl LumenApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
-        if ctx.input(|i| i.modifiers.command && i.key_pressed(Key::Q)) {
+        // The modifiers each key event carries, not those held at the end of the frame: when the
+        // window repaints slowly, Ctrl down, Q, Ctrl up arrive in one frame.
+        let (quit, redo, undo) = ctx.input_mut(|i| {
+            (
+                i.consume_key(Modifiers::COMMAND, Key::Q),
+                i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z),
+                i.consume_key(Modifiers::COMMAND, Key::Z),
+            )
+        });
+        if quit {
             // on_exit saves the annotation before the window goes
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
-        let (undo, redo, accept, escape, next, previous, page_next, page_previous) =
-            ctx.input(|i| {
-                let ctrl = i.modifiers.command;
-                (
-                    ctrl && !i.modifiers.shift && i.key_pressed(Key::Z),
-                    ctrl && i.modifiers.shift && i.key_pressed(Key::Z),
-                    i.key_pressed(Key::Enter),
-                    i.key_pressed(Key::Escape),
-                    i.key_pressed(Key::ArrowUp),
-                    i.key_pressed(Key::ArrowDown),
-                    i.key_pressed(Key::PageDown),
-                    i.key_pressed(Key::PageUp),
-                )
-            });
+        let (accept, escape, next, previous, page_next, page_previous) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::Enter),
+                i.key_pressed(Key::Escape),
+                i.key_pressed(Key::ArrowUp),
+                i.key_pressed(Key::ArrowDown),
+                i.key_pressed(Key::PageDown),
+                i.key_pressed(Key::PageUp),
+            )
+        });
         if undo {
             self.undo();
         }

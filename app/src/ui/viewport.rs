@@ -117,33 +117,9 @@ pub fn show(
         if response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked() {
             gestures.push(Gesture::PaintEnd);
         }
-    } else if matches!(mode, Mode::Box) && primary {
-        // egui forgets where the press began on the frame the button is released, which is
-        // the frame the box is made on: the viewport keeps it from the drag's start
-        let start = response.id.with("box start");
-        if response.drag_started_by(egui::PointerButton::Primary) {
-            let pressed_at = ui.input(|i| i.pointer.press_origin());
-            ui.data_mut(|d| d.insert_temp(start, pressed_at));
-        }
-        let origin: Option<Pos2> = ui.data(|d| d.get_temp(start)).flatten();
-        let current = response
-            .interact_pointer_pos()
-            .or_else(|| ui.input(|i| i.pointer.latest_pos()));
-        if response.drag_stopped_by(egui::PointerButton::Primary) {
-            ui.data_mut(|d| d.remove::<Option<Pos2>>(start));
-        }
-        if let (Some(a), Some(b)) = (origin, current) {
-            let r = Rect::from_two_pos(a, b);
-            painter.rect_stroke(
-                r,
-                0.0,
-                Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
-                egui::StrokeKind::Middle,
-            );
-            if response.drag_stopped_by(egui::PointerButton::Primary)
-                && r.width() > 3.0
-                && r.height() > 3.0
-            {
+    } else if matches!(mode, Mode::Box) {
+        if let Some(r) = box_drag(ui, &response, area) {
+            if r.width() > 3.0 && r.height() > 3.0 {
                 let (x0, y0) = placement.to_image(r.min);
                 let (x1, y1) = placement.to_image(r.max);
                 let clamp_x = |v: f32| v.clamp(0.0, placement.size.0 as f32 - 1.0);
@@ -155,6 +131,13 @@ pub fn show(
                     y1: clamp_y(y1),
                 }));
             }
+        } else if let Some(r) = box_in_progress(ui, &response) {
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
+                egui::StrokeKind::Middle,
+            );
         }
     } else if response.clicked()
         && let Some(p) = response.interact_pointer_pos()
@@ -193,6 +176,51 @@ pub fn show(
         }
     }
     (response, gestures)
+}
+
+/// The box of a primary-button drag that ended this frame, from the raw button events in their
+/// order: when the window repaints slowly (software rendering, a busy CPU) the press, the moves
+/// and the release of a quick drag arrive in one frame, and egui's own drag state never sees a
+/// drag. The press must land on the view itself (not on a window above it); where it landed is
+/// kept across frames.
+fn box_drag(ui: &egui::Ui, response: &egui::Response, area: Rect) -> Option<Rect> {
+    let key = response.id.with("box start");
+    let mut origin: Option<Pos2> = ui.data(|d| d.get_temp(key)).flatten();
+    let presses: Vec<(Pos2, bool)> = ui.input(|i| {
+        i.raw
+            .events
+            .iter()
+            .filter_map(|event| match *event {
+                egui::Event::PointerButton {
+                    pos,
+                    button: egui::PointerButton::Primary,
+                    pressed,
+                    ..
+                } => Some((pos, pressed)),
+                _ => None,
+            })
+            .collect()
+    });
+    let mut made = None;
+    for (pos, pressed) in presses {
+        if pressed {
+            let on_view = area.contains(pos) && ui.ctx().layer_id_at(pos) == Some(ui.layer_id());
+            origin = on_view.then_some(pos);
+        } else if let Some(start) = origin.take() {
+            made = Some(Rect::from_two_pos(start, pos));
+        }
+    }
+    ui.data_mut(|d| d.insert_temp(key, origin));
+    made
+}
+
+/// The box being dragged, from where the press landed to the pointer, while the button is held.
+fn box_in_progress(ui: &egui::Ui, response: &egui::Response) -> Option<Rect> {
+    let origin: Option<Pos2> = ui
+        .data(|d| d.get_temp(response.id.with("box start")))
+        .flatten();
+    let current = ui.input(|i| i.pointer.latest_pos());
+    Some(Rect::from_two_pos(origin?, current?))
 }
 
 /// Patient-direction letters at the image's edges and the size of a pixel, for the annotations

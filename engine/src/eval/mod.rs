@@ -3,12 +3,14 @@
 //!
 //! Data sets are the app's concern: this module takes 8-bit slices and label maps.
 
+mod clicks;
 mod components;
 mod jitter;
 mod metrics;
 mod protocol;
 mod report;
 
+pub use clicks::{next_click, squared_distance_inside};
 pub use components::{PixelBox, box_prompt, largest_component, tight_box};
 pub use jitter::{JITTER_LIMIT, JITTER_SIGMA, Rng, jitter_box};
 pub use metrics::{Overlap, dice, iou, overlap};

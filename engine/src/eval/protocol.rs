@@ -1,5 +1,6 @@
 //! DESIGN.md §4 on one slice: prompts from the label map, the model's masks, their scores.
 
+use super::clicks::next_click;
 use super::components::{PixelBox, box_prompt, largest_component, tight_box};
 use super::jitter::{Rng, jitter_box};
 use super::metrics::{Overlap, overlap};
@@ -36,6 +37,11 @@ pub struct ProtocolOptions {
     pub jitter: bool,
     /// Seed of the jittered boxes.
     pub seed: u64,
+    /// Also run a click session of this many clicks per organ (0: none): the first click on the
+    /// organ's most interior pixel, each next one on the larger error (`next_click`), every
+    /// prompt with all clicks so far and the previous mask, as the app sends them.
+    #[serde(default)]
+    pub clicks: usize,
 }
 
 impl Default for ProtocolOptions {
@@ -44,6 +50,7 @@ impl Default for ProtocolOptions {
             min_area: DEFAULT_MIN_AREA,
             jitter: false,
             seed: 0,
+            clicks: 0,
         }
     }
 }
@@ -79,6 +86,9 @@ pub struct Sample {
     pub predicted_iou: f32,
     /// Jittered box prompt: Dice and IoU against the largest component.
     pub jittered: Option<Overlap>,
+    /// The click session: Dice and IoU against the largest component after each click.
+    #[serde(default)]
+    pub clicks: Vec<Overlap>,
 }
 
 /// Why a slice could not be scored.
@@ -137,6 +147,7 @@ pub fn score(
     model: &SamModel,
     embedding: &Embedding,
     targets: &[Target],
+    clicks: usize,
 ) -> Result<Vec<Sample>, EvalError> {
     let mut samples = Vec::with_capacity(targets.len());
     for target in targets {
@@ -156,9 +167,36 @@ pub fn score(
             whole_organ_dice: overlap(prediction.mask.view(), target.whole.view()).dice,
             predicted_iou: prediction.iou,
             jittered,
+            clicks: click_session(model, embedding, target, clicks)?,
         });
     }
     Ok(samples)
+}
+
+/// Dice and IoU after each of `clicks` simulated clicks on `target`. Once the mask is perfect
+/// there is nothing left to click, and it stays so.
+fn click_session(
+    model: &SamModel,
+    embedding: &Embedding,
+    target: &Target,
+    clicks: usize,
+) -> Result<Vec<Overlap>, EvalError> {
+    let mut scores = Vec::with_capacity(clicks);
+    let mut prompt = Prompt::default();
+    let mut mask: Option<Array2<bool>> = None;
+    for _ in 0..clicks {
+        let Some(click) = next_click(mask.as_ref().map(|m| m.view()), target.component.view())
+        else {
+            scores.push(overlap(target.component.view(), target.component.view()));
+            continue;
+        };
+        prompt.points.push(click);
+        let prediction = model.predict(embedding, &prompt)?;
+        scores.push(overlap(prediction.mask.view(), target.component.view()));
+        prompt.previous_logits = Some(prediction.low_res_logits);
+        mask = Some(prediction.mask);
+    }
+    Ok(scores)
 }
 
 /// The whole protocol on one 8-bit slice and its label map: the slice is embedded only when
@@ -182,7 +220,7 @@ pub fn evaluate_slice(
         return Ok(Vec::new());
     }
     let embedding = model.embed(image)?;
-    score(model, &embedding, &targets)
+    score(model, &embedding, &targets, options.clicks)
 }
 
 #[cfg(test)]

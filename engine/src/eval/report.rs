@@ -18,6 +18,9 @@ pub struct OrganScore {
     pub dice_whole_organ: f64,
     pub dice_jittered: Option<f64>,
     pub iou_jittered: Option<f64>,
+    /// Mean Dice after 1, 2, … clicks of the click session (empty without one).
+    #[serde(default)]
+    pub dice_clicks: Vec<f64>,
 }
 
 /// Means over organs (each organ weighs the same, however many slices it has).
@@ -30,6 +33,8 @@ pub struct Overall {
     pub dice_whole_organ: f64,
     pub dice_jittered: Option<f64>,
     pub iou_jittered: Option<f64>,
+    #[serde(default)]
+    pub dice_clicks: Vec<f64>,
 }
 
 /// The result of an evaluation run.
@@ -71,6 +76,8 @@ struct Sums {
     jittered_n: usize,
     dice_jittered: f64,
     iou_jittered: f64,
+    /// Dice summed per click of the session.
+    dice_clicks: Vec<f64>,
 }
 
 /// Collects samples slice by slice; [`Accumulator::finish`] averages them.
@@ -109,6 +116,12 @@ impl Accumulator {
                 sums.dice_jittered += j.dice;
                 sums.iou_jittered += j.iou;
             }
+            if sums.dice_clicks.len() < sample.clicks.len() {
+                sums.dice_clicks.resize(sample.clicks.len(), 0.0);
+            }
+            for (sum, click) in sums.dice_clicks.iter_mut().zip(&sample.clicks) {
+                *sum += click.dice;
+            }
         }
     }
 
@@ -136,6 +149,7 @@ impl Accumulator {
                     dice_whole_organ: s.whole / n,
                     dice_jittered: (s.jittered_n > 0).then(|| s.dice_jittered / jn),
                     iou_jittered: (s.jittered_n > 0).then(|| s.iou_jittered / jn),
+                    dice_clicks: s.dice_clicks.iter().map(|d| d / n).collect(),
                 }
             })
             .collect();
@@ -160,6 +174,9 @@ impl Accumulator {
             dice_whole_organ: mean(&|o| o.dice_whole_organ),
             dice_jittered: mean_opt(&|o| o.dice_jittered),
             iou_jittered: mean_opt(&|o| o.iou_jittered),
+            dice_clicks: (0..clicks_scored(&organs))
+                .map(|k| mean(&|o| o.dice_clicks[k]))
+                .collect(),
         };
         Report {
             model: model.to_string(),
@@ -171,6 +188,15 @@ impl Accumulator {
             overall,
         }
     }
+}
+
+/// How many clicks every organ was scored at (a session is the same length for all).
+fn clicks_scored(organs: &[OrganScore]) -> usize {
+    organs
+        .iter()
+        .map(|o| o.dice_clicks.len())
+        .min()
+        .unwrap_or(0)
 }
 
 impl fmt::Display for Report {
@@ -192,6 +218,14 @@ impl fmt::Display for Report {
         if jitter {
             write!(f, " {:>11}", "Dice jitter")?;
         }
+        let clicks = self.overall.dice_clicks.len();
+        for k in 1..=clicks {
+            write!(
+                f,
+                " {:>9}",
+                format!("{k} click{}", if k == 1 { "" } else { "s" })
+            )?;
+        }
         writeln!(f)?;
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         for o in &self.organs {
@@ -202,6 +236,9 @@ impl fmt::Display for Report {
             )?;
             if jitter {
                 write!(f, " {:>11}", opt(o.dice_jittered))?;
+            }
+            for d in o.dice_clicks.iter().take(clicks) {
+                write!(f, " {d:>9.4}")?;
             }
             writeln!(f)?;
         }
@@ -215,6 +252,9 @@ impl fmt::Display for Report {
         )?;
         if jitter {
             write!(f, " {:>11}", opt(all.dice_jittered))?;
+        }
+        for d in &all.dice_clicks {
+            write!(f, " {d:>9.4}")?;
         }
         writeln!(f)
     }
@@ -236,6 +276,7 @@ mod tests {
             whole_organ_dice: dice,
             predicted_iou: 0.9,
             jittered: jitter.map(|d| Overlap { dice: d, iou: d }),
+            clicks: Vec::new(),
         }
     }
 
@@ -281,6 +322,39 @@ mod tests {
         acc.add_slice(&organs, &[sample(1, 0.88, None)]);
         let quant = acc.finish("w8a8", "d", &ProtocolOptions::default(), 1.0);
         assert!((quant.dice_drop_points(&base) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn click_sessions_are_averaged_per_click() {
+        let organs = [Organ::new(1, "spleen"), Organ::new(6, "liver")];
+        let with_clicks = |label, clicks: &[f64]| Sample {
+            clicks: clicks
+                .iter()
+                .map(|&dice| Overlap { dice, iou: dice })
+                .collect(),
+            ..sample(label, 0.9, None)
+        };
+        let mut acc = Accumulator::new();
+        acc.add_slice(
+            &organs,
+            &[with_clicks(1, &[0.5, 0.7]), with_clicks(6, &[0.9, 0.95])],
+        );
+        acc.add_slice(&organs, &[with_clicks(6, &[0.7, 0.85])]);
+        let report = acc.finish("m", "d", &ProtocolOptions::default(), 1.0);
+        let liver = report.organ("liver").unwrap();
+        assert!(
+            (liver.dice_clicks[0] - 0.8).abs() < 1e-12
+                && (liver.dice_clicks[1] - 0.9).abs() < 1e-12
+        );
+        // organs weigh the same: (0.8 + 0.5) / 2 after one click, (0.9 + 0.7) / 2 after two
+        assert!((report.overall.dice_clicks[0] - 0.65).abs() < 1e-12);
+        assert!((report.overall.dice_clicks[1] - 0.8).abs() < 1e-12);
+        let table = report.to_string();
+        assert!(
+            table.contains("1 click") && table.contains("2 clicks"),
+            "{table}"
+        );
+        assert!(table.contains("0.8000"), "{table}");
     }
 
     #[test]

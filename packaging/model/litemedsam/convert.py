@@ -153,11 +153,14 @@ def compare(net, encoder_path, decoder_path, slices):
     return worst_embedding, worst_logits
 
 
-def write_manifest(out, diffs, slices):
+def write_manifest(out, diffs, slices, finetune=None):
+    """model.toml beside the ONNX files; `finetune`: provenance lines of a fine-tuned decoder
+    (finetune.py), whose absence says the decoder is LiteMedSAM's own."""
     enc, dec = out / "encoder.onnx", out / "decoder.onnx"
+    prompts = "Boxes, and clicks through a decoder fine-tuned by Lumen" if finetune else "Box prompts"
     toml = f'''format = 1
 name = "litemedsam"
-description = "LiteMedSAM (bowang-lab/MedSAM, branch LiteMedSAM): MedSAM distilled into a TinyViT image encoder, trained on about 1.5 M medical image-mask pairs of many modalities. Box prompts."
+description = "LiteMedSAM (bowang-lab/MedSAM, branch LiteMedSAM): MedSAM distilled into a TinyViT image encoder, trained on about 1.5 M medical image-mask pairs of many modalities. {prompts}."
 input_size = 256
 resize = "area"
 
@@ -201,6 +204,8 @@ onnx_vs_torch_embedding_max_abs_diff = {diffs[0]:.3e}
 onnx_vs_torch_box_logits_max_abs_diff = {diffs[1]:.3e}
 onnx_vs_torch_slices = {json.dumps([s[0] for s in slices])}
 '''
+    if finetune:
+        toml += finetune
     # what the evaluation measured (README.md beside this file), kept across conversions
     measured = pathlib.Path(__file__).with_name("accuracy.toml")
     if measured.exists():
@@ -222,6 +227,7 @@ def main():
     slices = reference.sample_slices()
     # a fresh copy: tracing for export leaves the traced modules' state changed
     diffs = compare(load_network(), args.out / "encoder.onnx", args.out / "decoder.onnx", slices)
+    # LiteMedSAM's own decoder: finetune.py (embed, train, export) puts the click-trained one back
     write_manifest(args.out, diffs, slices)
     print(f"wrote {args.out} (embedding max |Δ| {diffs[0]:.2e}, logits {diffs[1]:.2e})")
 

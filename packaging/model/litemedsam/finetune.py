@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Teach LiteMedSAM's prompt encoder and mask decoder to follow clicks (its image encoder frozen).
+
+LiteMedSAM was trained on boxes only. This recipe fine-tunes the prompt encoder and mask decoder
+with SAM's interactive simulation on embeddings computed once by the bundled, frozen encoder:
+
+    .venv-model/bin/python packaging/model/litemedsam/finetune.py embed    # encoder runs, cached
+    .venv-model/bin/python packaging/model/litemedsam/finetune.py train    # pauses (exit 75), continues
+    .venv-model/bin/python packaging/model/litemedsam/finetune.py export   # -> assets/models/litemedsam
+
+* Data: the BTCV training patients (every patient but the four held out, `HELD_OUT`), every 2nd
+  labelled slice, in display orientation and through LiteMedSAM's own preprocessing
+  (`reference.encoder_input`), embeddings stored fp16 under `.train/litemedsam-clicks/`. The held-out
+  patients' every 4th labelled slice is embedded too, for the monitor only. CHAOS CT, CHAOS MR and the
+  TotalSegmentator example are never seen: they measure generality.
+* Sessions: a jittered box (0-5 px per side) or a first click, then one or two correction clicks,
+  each fed the previous low-res mask, as the app does. The first click is the point of the organ
+  farthest from its border (`lumen eval`'s rule) or a random pixel of it; a correction click goes to
+  the larger error region, at its most interior point or at random.
+* Loss: 20·focal + Dice against the organ (the multimask candidate the engine would choose for a
+  lone click: min over outputs 1..3, plus output 0), MSE of the IoU head; for boxes, plus a
+  distillation term toward the original decoder's box logits (the guard on box accuracy).
+* Checkpoints every few minutes; `LUMEN_TRAIN_SESSION_MIN` pauses with exit 75; the same command
+  continues. `export` writes the decoder through convert.py's official `SamOnnxModel` export.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+import convert  # noqa: E402  (network, decoder export)
+import reference  # noqa: E402  (the official preprocessing)
+from train import bbox, focal_dice, run_decoder, sample_point  # noqa: E402  (starter recipe's SAM pieces)
+
+REPO = HERE.parents[2]
+DATA = pathlib.Path(os.environ.get("LUMEN_DATA", REPO.parent / "shared" / "data"))
+WORK = pathlib.Path(os.environ.get("LUMEN_TRAIN_DIR", REPO / ".train")) / "litemedsam-clicks"
+BUNDLE = REPO / "assets" / "models" / "litemedsam"
+HELD_OUT = ["sabs_case00", "sabs_case06", "sabs_case12", "sabs_case18"]
+SIZE = 256
+MIN_AREA = 20
+EXIT_PAUSED = 75
+
+
+# ---------------------------------------------------------------- embed: the frozen encoder, once
+
+def slices(every_train=2, every_val=4):
+    """(split, case, z, grey u8 in display orientation, labels) of the BTCV patients."""
+    for path in sorted((DATA / "btcv_abdomen_ct").glob("sabs_case*.npz")):
+        case = path.stem
+        split = "val" if case in HELD_OUT else "train"
+        d = np.load(path)
+        image = np.rot90(d["image"], 1, axes=(1, 2))
+        label = np.rot90(d["label"], 1, axes=(1, 2))
+        labelled = [z for z in range(len(label)) if label[z].any()]
+        for z in labelled[:: every_val if split == "val" else every_train]:
+            yield split, case, z, np.ascontiguousarray(image[z]).astype(np.uint8), np.ascontiguousarray(label[z])
+
+
+def label_frame(label):
+    """A label map in the model's 256 frame: nearest resize of the longest side, zeros padded."""
+    import cv2
+
+    h, w = label.shape
+    s = SIZE / max(h, w)
+    nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+    small = cv2.resize(label.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
+    out = np.zeros((SIZE, SIZE), np.uint8)
+    out[:nh, :nw] = small
+    return out
+
+
+def embed(args):
+    import onnxruntime as ort
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    items = list(slices())
+    n = len(items)
+    emb_path, meta_path = WORK / "embeddings.f16", WORK / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    if meta is None or meta["n"] != n:
+        meta = {"n": n, "done": 0, "encoder_sha256": convert.sha256(BUNDLE / "encoder.onnx"),
+                "items": [[s, c, z] for s, c, z, _, _ in items]}
+        np.memmap(emb_path, np.float16, "w+", shape=(n, 256, 64, 64)).flush()
+    elif meta["encoder_sha256"] != convert.sha256(BUNDLE / "encoder.onnx"):
+        sys.exit(f"{WORK}: embeddings of another encoder; delete the folder to start again")
+    np.save(WORK / "labels.npy", np.stack([label_frame(lab) for *_, lab in items]))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    enc = ort.InferenceSession(str(BUNDLE / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+    store = np.memmap(emb_path, np.float16, "r+", shape=(n, 256, 64, 64))
+    start, first = time.time(), meta["done"]
+    for i in range(first, n):
+        x, _ = reference.encoder_input(items[i][3])
+        store[i] = enc.run(None, {"image": x})[0][0].astype(np.float16)
+        if (i + 1) % 25 == 0 or i + 1 == n:
+            store.flush()
+            meta["done"] = i + 1
+            tmp = meta_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, meta_path)
+            rate = (time.time() - start) / (i + 1 - first)
+            print(f"embedded {i + 1}/{n} ({rate:.2f} s each)", flush=True)
+    print(f"{n} embeddings in {emb_path}")
+
+
+# ---------------------------------------------------------------- the data set of (slice, organ)
+
+class Embedded:
+    def __init__(self, split):
+        meta = json.loads((WORK / "meta.json").read_text())
+        if meta["done"] != meta["n"]:
+            sys.exit(f"{WORK}: embeddings incomplete ({meta['done']}/{meta['n']}); run `embed` again")
+        store = np.memmap(WORK / "embeddings.f16", np.float16, "r", shape=(meta["n"], 256, 64, 64))
+        labels = np.load(WORK / "labels.npy")
+        keep = [i for i, item in enumerate(meta["items"]) if item[0] == split]
+        self.embeddings = torch.from_numpy(np.asarray(store[keep]))
+        self.labels = labels[keep]
+        self.items = [meta["items"][i] for i in keep]
+        # (slice, organ label): the organ's largest component is the target, as in lumen eval
+        self.targets = []
+        for s, lab in enumerate(self.labels):
+            for organ in np.unique(lab[lab > 0]):
+                if largest_component(lab == organ).sum() >= MIN_AREA:
+                    self.targets.append((s, int(organ)))
+        organs = np.array([o for _, o in self.targets])
+        counts = {o: (organs == o).sum() for o in np.unique(organs)}
+        weights = np.array([1.0 / counts[o] for o in organs])  # every organ equally often
+        self.weights = torch.from_numpy(weights / weights.sum())
+
+    def batch(self, idx):
+        s = [self.targets[i][0] for i in idx]
+        masks = np.stack([largest_component(self.labels[si] == self.targets[i][1]) for si, i in zip(s, idx)])
+        return self.embeddings[s].float(), torch.from_numpy(masks.astype(np.float32))
+
+
+def largest_component(mask):
+    from scipy import ndimage
+
+    comps, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return np.zeros_like(mask, bool)
+    sizes = np.bincount(comps.ravel())[1:]
+    return comps == 1 + int(np.argmax(sizes))
+
+
+def interior_point(region):
+    """The pixel of `region` farthest from its border (the image edge counts as border), first in
+    raster order on ties: `lumen eval`'s click rule. (x, y), max distance."""
+    from scipy import ndimage
+
+    if not region.any():
+        return None, 0.0
+    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+    flat = int(np.argmax(dist))
+    return (float(flat % region.shape[1]), float(flat // region.shape[1])), float(dist.flat[flat])
+
+
+def next_click(pred, gt, rng, interior):
+    """The correction click for each sample: in the larger error region (by its most interior
+    distance), positive in a missed part, negative in a false one. Returns points [B,2], labels [B]."""
+    points, labels = [], []
+    for p, g in zip(pred, gt):
+        fn, fp = g & ~p, p & ~g
+        (pf, df), (pp, dp) = interior_point(fn), interior_point(fp)
+        positive = df >= dp
+        region = fn if positive else fp
+        if not region.any():
+            points.append((0.0, 0.0))
+            labels.append(-1.0)  # nothing to correct: a padding token
+            continue
+        if interior:
+            point = pf if positive else pp
+        else:
+            ys, xs = np.nonzero(region)
+            k = rng.integers(len(xs))
+            point = (float(xs[k]), float(ys[k]))
+        points.append(point)
+        labels.append(1.0 if positive else 0.0)
+    return torch.tensor(points), torch.tensor(labels)
+
+
+# ---------------------------------------------------------------- one interactive session per sample
+
+def jittered_box(masks, rng):
+    box = bbox(masks)
+    jitter = torch.from_numpy(rng.integers(-5, 6, size=box.shape)).float()
+    return (box + jitter).clamp(0, SIZE - 1)
+
+
+def session(net, teacher, emb, masks, rng, rounds, distill):
+    """Loss and per-round Dice of one batch: all samples start with a box, or all with a click."""
+    b = emb.shape[0]
+    gt = masks.unsqueeze(1)
+    ar = torch.arange(b)
+    box_start = rng.random() < 0.4
+    if box_start:
+        coords = jittered_box(masks, rng).view(b, 2, 2)
+        labels = torch.tensor([[2.0, 3.0]]).expand(b, -1)
+    else:
+        point, label = next_click(np.zeros(masks.shape, bool), masks.numpy() > 0, rng, rng.random() < 0.5)
+        coords, labels = point.view(b, 1, 2), label.view(b, 1)
+    mask_in = torch.zeros(b, 1, SIZE, SIZE)
+    has = torch.zeros(b)
+    total, dice = 0.0, []
+    for r in range(rounds):
+        # points without a box end with one padding token, as the engine sends them
+        pad = (not box_start)
+        c = torch.cat([coords, torch.zeros(b, 1, 2)], 1) if pad else coords
+        l = torch.cat([labels, -torch.ones(b, 1)], 1) if pad else labels
+        low, iou_pred = run_decoder(net, emb, c, l, mask_in, has)
+        lm, iou = focal_dice(low, gt.expand_as(low))
+        ambiguous = r == 0 and not box_start  # a lone click: the engine picks among outputs 1..3
+        box_single = r == 0 and box_start  # a lone box: LiteMedSAM's manifest takes output 0
+        loss_mask = lm[:, 1:].min(1)[0] + lm[:, 0] if ambiguous else lm[:, 0]
+        loss = (loss_mask + ((iou_pred - iou.detach()) ** 2).mean(1)).mean()
+        if box_single and distill > 0:
+            with torch.no_grad():
+                ref, _ = run_decoder(teacher, emb, c, l, mask_in, has)
+            loss = loss + distill * F.binary_cross_entropy_with_logits(low[:, 0], torch.sigmoid(ref[:, 0]))
+        total = total + loss
+        chosen = 1 + iou_pred[:, 1:].argmax(1) if ambiguous else torch.zeros(b, dtype=torch.long)
+        cur = low[ar, chosen].detach()
+        pred = (cur > 0).numpy()
+        inter = (pred & (masks.numpy() > 0)).sum((1, 2))
+        dice.append(float(np.mean(2 * inter / np.maximum(pred.sum((1, 2)) + masks.numpy().sum((1, 2)), 1))))
+        if r + 1 < rounds:
+            pt, lab = next_click(pred, masks.numpy() > 0, rng, rng.random() < 0.5)
+            coords = torch.cat([coords, pt.view(b, 1, 2)], 1)
+            labels = torch.cat([labels, lab.view(b, 1)], 1)
+            mask_in, has = cur.unsqueeze(1), torch.ones(b)
+    return total, dice
+
+
+@torch.no_grad()
+def monitor(net, data, rounds=3, limit=160):
+    """Box Dice and 1..rounds-click Dice (interior clicks, the eval rule) on the held-out patients."""
+    net.eval()
+    rng = np.random.default_rng(0)
+    picks = np.linspace(0, len(data.targets) - 1, min(limit, len(data.targets))).astype(int)
+    per_organ = {}
+    for start in range(0, len(picks), 16):
+        idx = picks[start:start + 16]
+        emb, masks = data.batch(idx)
+        gt = masks.numpy() > 0
+        b = len(idx)
+        corners = bbox(masks).view(b, 2, 2)
+        low, _ = run_decoder(net, emb, corners, torch.tensor([[2.0, 3.0]]).expand(b, -1),
+                             torch.zeros(b, 1, SIZE, SIZE), torch.zeros(b))
+        scores = [dice_of(low[:, 0] > 0, gt)]
+        coords, labels = torch.zeros(b, 0, 2), torch.zeros(b, 0)
+        mask_in, has, pred = torch.zeros(b, 1, SIZE, SIZE), torch.zeros(b), np.zeros(gt.shape, bool)
+        for r in range(rounds):
+            pt, lab = next_click(pred, gt, rng, True)
+            coords = torch.cat([coords, pt.view(b, 1, 2)], 1)
+            labels = torch.cat([labels, lab.view(b, 1)], 1)
+            low, iou = run_decoder(net, emb, torch.cat([coords, torch.zeros(b, 1, 2)], 1),
+                                   torch.cat([labels, -torch.ones(b, 1)], 1), mask_in, has)
+            chosen = 1 + iou[:, 1:].argmax(1) if r == 0 else torch.zeros(b, dtype=torch.long)
+            cur = low[torch.arange(b), chosen]
+            pred = (cur > 0).numpy()
+            scores.append(dice_of(cur > 0, gt))
+            mask_in, has = cur.unsqueeze(1), torch.ones(b)
+        for k, i in enumerate(idx):
+            per_organ.setdefault(data.targets[i][1], []).append([s[k] for s in scores])
+    net.train()
+    means = np.array([np.mean(v, 0) for v in per_organ.values()])  # organ means, then their mean
+    return means.mean(0)
+
+
+def dice_of(pred, gt):
+    pred = pred.numpy() if torch.is_tensor(pred) else pred
+    inter = (pred & gt).sum((1, 2))
+    return 2 * inter / np.maximum(pred.sum((1, 2)) + gt.sum((1, 2)), 1)
+
+
+# ---------------------------------------------------------------- train
+
+def trainable(net):
+    return list(net.prompt_encoder.parameters()) + list(net.mask_decoder.parameters())
+
+
+def save(folder, net, opt, state):
+    """A checkpoint written into a fresh folder and renamed over the old one."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    parts = {"prompt_encoder": net.prompt_encoder.state_dict(), "mask_decoder": net.mask_decoder.state_dict()}
+    torch.save({"parts": parts, "optimizer": opt.state_dict(), "state": state}, tmp / "ckpt.pt")
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+
+
+def load_parts(net, parts):
+    net.prompt_encoder.load_state_dict(parts["prompt_encoder"])
+    net.mask_decoder.load_state_dict(parts["mask_decoder"])
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    net = convert.load_network()
+    teacher = copy.deepcopy(net)
+    for p in net.image_encoder.parameters():
+        p.requires_grad_(False)
+    data, val = Embedded("train"), Embedded("val")
+    opt = torch.optim.AdamW(trainable(net), lr=args.lr, weight_decay=0.01)
+    folder = WORK / "ckpt"
+    state = {"step": 0, "log": [], "schedule": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
+                                                "distill": args.distill, "seed": args.seed}}
+    if (folder / "ckpt.pt").exists():
+        saved = torch.load(folder / "ckpt.pt", weights_only=False)
+        if saved["state"]["schedule"] != state["schedule"]:
+            sys.exit(f"{folder} holds a run of another schedule {saved['state']['schedule']}")
+        load_parts(net, saved["parts"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        print(f"continuing at step {state['step']} of {args.steps}")
+    else:
+        before = monitor(teacher, val)
+        state["log"].append({"step": 0, "val": before.tolist()})
+        print("before: box %.4f, clicks %s" % (before[0], np.round(before[1:], 4)), flush=True)
+    rng = np.random.default_rng([args.seed, state["step"]])
+    limit = float(os.environ.get("LUMEN_TRAIN_SESSION_MIN", "0")) * 60
+    start = last_save = time.time()
+    first_step = state["step"]
+    while state["step"] < args.steps:
+        step = state["step"]
+        lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.multinomial(data.weights, args.batch, replacement=True).numpy()
+        emb, masks = data.batch(idx)
+        loss, dice = session(net, teacher, emb, masks, rng, rng.integers(2, 4), args.distill)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable(net), 1.0)
+        opt.step()
+        state["step"] = step + 1
+        if state["step"] % 10 == 0:
+            print(f"step {state['step']} loss {float(loss.detach()):.3f} dice/round {np.round(dice, 3)} "
+                  f"({(time.time() - start) / (state['step'] - first_step):.1f} s a step)", flush=True)
+        if state["step"] % args.monitor_every == 0 or state["step"] == args.steps:
+            v = monitor(net, val)
+            state["log"].append({"step": state["step"], "val": v.tolist()})
+            print("step %d held out: box %.4f, clicks %s" % (state["step"], v[0], np.round(v[1:], 4)), flush=True)
+        if time.time() - last_save > 180 or state["step"] == args.steps:
+            rng = np.random.default_rng([args.seed, state["step"]])
+            save(folder, net, opt, state)
+            last_save = time.time()
+        if limit and time.time() - start > limit and state["step"] < args.steps:
+            save(folder, net, opt, state)
+            print(f"paused at step {state['step']}; run the same command again to continue")
+            sys.exit(EXIT_PAUSED)
+    (WORK / "log.json").write_text(json.dumps(state["log"], indent=1))
+    print("done")
+
+
+def export(args):
+    saved = torch.load(WORK / "ckpt" / "ckpt.pt", weights_only=False)
+    if saved["state"]["step"] != saved["state"]["schedule"]["steps"]:
+        sys.exit("the fine-tune has not finished; run `train` again")
+    net = convert.load_network()
+    load_parts(net, saved["parts"])
+    convert.export_decoder(net, args.out / "decoder.onnx")
+    fresh = convert.load_network()  # tracing leaves the traced modules changed
+    load_parts(fresh, saved["parts"])
+    slices = reference.sample_slices()
+    diffs = convert.compare(fresh, args.out / "encoder.onnx", args.out / "decoder.onnx", slices)
+    schedule = saved["state"]["schedule"]
+    log = saved["state"]["log"]
+    note = (f"packaging/model/litemedsam/finetune.py: prompt encoder and mask decoder fine-tuned for clicks, "
+            f"image encoder frozen; {schedule['steps']} steps of {schedule['batch']} interactive sessions, "
+            f"lr {schedule['lr']}, box distillation weight {schedule['distill']}, seed {schedule['seed']}; "
+            f"BTCV training patients (all but the held-out four); held-out monitor (box, 1, 2, 3 clicks) "
+            f"{np.round(log[0]['val'], 4).tolist()} before, {np.round(log[-1]['val'], 4).tolist()} after")
+    finetune = (f'decoder_finetune = "{note}"\n'
+                f"validation_patients = {json.dumps(HELD_OUT)}\n")
+    convert.write_manifest(args.out, diffs, slices, finetune)
+    print(f"wrote {args.out / 'decoder.onnx'} and model.toml (box logits vs torch max |Δ| {diffs[1]:.2e})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["embed", "train", "export"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--distill", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--monitor-every", type=int, default=125)
+    parser.add_argument("--out", type=pathlib.Path, default=BUNDLE)
+    args = parser.parse_args()
+    {"embed": embed, "train": train, "export": export}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()
