@@ -35,21 +35,21 @@ pub fn run(model_dir: &Path) -> anyhow::Result<()> {
         toml_line(&manifest.precision.details)
     )?;
     outln!("size       {:.1} MB", bundle.size_bytes() as f64 / 1e6)?;
-    for (role, entry) in [
-        ("encoder", &manifest.files.encoder),
-        ("decoder", &manifest.files.decoder),
-    ] {
+    for (role, entry) in manifest.files.entries() {
         outln!(
-            "{role:<10} {} sha256 {} (verified)",
+            "{role:<13} {} sha256 {} (verified)",
             entry.path,
             entry.sha256
         )?;
     }
     for (role, path) in [
-        ("encoder", &bundle.encoder_path),
-        ("decoder", &bundle.decoder_path),
+        ("encoder", Some(&bundle.encoder_path)),
+        ("decoder", Some(&bundle.decoder_path)),
+        ("click decoder", bundle.click_decoder_path.as_ref()),
     ] {
-        print_ops(role, path)?;
+        if let Some(path) = path {
+            print_ops(role, path)?;
+        }
     }
     for (section, table) in [
         ("provenance", &manifest.provenance),

@@ -31,7 +31,7 @@ const MEASURED_DICE: [(&str, &str); 3] = [
     ("chaos_mr_mean_dice", "CHAOS MR"),
 ];
 
-/// The manifest's measured box Dice and encoder time, as one line.
+/// The manifest's measured box Dice, one-click Dice and encoder time, as one line.
 fn measured(accuracy: &std::collections::BTreeMap<String, toml::Value>) -> String {
     let number = |key: &str| {
         let value = accuracy.get(key)?;
@@ -45,6 +45,9 @@ fn measured(accuracy: &std::collections::BTreeMap<String, toml::Value>) -> Strin
         .collect();
     if !parts.is_empty() {
         parts[0] = format!("box Dice {}", parts[0]);
+    }
+    if let Some(d) = number("chaos_liver_1click_dice") {
+        parts.push(format!("one click CHAOS CT liver {d:.3}"));
     }
     if let Some(ms) = number("encoder_p50_ms_2_threads") {
         parts.push(format!("encoder {ms:.0} ms on 2 cores"));
@@ -92,9 +95,10 @@ fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
     } else {
         manifest.precision.kind.clone()
     };
-    let size_bytes = [&manifest.files.encoder.path, &manifest.files.decoder.path]
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+    let size_bytes = manifest
+        .files
+        .entries()
+        .filter_map(|(_, f)| std::fs::metadata(dir.join(&f.path)).ok())
         .map(|m| m.len())
         .sum();
     Some(ModelEntry {
@@ -116,11 +120,12 @@ pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", user_dir.display()))?;
     let target = free_name(user_dir, &bundle.manifest.name);
     lumen_engine::fsio::write_folder(&target, |tmp| -> anyhow::Result<()> {
-        for file in [
-            lumen_engine::model::MANIFEST_FILE,
-            &bundle.manifest.files.encoder.path,
-            &bundle.manifest.files.decoder.path,
-        ] {
+        let weights = bundle
+            .manifest
+            .files
+            .entries()
+            .map(|(_, f)| f.path.as_str());
+        for file in std::iter::once(lumen_engine::model::MANIFEST_FILE).chain(weights) {
             std::fs::copy(source.join(file), tmp.join(file))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", source.join(file).display()))?;
         }
@@ -177,6 +182,18 @@ mod tests {
             starter_line.starts_with("box Dice BTCV 0.866 · CHAOS CT liver 0.954"),
             "{starter_line}"
         );
+        // LiteMedSAM's three files, its click decoder among them, are counted and copied
+        let lite = bundled.iter().find(|m| m.name == "litemedsam").unwrap();
+        assert!(lite.size_bytes > 60_000_000, "{}", lite.size_bytes);
+        assert!(
+            lite.measured.contains("one click CHAOS CT liver"),
+            "{}",
+            lite.measured
+        );
+        let copy = import_model(&lite.dir, user.path()).unwrap();
+        let opened = ModelBundle::open(&copy).unwrap();
+        assert!(opened.click_decoder_path.is_some_and(|p| p.is_file()));
+        std::fs::remove_dir_all(copy).unwrap();
 
         let first = import_model(&starter().join("ct-starter"), user.path()).unwrap();
         let second = import_model(&starter().join("ct-starter"), user.path()).unwrap();

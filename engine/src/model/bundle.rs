@@ -1,4 +1,5 @@
-//! A model bundle on disk: a folder with `model.toml`, `encoder.onnx` and `decoder.onnx`.
+//! A model bundle on disk: a folder with `model.toml`, `encoder.onnx` and `decoder.onnx` (and
+//! perhaps a click decoder).
 
 use super::error::ModelError;
 use super::manifest::{FileEntry, Manifest};
@@ -16,6 +17,8 @@ pub struct ModelBundle {
     pub manifest: Manifest,
     pub encoder_path: PathBuf,
     pub decoder_path: PathBuf,
+    /// The decoder for prompts with clicks, when the bundle has one (`files.click_decoder`).
+    pub click_decoder_path: Option<PathBuf>,
 }
 
 impl ModelBundle {
@@ -24,18 +27,25 @@ impl ModelBundle {
         let manifest = read_manifest(dir)?;
         let encoder_path = verified_file(dir, &manifest.files.encoder)?;
         let decoder_path = verified_file(dir, &manifest.files.decoder)?;
+        let click_decoder_path = match &manifest.files.click_decoder {
+            Some(entry) => Some(verified_file(dir, entry)?),
+            None => None,
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
             encoder_path,
             decoder_path,
+            click_decoder_path,
         })
     }
 
     /// Total size of the ONNX files in bytes.
     pub fn size_bytes(&self) -> u64 {
-        [&self.encoder_path, &self.decoder_path]
-            .iter()
+        [Some(&self.encoder_path), Some(&self.decoder_path)]
+            .into_iter()
+            .chain([self.click_decoder_path.as_ref()])
+            .flatten()
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()
@@ -47,6 +57,9 @@ impl ModelBundle {
         let mut digest = Sha256::new();
         digest.update(files.encoder.sha256.as_bytes());
         digest.update(files.decoder.sha256.as_bytes());
+        if let Some(click) = &files.click_decoder {
+            digest.update(click.sha256.as_bytes());
+        }
         hex::encode(&digest.finalize()[..8])
     }
 

@@ -66,19 +66,22 @@ pub enum NormalizeRule {
     MinMax,
 }
 
-/// Which decoder output a prompt takes. A lone click is ambiguous in every SAM, so it always
-/// takes the best of the multimask candidates; a lone box depends on how the model was trained.
+/// Which decoder output a lone box or a lone click takes (a prompt of several elements always
+/// takes the single-mask output). SAM's advice for one prompt is the best multimask candidate;
+/// a model trained otherwise says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromptRules {
     #[serde(rename = "box", default)]
-    pub box_output: BoxOutput,
+    pub box_output: LoneOutput,
+    #[serde(rename = "click", default)]
+    pub click_output: LoneOutput,
 }
 
-/// The output a lone box prompt takes.
+/// The output a lone prompt takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BoxOutput {
+pub enum LoneOutput {
     /// The multimask candidate with the highest predicted IoU (SAM's own advice for one prompt).
     #[default]
     Best,
@@ -122,12 +125,29 @@ pub struct Precision {
     pub details: BTreeMap<String, toml::Value>,
 }
 
-/// The two ONNX files of the SAM split.
+/// The ONNX files of the SAM split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Files {
     pub encoder: FileEntry,
     pub decoder: FileEntry,
+    /// A second decoder for every prompt with a click in it (a box-trained model's decoder
+    /// fine-tuned for clicks); `decoder` then answers lone boxes only, as it was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_decoder: Option<FileEntry>,
+}
+
+impl Files {
+    /// Every file with its role: the encoder, the decoder, and the click decoder if any.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &FileEntry)> {
+        [
+            ("encoder", Some(&self.encoder)),
+            ("decoder", Some(&self.decoder)),
+            ("click decoder", self.click_decoder.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(role, entry)| entry.map(|e| (role, e)))
+    }
 }
 
 /// A file of the bundle, relative to its folder, with its expected sha256 (hex).
@@ -183,10 +203,11 @@ impl Manifest {
         problems.extend(self.intensity.ct.problems("intensity.ct"));
         problems.extend(self.intensity.mr.problems("intensity.mr"));
         for (key, entry) in [
-            ("files.encoder", &self.files.encoder),
-            ("files.decoder", &self.files.decoder),
+            ("files.encoder", Some(&self.files.encoder)),
+            ("files.decoder", Some(&self.files.decoder)),
+            ("files.click_decoder", self.files.click_decoder.as_ref()),
         ] {
-            problems.extend(entry.problems(key));
+            problems.extend(entry.into_iter().flat_map(|e| e.problems(key)));
         }
         if problems.is_empty() {
             Ok(())
@@ -373,5 +394,26 @@ mod tests {
     #[test]
     fn the_starter_manifest_validates() {
         manifest().validate().unwrap();
+    }
+
+    /// LiteMedSAM's bundle: its own decoder for boxes, the fine-tuned one for clicks, output 0
+    /// for a lone box and a lone click; the starter declares neither and keeps SAM's defaults.
+    #[test]
+    fn a_click_decoder_and_the_lone_prompt_rules_are_read_and_checked() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/models/litemedsam/model.toml");
+        let lite: Manifest = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        lite.validate().unwrap();
+        assert_eq!(lite.prompts.box_output, LoneOutput::Single);
+        assert_eq!(lite.prompts.click_output, LoneOutput::Single);
+        let roles: Vec<&str> = lite.files.entries().map(|(role, _)| role).collect();
+        assert_eq!(roles, ["encoder", "decoder", "click decoder"]);
+        let starter = manifest();
+        assert_eq!(starter.prompts, PromptRules::default());
+        assert_eq!(starter.files.entries().count(), 2);
+        let mut outside = lite.clone();
+        outside.files.click_decoder.as_mut().unwrap().path = "../decoder.onnx".into();
+        let problem = outside.validate().unwrap_err();
+        assert!(problem.contains("files.click_decoder.path"), "{problem}");
     }
 }

@@ -13,8 +13,8 @@ mod sam;
 pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
 pub use error::ModelError;
 pub use manifest::{
-    BoxOutput, FileEntry, Files, IntensityRule, IntensityRules, Manifest, Normalize, NormalizeRule,
-    Precision, PromptRules, ResizeFilter,
+    FileEntry, Files, IntensityRule, IntensityRules, LoneOutput, Manifest, Normalize,
+    NormalizeRule, Precision, PromptRules, ResizeFilter,
 };
 pub use postprocess::{prepadded_size, resize_bilinear, upscale_mask_logits};
 pub use preprocess::{InputFrame, InputRecipe, encoder_input};

@@ -2,7 +2,7 @@
 
 use super::bundle::ModelBundle;
 use super::error::ModelError;
-use super::manifest::BoxOutput;
+use super::manifest::LoneOutput;
 use super::postprocess::upscale_mask_logits;
 use super::preprocess::{InputFrame, InputRecipe, encoder_input};
 use super::prompt::Prompt;
@@ -75,9 +75,11 @@ pub struct SamModel {
     encoder: Mutex<Session>,
     /// The decoder without its `masks` output (see `load_decoder_without_masks`).
     decoder: Mutex<Session>,
+    /// The click decoder (`files.click_decoder`), likewise, for prompts with a click in them.
+    click_decoder: Option<Mutex<Session>>,
     /// The decoder file as it is, opened on first use by `graph_mask_logits` only.
     full_decoder: Mutex<Option<Session>>,
-    /// (height, width) of the decoder's `mask_input`.
+    /// (height, width) of the decoders' `mask_input`.
     mask_input_size: (usize, usize),
 }
 
@@ -104,18 +106,30 @@ impl SamModel {
             &bundle.encoder_path,
             bundle.manifest.input_size as usize,
         )?;
-        let mask_input_size = mask_input_size(
-            &decoder,
-            &bundle.decoder_path,
-            bundle.manifest.input_size as usize,
-        )?;
+        let size = bundle.manifest.input_size as usize;
+        let mask_size = mask_input_size(&decoder, &bundle.decoder_path, size)?;
+        let click_decoder = match &bundle.click_decoder_path {
+            Some(path) => {
+                let session = load_decoder_without_masks(path, config)?;
+                check_names(&session, path, &DECODER_INPUTS, &DECODER_OUTPUTS)?;
+                if mask_input_size(&session, path, size)? != mask_size {
+                    return Err(contract(
+                        path,
+                        "its mask input differs from the box decoder's",
+                    ));
+                }
+                Some(Mutex::new(session))
+            }
+            None => None,
+        };
         Ok(Self {
             bundle,
             config: config.clone(),
             encoder: Mutex::new(encoder),
             decoder: Mutex::new(decoder),
+            click_decoder,
             full_decoder: Mutex::new(None),
-            mask_input_size,
+            mask_input_size: mask_size,
         })
     }
 
@@ -167,9 +181,12 @@ impl SamModel {
         prompt: &Prompt,
     ) -> Result<Prediction, ModelError> {
         let inputs = self.decoder_inputs(embedding, prompt)?;
-        let path = &self.bundle.decoder_path;
+        let (session, path) = match (&self.click_decoder, &self.bundle.click_decoder_path) {
+            (Some(session), Some(path)) if !prompt.points.is_empty() => (session, path),
+            _ => (&self.decoder, &self.bundle.decoder_path),
+        };
         let (candidate_ious, chosen, low_res_logits) = {
-            let mut decoder = lock(&self.decoder, path)?;
+            let mut decoder = lock(session, path)?;
             let outputs = decoder.run(inputs).map_err(|e| inference(path, e))?;
             let extract = |name: &str| {
                 outputs[name]
@@ -190,10 +207,14 @@ impl SamModel {
                     ),
                 ));
             }
-            let lone_box = prompt.points.is_empty() && prompt.bbox.is_some();
-            let box_takes_single =
-                self.bundle.manifest.prompts.box_output == BoxOutput::Single && lone_box;
-            let chosen = choose_output(&candidate_ious, prompt.is_ambiguous() && !box_takes_single);
+            let rules = self.bundle.manifest.prompts;
+            let lone_rule = if prompt.points.is_empty() {
+                rules.box_output
+            } else {
+                rules.click_output
+            };
+            let best_of_candidates = prompt.is_ambiguous() && lone_rule == LoneOutput::Best;
+            let chosen = choose_output(&candidate_ious, best_of_candidates);
             let low_res_logits = low_res.slice(s![0, chosen, .., ..]).to_owned();
             (candidate_ious, chosen, low_res_logits)
         };

