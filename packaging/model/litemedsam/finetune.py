@@ -12,7 +12,10 @@ with SAM's interactive simulation on embeddings computed once by the bundled, fr
   labelled slice, in display orientation and through LiteMedSAM's own preprocessing
   (`reference.encoder_input`), embeddings stored fp16 under `.train/litemedsam-clicks/`. The held-out
   patients' every 4th labelled slice is embedded too, for the monitor only. CHAOS CT, CHAOS MR and the
-  TotalSegmentator example are never seen: they measure generality.
+  TotalSegmentator example are never seen: they measure generality. `embed --window litemedsam`
+  embeds the same slices once more in LiteMedSAM's CT window (WL 40 / WW 400, through the HU of
+  BTCV's estimated window), and `train --windows btcv litemedsam` trains on both (the shipped
+  decoder saw BTCV's window only, and fails on CT windowed as the app windows it).
 * Sessions: a jittered box (0-5 px per side) or a first click, then one or two correction clicks,
   each fed the previous low-res mask, as the app does. The first click is the point of the organ
   farthest from its border (`lumen eval`'s rule) or a random pixel of it; a correction click goes to
@@ -51,6 +54,20 @@ BUNDLE = REPO / "assets" / "models" / "litemedsam"
 HELD_OUT = ["sabs_case00", "sabs_case06", "sabs_case12", "sabs_case18"]
 SIZE = 256
 MIN_AREA = 20
+# BTCV's own soft-tissue window, as the starter recipe estimated it (packaging/model/README.md)
+BTCV_WINDOW = (115.0, 475.0)
+
+
+def store_dir(window):
+    """Where the embeddings of the slices in `window` live: BTCV's own, or LiteMedSAM's CT window."""
+    return WORK if window == "btcv" else WORK / "litemedsam-window"
+
+
+def in_litemedsam_window(grey):
+    """A BTCV slice in LiteMedSAM's CT window (WL 40 / WW 400, as the app gives it real CT), through
+    the HU that BTCV's window stands for; what lies outside BTCV's window stays clipped."""
+    center, width = BTCV_WINDOW
+    return reference.window(grey.astype(np.float32) / 255.0 * width + (center - width / 2))
 EXIT_PAUSED = 75
 
 
@@ -85,18 +102,21 @@ def label_frame(label):
 def embed(args):
     import onnxruntime as ort
 
-    WORK.mkdir(parents=True, exist_ok=True)
+    work = store_dir(args.window)
+    work.mkdir(parents=True, exist_ok=True)
     items = list(slices())
+    if args.window == "litemedsam":
+        items = [(s, c, z, in_litemedsam_window(g), lab) for s, c, z, g, lab in items]
     n = len(items)
-    emb_path, meta_path = WORK / "embeddings.f16", WORK / "meta.json"
+    emb_path, meta_path = work / "embeddings.f16", work / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
     if meta is None or meta["n"] != n:
         meta = {"n": n, "done": 0, "encoder_sha256": convert.sha256(BUNDLE / "encoder.onnx"),
                 "items": [[s, c, z] for s, c, z, _, _ in items]}
         np.memmap(emb_path, np.float16, "w+", shape=(n, 256, 64, 64)).flush()
     elif meta["encoder_sha256"] != convert.sha256(BUNDLE / "encoder.onnx"):
-        sys.exit(f"{WORK}: embeddings of another encoder; delete the folder to start again")
-    np.save(WORK / "labels.npy", np.stack([label_frame(lab) for *_, lab in items]))
+        sys.exit(f"{work}: embeddings of another encoder; delete the folder to start again")
+    np.save(work / "labels.npy", np.stack([label_frame(lab) for *_, lab in items]))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = args.threads
     enc = ort.InferenceSession(str(BUNDLE / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
@@ -119,16 +139,23 @@ def embed(args):
 # ---------------------------------------------------------------- the data set of (slice, organ)
 
 class Embedded:
-    def __init__(self, split):
-        meta = json.loads((WORK / "meta.json").read_text())
-        if meta["done"] != meta["n"]:
-            sys.exit(f"{WORK}: embeddings incomplete ({meta['done']}/{meta['n']}); run `embed` again")
-        store = np.memmap(WORK / "embeddings.f16", np.float16, "r", shape=(meta["n"], 256, 64, 64))
-        labels = np.load(WORK / "labels.npy")
-        keep = [i for i, item in enumerate(meta["items"]) if item[0] == split]
-        self.embeddings = torch.from_numpy(np.asarray(store[keep]))
-        self.labels = labels[keep]
-        self.items = [meta["items"][i] for i in keep]
+    """The (slice, organ) targets of `split`, with their embeddings in every window of `windows`
+    (the same slices, so each window adds the same targets once more)."""
+
+    def __init__(self, split, windows=("btcv",)):
+        embeddings, labels, self.items = [], [], []
+        for window in windows:
+            work = store_dir(window)
+            meta = json.loads((work / "meta.json").read_text())
+            if meta["done"] != meta["n"]:
+                sys.exit(f"{work}: embeddings incomplete ({meta['done']}/{meta['n']}); run `embed` again")
+            store = np.memmap(work / "embeddings.f16", np.float16, "r", shape=(meta["n"], 256, 64, 64))
+            keep = [i for i, item in enumerate(meta["items"]) if item[0] == split]
+            embeddings.append(torch.from_numpy(np.asarray(store[keep])))
+            labels.append(np.load(work / "labels.npy")[keep])
+            self.items += [meta["items"][i] + [window] for i in keep]
+        self.embeddings = torch.cat(embeddings)
+        self.labels = np.concatenate(labels)
         # (slice, organ label): the organ's largest component is the target, as in lumen eval
         self.targets = []
         for s, lab in enumerate(self.labels):
@@ -320,11 +347,13 @@ def train(args):
     teacher = copy.deepcopy(net)
     for p in net.image_encoder.parameters():
         p.requires_grad_(False)
-    data, val = Embedded("train"), Embedded("val")
+    data, val = Embedded("train", args.windows), Embedded("val")
     opt = torch.optim.AdamW(trainable(net), lr=args.lr, weight_decay=0.01)
     folder = WORK / "ckpt"
     state = {"step": 0, "log": [], "schedule": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
                                                 "distill": args.distill, "seed": args.seed}}
+    if list(args.windows) != ["btcv"]:  # the shipped run's schedule had no such key
+        state["schedule"]["windows"] = list(args.windows)
     if (folder / "ckpt.pt").exists():
         saved = torch.load(folder / "ckpt.pt", weights_only=False)
         if saved["state"]["schedule"] != state["schedule"]:
@@ -399,6 +428,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["embed", "train", "export"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--window", choices=["btcv", "litemedsam"], default="btcv",
+                        help="embed: the slices in BTCV's own window or in LiteMedSAM's CT window")
+    parser.add_argument("--windows", nargs="+", default=["btcv"], choices=["btcv", "litemedsam"],
+                        help="train: the embedded windows to train on")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
