@@ -236,7 +236,8 @@ impl SamModel {
 
     /// The decoder graph's own full-size logits of output `chosen` for `prompt` (its `masks`
     /// output, which `predict` does without): the reference that `predict`'s upsampling is
-    /// checked against. The first call opens a second decoder session, the file as it is.
+    /// checked against. The first call opens a second decoder session, the file as it is. Always
+    /// the box decoder (`files.decoder`), also for a prompt that `predict` gives the click decoder.
     pub fn graph_mask_logits(
         &self,
         embedding: &Embedding,
