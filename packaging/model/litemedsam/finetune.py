@@ -349,7 +349,7 @@ def train(args):
         p.requires_grad_(False)
     data, val = Embedded("train", args.windows), Embedded("val")
     opt = torch.optim.AdamW(trainable(net), lr=args.lr, weight_decay=0.01)
-    folder = WORK / "ckpt"
+    folder = WORK / args.run
     state = {"step": 0, "log": [], "schedule": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
                                                 "distill": args.distill, "seed": args.seed}}
     if list(args.windows) != ["btcv"]:  # the shipped run's schedule had no such key
@@ -398,14 +398,14 @@ def train(args):
             save(folder, net, opt, state)
             print(f"paused at step {state['step']}; run the same command again to continue")
             sys.exit(EXIT_PAUSED)
-    (WORK / "log.json").write_text(json.dumps(state["log"], indent=1))
+    (folder / "log.json").write_text(json.dumps(state["log"], indent=1))
     print("done")
 
 
 def export(args):
     """The fine-tuned decoder as the bundle's `click_decoder.onnx` (LiteMedSAM's own stays the
     box decoder: box Dice stays exactly as before), and model.toml with it."""
-    saved = torch.load(WORK / "ckpt" / "ckpt.pt", weights_only=False)
+    saved = torch.load(WORK / args.run / "ckpt.pt", weights_only=False)
     if saved["state"]["step"] != saved["state"]["schedule"]["steps"]:
         sys.exit("the fine-tune has not finished; run `train` again")
     net = convert.load_network()
@@ -439,6 +439,9 @@ def main():
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--monitor-every", type=int, default=125)
     parser.add_argument("--out", type=pathlib.Path, default=BUNDLE)
+    parser.add_argument("--run", default="ckpt",
+                        help="train, export: the run's checkpoint folder under the work folder "
+                             "(`ckpt`: the shipped click decoder's run)")
     args = parser.parse_args()
     {"embed": embed, "train": train, "export": export}[args.stage](args)
 
