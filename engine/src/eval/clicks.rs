@@ -154,7 +154,7 @@ mod tests {
                 seed = seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                (seed >> 33) % 5 != 0
+                !(seed >> 33).is_multiple_of(5)
             });
             assert_eq!(squared_distance_inside(region.view()), brute(region.view()));
         }

@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import convert  # noqa: E402  (network, decoder export)
 import reference  # noqa: E402  (the official preprocessing)
-from train import bbox, focal_dice, run_decoder, sample_point  # noqa: E402  (starter recipe's SAM pieces)
+from train import bbox, focal_dice, run_decoder  # noqa: E402  (starter recipe's SAM pieces)
 
 REPO = HERE.parents[2]
 DATA = pathlib.Path(os.environ.get("LUMEN_DATA", REPO.parent / "shared" / "data"))
