@@ -200,6 +200,7 @@ fn box_on_the_liver_accept_undo_redo() {
 
     let (z, liver) = box_the_liver_and_accept(&mut harness);
 
+    let [nx, ny, _] = harness.state().volume().unwrap().dims;
     let document = harness.state().document().unwrap();
     let segment = document
         .segments()
@@ -211,13 +212,8 @@ fn box_on_the_liver_accept_undo_redo() {
         .iter()
         .map(|l| *l == segment.label)
         .collect();
-    let both = accepted
-        .iter()
-        .zip(&liver)
-        .filter(|(a, b)| **a && **b)
-        .count();
-    let dice = 2.0 * both as f64
-        / (accepted.iter().filter(|a| **a).count() + liver.iter().filter(|b| **b).count()) as f64;
+    let plane = |mask: &[bool]| ndarray::Array2::from_shape_vec((ny, nx), mask.to_vec()).unwrap();
+    let dice = lumen_engine::eval::dice(plane(&accepted).view(), plane(&liver).view());
     assert!(
         dice >= 0.8,
         "accepted liver mask agrees with the label: Dice {dice:.3}"

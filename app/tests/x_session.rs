@@ -250,23 +250,13 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
         .iter()
         .map(|l| *l != 0)
         .collect();
-    let both = accepted
-        .iter()
-        .zip(&liver)
-        .filter(|(a, b)| **a && **b)
-        .count();
-    let sizes = accepted.iter().filter(|a| **a).count() + liver.iter().filter(|b| **b).count();
-    let dice = 2.0 * both as f64 / sizes.max(1) as f64;
+    let plane = |mask: &[bool]| ndarray::Array2::from_shape_vec((ny, nx), mask.to_vec()).unwrap();
+    let dice = lumen_engine::eval::dice(plane(&accepted).view(), plane(&liver).view());
     assert!(
         dice > 0.85,
         "the accepted liver agrees with its label: Dice {dice:.3}"
     );
-    let other_slices = saved.labels.iter().filter(|l| **l != 0).count()
-        - both
-        - accepted
-            .iter()
-            .zip(&liver)
-            .filter(|(a, b)| **a && !**b)
-            .count();
+    let segmented = saved.labels.iter().filter(|l| **l != 0).count();
+    let other_slices = segmented - accepted.iter().filter(|a| **a).count();
     assert_eq!(other_slices, 0, "only the slice on screen was segmented");
 }
