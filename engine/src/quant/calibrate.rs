@@ -28,6 +28,28 @@ pub struct Samples {
     pub values: Vec<Vec<f32>>,
     pub min: f32,
     pub max: f32,
+    /// Each channel's extremes (axis 1 of a 4-D NCHW tensor, else the last axis).
+    pub channel_min: Vec<f32>,
+    pub channel_max: Vec<f32>,
+}
+
+impl Samples {
+    /// The median channel's range (widened to hold 0) as a share of the whole tensor's: near 1
+    /// when channels look alike, small when a few channels dominate one per-tensor quantizer.
+    pub fn median_channel_share(&self) -> f32 {
+        let mut spans: Vec<f32> = self
+            .channel_min
+            .iter()
+            .zip(&self.channel_max)
+            .map(|(lo, hi)| hi.max(0.0) - lo.min(0.0))
+            .collect();
+        let whole = self.max.max(0.0) - self.min.min(0.0);
+        if spans.is_empty() || whole <= 0.0 {
+            return 1.0;
+        }
+        spans.sort_by(f32::total_cmp);
+        spans[spans.len() / 2] / whole
+    }
 }
 
 /// Runs `model` on every feed set, collecting the requested tensors. `progress(done, total)` is
@@ -62,8 +84,10 @@ pub fn collect(
                 values: vec![],
                 min: f32::INFINITY,
                 max: f32::NEG_INFINITY,
+                ..Default::default()
             });
             add_sample(entry, &flat, kind, k, total);
+            add_channel_extremes(entry, a);
         };
         for (name, data) in feeds {
             record(name, data);
@@ -80,6 +104,28 @@ pub fn collect(
         }
     }
     Ok(samples)
+}
+
+/// Widens each channel's extremes by `a`'s values.
+fn add_channel_extremes(s: &mut Samples, a: &ndarray::ArrayD<f32>) {
+    let axis = if a.ndim() == 4 {
+        1
+    } else {
+        a.ndim().saturating_sub(1)
+    };
+    let Some(&channels) = a.shape().get(axis) else {
+        return;
+    };
+    if s.channel_min.len() != channels {
+        s.channel_min = vec![f32::INFINITY; channels];
+        s.channel_max = vec![f32::NEG_INFINITY; channels];
+    }
+    for (c, lane) in a.axis_iter(ndarray::Axis(axis)).enumerate() {
+        for &v in lane.iter().filter(|v| v.is_finite()) {
+            s.channel_min[c] = s.channel_min[c].min(v);
+            s.channel_max[c] = s.channel_max[c].max(v);
+        }
+    }
 }
 
 /// Adds an evenly strided subset of `flat` (its share of the cap for this input).
@@ -121,6 +167,7 @@ mod tests {
             values: vec![],
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
+            ..Default::default()
         };
         // 3 channels: channel c holds values 100·c + row.
         let rows = 50;
@@ -134,6 +181,34 @@ mod tests {
             assert!(v.iter().all(|x| (*x as usize) / 100 == c));
         }
         assert_eq!((s.min, s.max), (0.0, 249.0));
+    }
+
+    #[test]
+    fn median_channel_share_is_small_when_one_channel_dominates() {
+        let mut s = Samples {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            ..Default::default()
+        };
+        // NCHW, 4 channels of 2×2: three span [0, 1], one spans [-2, 40].
+        let mut a = ndarray::Array4::<f32>::zeros((1, 4, 2, 2));
+        for c in 0..3 {
+            a[[0, c, 1, 1]] = 1.0;
+        }
+        a[[0, 3, 0, 0]] = 40.0;
+        a[[0, 3, 0, 1]] = -2.0;
+        let a = a.into_dyn();
+        let flat: Vec<f32> = a.iter().copied().collect();
+        add_sample(&mut s, &flat, Collect::PerTensor, 0, 1);
+        add_channel_extremes(&mut s, &a);
+        assert_eq!(s.channel_max, vec![1.0, 1.0, 1.0, 40.0]);
+        assert!((s.median_channel_share() - 1.0 / 42.0).abs() < 1e-6);
+        // channels alike: share 1
+        let alike = ndarray::Array2::<f32>::from_elem((3, 5), 2.0).into_dyn();
+        let mut t = Samples::default();
+        add_sample(&mut t, &[2.0; 15], Collect::PerTensor, 0, 1);
+        add_channel_extremes(&mut t, &alike);
+        assert_eq!(t.median_channel_share(), 1.0);
     }
 
     #[test]

@@ -125,6 +125,16 @@ pub fn emit(
         }
         b.model.replace_node(site.node, node)?;
     }
+    for site in sites {
+        integer_conv_output(
+            &mut b,
+            site,
+            weights,
+            activations,
+            &mut act_outputs,
+            &mut summary,
+        )?;
+    }
     // Constants follow the weights' width, but never below 4 bits (position embeddings).
     let constant_bits = weights
         .values()
@@ -174,6 +184,68 @@ fn store_large_constants(b: &mut Builder, bits: u32) -> Result<usize, QuantError
     Ok(large.len())
 }
 
+/// A dense convolution at W8A8: its output gets uint8 Q/DQ too (every consumer reads the
+/// dequantized value) and its bias becomes int32, the pattern ONNX Runtime fuses into
+/// QLinearConv. Its weights are symmetric (one zero point), which that kernel requires.
+fn integer_conv_output(
+    b: &mut Builder,
+    site: &Site,
+    weights: &HashMap<String, WeightQuant>,
+    activations: &HashMap<String, ActQuant>,
+    act_outputs: &mut HashMap<String, String>,
+    summary: &mut EmitSummary,
+) -> Result<(), QuantError> {
+    let Some(out) = &site.output else {
+        return Ok(());
+    };
+    let input_quant = site
+        .activations
+        .first()
+        .and_then(|(_, t, _)| activations.get(t));
+    let weight_quant = site
+        .weight
+        .as_ref()
+        .and_then(|w| weights.get(&w.initializer));
+    let (Some(ActQuant::Uniform(y)), Some(ActQuant::Uniform(x)), Some(w)) =
+        (activations.get(out), input_quant, weight_quant)
+    else {
+        return Ok(());
+    };
+    if y.bits != 8 || x.bits != 8 || w.first().is_none_or(|u| u.bits != 8) {
+        return Ok(());
+    }
+    let dq = match act_outputs.get(out) {
+        Some(o) => o.clone(),
+        None => {
+            summary.real_activations += 1;
+            let o = qdq_u8(b, out, y);
+            act_outputs.insert(out.clone(), o.clone());
+            o
+        }
+    };
+    let readers: Vec<usize> = (0..b.model.graph().node.len())
+        .filter(|&i| {
+            let n = &b.model.graph().node[i];
+            n.input.contains(out) && !(n.op_type == "QuantizeLinear" && n.input[0] == *out)
+        })
+        .collect();
+    for i in readers {
+        let mut n = b.model.graph().node[i].clone();
+        for input in n.input.iter_mut().filter(|t| *t == out) {
+            *input = dq.clone();
+        }
+        b.model.replace_node(i, n)?;
+    }
+    let mut conv = b.model.graph().node[site.node].clone();
+    if let Some(bias) = conv.input.get(2).filter(|t| !t.is_empty()).cloned()
+        && let Some(int_bias) = int32_bias(b, &bias, x.scale, w)?
+    {
+        conv.input[2] = int_bias;
+        b.model.replace_node(site.node, conv)?;
+    }
+    Ok(())
+}
+
 /// Quantizes a MatMul's bias to int32 at scale s_x·s_w[c] behind a `DequantizeLinear`, the
 /// QDQ convention ONNX Runtime's integer Gemm fusion assumes. (A float bias would be fused
 /// with the MatMul into a float Gemm first, losing the integer kernel.)
@@ -187,11 +259,34 @@ fn bias_behind_dequantize(
     let Some(bias) = super::sites::bias_of(&b.model, consumers, matmul) else {
         return Ok(());
     };
-    let TensorData::F32(values) = b.model.initializer(&bias)? else {
+    let Some(dq) = int32_bias(b, &bias, act_scale, weights)? else {
         return Ok(());
     };
-    if values.len() != weights.len() {
-        return Ok(());
+    let add = consumers[&b.model.graph().node[matmul].output[0]][0];
+    let mut node = b.model.graph().node[add].clone();
+    for input in node.input.iter_mut().filter(|i| **i == bias) {
+        *input = dq.clone();
+    }
+    b.model.replace_node(add, node)?;
+    Ok(())
+}
+
+/// The float bias `bias` as int32 levels at scale s_x·s_w[c] behind a `DequantizeLinear`
+/// (the output's name), or None when it is not a float vector of one value per channel.
+fn int32_bias(
+    b: &mut Builder,
+    bias: &str,
+    act_scale: f32,
+    weights: &[Uniform],
+) -> Result<Option<String>, QuantError> {
+    if !b.model.has_initializer(bias) {
+        return Ok(None);
+    }
+    let TensorData::F32(values) = b.model.initializer(bias)? else {
+        return Ok(None);
+    };
+    if values.len() != weights.len() || values.ndim() != 1 {
+        return Ok(None);
     }
     let scales = ndarray::Array1::from_iter(weights.iter().map(|w| act_scale * w.scale));
     let levels = ndarray::Array1::from_iter(
@@ -205,18 +300,11 @@ fn bias_behind_dequantize(
         &format!("{bias}_scale"),
         &TensorData::F32(scales.into_dyn()),
     );
-    let dq = b.op(
+    Ok(Some(b.op(
         "DequantizeLinear",
         &[q.as_str(), s.as_str()],
         vec![attr::int("axis", 0)],
-    );
-    let add = consumers[&b.model.graph().node[matmul].output[0]][0];
-    let mut node = b.model.graph().node[add].clone();
-    for input in node.input.iter_mut().filter(|i| **i == bias) {
-        *input = dq.clone();
-    }
-    b.model.replace_node(add, node)?;
-    Ok(())
+    )))
 }
 
 /// Stores `w` as integer levels (shifted to signed: level − 2^(bits−1)) and returns the name

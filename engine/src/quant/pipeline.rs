@@ -565,8 +565,10 @@ fn quantized_manifest(
         "method",
         s(
             "DFQ-SAM data-free calibration; per-channel uniform asymmetric weights and per-tensor \
-           activations with MSE-searched clipping; log-sqrt2 post-softmax; RepQ reparameterization \
-           of post-LayerNorm activations",
+           activations with MSE-searched clipping (symmetric weights for integer convolutions; \
+           depthwise-convolution inputs and activations whose median channel spans under 1/8 of \
+           the tensor's range stay float); log-sqrt2 post-softmax below 8 bits, unclipped \
+           uniform at 8; RepQ reparameterization of post-LayerNorm activations when enabled",
         ),
     );
     put("calibration", s(options.calibration.name()));
@@ -622,6 +624,11 @@ fn quantized_manifest(
     put(
         "quantized_layers",
         toml::Value::Integer(e.quantized_weights as i64),
+    );
+    // the channel-share rule's float activations and the depthwise inputs (always float)
+    put(
+        "float_activations",
+        toml::Value::Array(summary.kept_float.iter().map(|t| s(t)).collect()),
     );
     put(
         "quantized_decoder_weights",

@@ -39,6 +39,23 @@ impl Uniform {
         }
     }
 
+    /// The symmetric quantizer of [−absmax, absmax]: zero point at mid-range, 2^bits − 1 levels
+    /// used. Its signed zero point is 0 for every channel, which ONNX Runtime's integer
+    /// convolution requires of a weight (one zero point shared by all output channels).
+    pub fn symmetric(bits: u32, absmax: f32) -> Self {
+        let half = (1u64 << (bits - 1)) as f32;
+        let scale = if absmax > f32::MIN_POSITIVE * 1e6 {
+            absmax / (half - 1.0)
+        } else {
+            1e-8
+        };
+        Self {
+            bits,
+            scale,
+            zero_point: half,
+        }
+    }
+
     fn qmax_of(bits: u32) -> f32 {
         ((1u64 << bits) - 1) as f32
     }
@@ -172,6 +189,26 @@ pub fn search_per_channel(channel_values: &[Vec<f32>], bits: u32) -> Vec<Uniform
         .collect()
 }
 
+/// Per-output-channel symmetric quantizers (see `Uniform::symmetric`), each channel's clipping
+/// point searched by MSE among shrunk maxima.
+pub fn search_per_channel_symmetric(channel_values: &[Vec<f32>], bits: u32) -> Vec<Uniform> {
+    channel_values
+        .iter()
+        .map(|v| {
+            let absmax = v
+                .iter()
+                .filter(|x| x.is_finite())
+                .fold(0.0f32, |m, x| m.max(x.abs()));
+            std::iter::once(1.0)
+                .chain(SHRINK)
+                .map(|a| Uniform::symmetric(bits, absmax * a as f32))
+                .map(|q| (mse(v, &q), q))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or_else(|| Uniform::symmetric(bits, absmax), |(_, q)| q)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +266,30 @@ mod tests {
         let q = Uniform::from_range(8, 0.0, 0.0);
         assert!(q.scale > 0.0);
         assert_eq!(q.fake(0.0), 0.0);
+    }
+
+    #[test]
+    fn symmetric_quantizers_share_the_signed_zero_point_and_cover_each_channel() {
+        let channels = vec![
+            vec![-0.5f32, 0.2, 0.1],
+            vec![3.0, -1.0, 2.5],
+            vec![0.0, 0.0],
+        ];
+        let q = search_per_channel_symmetric(&channels, 8);
+        assert!(
+            q.iter()
+                .all(|u| u.zero_point == 128.0 && u.fake(0.0) == 0.0)
+        );
+        for (u, v) in q.iter().zip(&channels) {
+            for &x in v {
+                assert!(
+                    (u.fake(x) - x).abs() <= u.scale / 2.0 + 1e-6,
+                    "{x} → {}",
+                    u.fake(x)
+                );
+            }
+        }
+        assert!((q[1].scale - 3.0 / 127.0).abs() < 1e-6);
     }
 
     #[test]

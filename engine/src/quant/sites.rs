@@ -29,6 +29,9 @@ pub struct Site {
     pub weight: Option<WeightRef>,
     /// (input index, tensor, kind) of each quantized activation input.
     pub activations: Vec<(usize, String, ActKind)>,
+    /// A dense convolution's output: quantized as well at W8A8, so that ONNX Runtime runs the
+    /// layer as an integer convolution (QLinearConv wants a quantized output).
+    pub output: Option<String>,
 }
 
 /// A LayerNorm whose output reaches only linear layers, through ops that keep the channel as
@@ -53,6 +56,11 @@ pub struct Sites {
 }
 
 impl Sites {
+    /// The dense convolutions' outputs (see `Site::output`).
+    pub fn conv_outputs(&self) -> Vec<String> {
+        self.sites.iter().filter_map(|s| s.output.clone()).collect()
+    }
+
     /// Every distinct activation tensor and its kind.
     pub fn activation_tensors(&self) -> Vec<(String, ActKind)> {
         let mut seen = HashSet::new();
@@ -82,6 +90,19 @@ pub fn find_sites(model: &Model, shapes: &Shapes) -> Sites {
     let producers = model.producers();
     let is_const = |name: &str| model.has_initializer(name);
     let producer_op = |name: &str| producers.get(name).map(|&i| g.node[i].op_type.as_str());
+    let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    let consumers = model.consumers();
+    // A convolution output read by pointwise ops only (activations, residual adds, convs). One
+    // read by a normalization or a reshape into tokens keeps float values: quantizing the
+    // starter's neck and patch embedding there cost more accuracy than integer kernels gain.
+    let feeds_only_pointwise = |t: &str| {
+        !outputs.contains(t)
+            && consumers.get(t).is_some_and(|users| {
+                users
+                    .iter()
+                    .all(|&u| POINTWISE_OR_CONV.contains(&g.node[u].op_type.as_str()))
+            })
+    };
 
     let mut sites = Vec::new();
     for (i, n) in g.node.iter().enumerate() {
@@ -99,6 +120,9 @@ pub fn find_sites(model: &Model, shapes: &Shapes) -> Sites {
             if n.op_type == "Gemm" && n.attr_int("transA", 0) == 1 {
                 continue;
             }
+            let conv = n.op_type == "Conv";
+            let depthwise = conv && is_depthwise(n, shapes);
+            let out = n.output[0].clone();
             sites.push(Site {
                 node: i,
                 op: n.op_type.clone(),
@@ -106,11 +130,15 @@ pub fn find_sites(model: &Model, shapes: &Shapes) -> Sites {
                     initializer: w,
                     channel_axis: axis,
                 }),
-                activations: if is_const(&x) {
+                // A depthwise convolution's input keeps its float values: its channels' ranges
+                // differ by orders of magnitude (TinyViT's MBConv: 0.15 to 14 after GELU), which
+                // one per-tensor quantizer cannot serve, and an integer kernel wants exactly one.
+                activations: if is_const(&x) || depthwise {
                     vec![]
                 } else {
                     vec![(0, x, ActKind::Uniform)]
                 },
+                output: (conv && !depthwise && feeds_only_pointwise(&out)).then_some(out),
             });
         } else if n.op_type == "MatMul" && !is_const(&x) && !is_const(&w) {
             let kind = |t: &str| {
@@ -125,12 +153,29 @@ pub fn find_sites(model: &Model, shapes: &Shapes) -> Sites {
                 op: n.op_type.clone(),
                 weight: None,
                 activations: vec![(0, x.clone(), kind(&x)), (1, w.clone(), kind(&w))],
+                output: None,
             });
         }
     }
     let layer_norms = find_layer_norm_groups(model, shapes, &sites);
     Sites { sites, layer_norms }
 }
+
+/// Consumers through which a quantized convolution output stays cheap and harmless.
+const POINTWISE_OR_CONV: [&str; 12] = [
+    "Conv",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Erf",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Clip",
+    "Gelu",
+    "HardSwish",
+];
 
 /// Ops between a LayerNorm and its linear layers that move tokens but never mix channels,
 /// provided the channel stays the last axis (checked on the probed shapes).
@@ -201,6 +246,14 @@ fn find_layer_norm_groups(model: &Model, shapes: &Shapes, sites: &[Site]) -> Vec
         }
     }
     groups
+}
+
+/// A grouped convolution with one input channel per group (weight [C, 1, k, k]).
+fn is_depthwise(node: &crate::graph::proto::NodeProto, shapes: &Shapes) -> bool {
+    let weight_in = shapes
+        .get(&node.input[1])
+        .and_then(|s| s.shape.get(1).copied());
+    node.attr_int("group", 1) > 1 && weight_in == Some(1)
 }
 
 fn keeps_last_axis(node: &crate::graph::proto::NodeProto, shapes: &Shapes) -> bool {

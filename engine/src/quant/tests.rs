@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::graph::proto::dtype;
-use crate::graph::{Builder, Runner, attr};
+use crate::graph::{Builder, NodeAttrs, Runner, attr};
 use ndarray::{Array2, ArrayD, Ix2, IxDyn};
 use std::path::PathBuf;
 
@@ -218,7 +218,17 @@ fn log_sqrt2_graph_matches_the_rust_quantizer_on_softmax_outputs() {
 }
 
 fn starter_encoder() -> Model {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models/ct-starter");
+    bundled_encoder("ct-starter")
+}
+
+fn litemedsam_encoder() -> Model {
+    bundled_encoder("litemedsam")
+}
+
+fn bundled_encoder(name: &str) -> Model {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/models")
+        .join(name);
     Model::load(&dir.join("encoder.onnx")).unwrap()
 }
 
@@ -256,12 +266,22 @@ fn cosine(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f64 {
 
 #[test]
 fn reparameterization_leaves_the_fp_encoder_unchanged() {
-    let encoder = starter_encoder();
+    // 8 blocks: norm1 → qkv and norm2 → lin1 each.
+    reparameterization_is_exact(&starter_encoder(), 16);
+}
+
+#[test]
+fn reparameterization_leaves_the_fp_tinyvit_encoder_unchanged() {
+    // 10 TinyViT blocks: the attention's norm → qkv and the MLP's norm → fc1 each.
+    reparameterization_is_exact(&litemedsam_encoder(), 20);
+}
+
+fn reparameterization_is_exact(encoder: &Model, norms: usize) {
+    let encoder = encoder.clone();
     let calib = smooth_image(1);
     let shapes = Shapes::probe(&encoder, &[("image", &calib)]).unwrap();
     let sites = find_sites(&encoder, &shapes);
-    // 8 blocks: norm1 → qkv and norm2 → lin1 each.
-    assert_eq!(sites.layer_norms.len(), 16, "{:?}", sites.layer_norms);
+    assert_eq!(sites.layer_norms.len(), norms, "{:?}", sites.layer_norms);
     let requests: Vec<(String, Collect)> = sites
         .layer_norms
         .iter()
@@ -335,4 +355,89 @@ fn quantized_starter_encoder_tracks_fp_and_degrades_with_fewer_bits() {
     assert!(agreement[0] > 0.995, "W8A8 cosine {}", agreement[0]);
     assert!(agreement[2] > 0.8, "W4A4 cosine {}", agreement[2]);
     assert!(agreement[0] > agreement[2]);
+}
+
+#[test]
+fn tinyvit_w8a8_gives_dense_convolutions_the_integer_pattern_and_keeps_depthwise_inputs_float() {
+    let encoder = litemedsam_encoder();
+    let feeds: Vec<Vec<(String, TensorData)>> = (30..32)
+        .map(|s| vec![("image".to_string(), smooth_image(s))])
+        .collect();
+    let bits = GraphBits {
+        weights: 8,
+        activations: Some(8),
+    };
+    let (q, summary) = quantize_graph(
+        &encoder,
+        &feeds,
+        bits,
+        false,
+        &SessionConfig::default(),
+        &mut |_, _| true,
+    )
+    .unwrap();
+    // 29 convolutions (patch embedding, MBConv, depthwise local convs, neck) + 40 linear layers
+    assert_eq!(summary.emit.quantized_weights, 69);
+    let g = q.graph();
+    let producers = q.producers();
+    let made_by = |t: &str| producers.get(t).map(|&i| &g.node[i]);
+    let dequantized_activation = |t: &str| {
+        made_by(t).is_some_and(|dq| {
+            dq.op_type == "DequantizeLinear"
+                && made_by(&dq.input[0]).is_some_and(|n| n.op_type == "QuantizeLinear")
+        })
+    };
+    let consumers = q.consumers();
+    let (mut integer, mut depthwise) = (0, 0);
+    for conv in g.node.iter().filter(|n| n.op_type == "Conv") {
+        let weight_dq = made_by(&conv.input[1]).expect("weights behind DequantizeLinear");
+        if conv.attr_int("group", 1) > 1 {
+            depthwise += 1;
+            assert!(
+                !dequantized_activation(&conv.input[0]),
+                "{} input",
+                conv.name
+            );
+            continue;
+        }
+        let output_q = consumers[&conv.output[0]]
+            .iter()
+            .all(|&c| g.node[c].op_type == "QuantizeLinear");
+        if !output_q {
+            continue;
+        }
+        integer += 1;
+        // what ONNX Runtime fuses into QLinearConv: quantized input, int8 weights with one
+        // zero point (0), int32 bias, quantized output
+        assert!(
+            dequantized_activation(&conv.input[0]),
+            "{} input",
+            conv.name
+        );
+        let TensorData::I8(zp) = q.initializer(&weight_dq.input[2]).unwrap() else {
+            panic!("int8 weight zero points");
+        };
+        assert!(
+            zp.iter().all(|&z| z == 0),
+            "{}: zero points {zp:?}",
+            conv.name
+        );
+        let bias_dq = made_by(&conv.input[2]).expect("bias behind DequantizeLinear");
+        assert!(matches!(
+            q.initializer(&bias_dq.input[0]).unwrap(),
+            TensorData::I32(_)
+        ));
+    }
+    // depthwise: 2 MBConv blocks, 3 downsamples, 10 attention blocks' local convolutions
+    assert_eq!(depthwise, 15);
+    assert!(integer >= 1, "no integer convolution");
+    // the full-resolution MBConv expansions: one channel range dwarfs the rest
+    assert!(
+        summary
+            .kept_float
+            .iter()
+            .any(|t| t.contains("layers.0/blocks.0/conv1")),
+        "{:?}",
+        summary.kept_float
+    );
 }

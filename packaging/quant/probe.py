@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Quick probes of a quantized LiteMedSAM encoder against the FP one, for development.
+
+    probe.py compare FP.onnx Q.onnx [Q2.onnx ...]
+    probe.py bypass  FP.onnx Q.onnx REGEX [REGEX ...]
+
+On 8 slices of BTCV *training* patients (02, 08, 14, 20; never the held-out ones), in LiteMedSAM's
+CT window: the embedding's relative error ||e_q - e_fp|| / ||e_fp|| and the box Dice of the
+bundled decoder over every organ's largest component (a box from its extent). `bypass` removes
+the activation Q/DQ pairs whose input tensor matches REGEX ("none" removes none), to find which
+quantizers cost accuracy. Minutes on 2 cores; `lumen eval` gives the held-out numbers.
+Needs the model venv (packaging/model/litemedsam/requirements.txt) and the shared data.
+"""
+import pathlib
+import re
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "packaging" / "model" / "litemedsam"))
+import reference  # noqa: E402  (the official preprocessing)
+from finetune import in_litemedsam_window, label_frame, largest_component  # noqa: E402
+
+CASES = ["sabs_case02", "sabs_case08", "sabs_case14", "sabs_case20"]
+DECODER = REPO / "assets" / "models" / "litemedsam" / "decoder.onnx"
+
+
+def dev_slices():
+    """(encoder input, label map in the 256 frame) for two slices of each dev patient."""
+    out = []
+    for case in CASES:
+        d = np.load(reference.DATA / "btcv_abdomen_ct" / f"{case}.npz")
+        image = np.rot90(d["image"], 1, axes=(1, 2))
+        label = np.rot90(d["label"], 1, axes=(1, 2))
+        labelled = [z for z in range(len(label)) if label[z].any()]
+        for z in (labelled[len(labelled) // 3], labelled[2 * len(labelled) // 3]):
+            grey = in_litemedsam_window(np.ascontiguousarray(image[z]).astype(np.uint8))
+            out.append((reference.encoder_input(grey)[0], label_frame(np.ascontiguousarray(label[z]))))
+    return out
+
+
+def session(model):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def embeddings(model, slices):
+    s = session(model)
+    return [s.run(None, {"image": x})[0] for x, _ in slices]
+
+
+def relative_error(embs, ref):
+    return float(np.mean([np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(embs, ref)]))
+
+
+def box_dice(embs, slices, decoder):
+    scores = []
+    for emb, (_, labels) in zip(embs, slices):
+        for organ in np.unique(labels[labels > 0]):
+            mask = largest_component(labels == organ)
+            if mask.sum() < 30:
+                continue
+            ys, xs = np.nonzero(mask)
+            feeds = {
+                "image_embeddings": emb,
+                "point_coords": np.array([[[xs.min(), ys.min()], [xs.max(), ys.max()]]], np.float32),
+                "point_labels": np.array([[2, 3]], np.float32),
+                "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                "has_mask_input": np.zeros(1, np.float32),
+                "orig_im_size": np.array([256, 256], np.float32),
+            }
+            pred = decoder.run(["masks"], feeds)[0][0, 0] > 0
+            scores.append(2 * (pred & mask).sum() / (pred.sum() + mask.sum()))
+    return 100 * float(np.mean(scores)), len(scores)
+
+
+def without_quantizers(path, pattern):
+    """The quantized graph with the activation Q/DQ pairs on tensors matching `pattern` removed."""
+    m = onnx.load(path)
+    producer = {o: n for n in m.graph.node for o in n.output}
+    skip = {}
+    for n in m.graph.node:
+        q = producer.get(n.input[0]) if n.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear" and pattern and re.search(pattern, q.input[0]):
+            skip[n.output[0]] = q.input[0]
+    for n in m.graph.node:
+        n.input[:] = [skip.get(x, x) for x in n.input]
+    return m.SerializeToString(), len(skip)
+
+
+def main():
+    if len(sys.argv) < 4 or sys.argv[1] not in ("compare", "bypass"):
+        sys.exit(__doc__)
+    command, fp, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+    slices = dev_slices()
+    decoder = session(str(DECODER))
+    ref = embeddings(fp, slices)
+    dice, n = box_dice(ref, slices, decoder)
+    print(f"FP: box Dice {dice:.2f} over {n} organs", flush=True)
+    if command == "compare":
+        variants = [(p, p) for p in rest]
+    else:
+        q = rest[0]
+        variants = []
+        for pattern in rest[1:]:
+            model, k = without_quantizers(q, None if pattern == "none" else pattern)
+            variants.append((model, f"{q} without {k} quantizers matching {pattern!r}"))
+    for model, name in variants:
+        embs = embeddings(model, slices)
+        dice, _ = box_dice(embs, slices, decoder)
+        print(f"{name}: box Dice {dice:.2f}, embedding error {relative_error(embs, ref):.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
