@@ -39,6 +39,9 @@ pub struct EmitSummary {
     pub simulated_activations: usize,
     /// Other large float constants (position embeddings) stored as integers.
     pub int_constants: usize,
+    /// Layers whose input stays float while other activations are quantized: their quantized
+    /// weights are stored as float values.
+    pub float_stored_weights: usize,
 }
 
 /// Float constants at least this large that are not layer weights (position embeddings) are
@@ -69,6 +72,7 @@ pub fn emit(
     let mut b = Builder::from_model(base);
     b.set_prefix("q/");
     let mut act_outputs: HashMap<String, String> = HashMap::new();
+    let mut float_weights = std::collections::HashSet::new();
     let consumers = b.model.consumers();
     for site in sites {
         let mut node = b.model.graph().node[site.node].clone();
@@ -84,12 +88,23 @@ pub fn emit(
             };
             summary.quantized_weights += 1;
             summary.weight_params += w.len();
-            let dq = integer_weight(&mut b, initializer, &w, *channel_axis, q)?;
-            node.input[1] = dq;
             let act = site
                 .activations
                 .first()
                 .and_then(|(_, t, _)| activations.get(t));
+            if act.is_none() && !activations.is_empty() {
+                // The input stays float, so no integer kernel can run: the quantized values
+                // are stored as float, a constant that ONNX Runtime prepacks (NCHWc, packed
+                // GEMM). It never folds a DequantizeLinear, and ran these convs 1.2× slower.
+                let fake = fake_weight(&w, *channel_axis, q);
+                b.model.set_initializer(initializer, &TensorData::F32(fake));
+                summary.float_stored_weights += 1;
+                float_weights.insert(initializer.clone());
+                b.model.replace_node(site.node, node)?;
+                continue;
+            }
+            let dq = integer_weight(&mut b, initializer, &w, *channel_axis, q)?;
+            node.input[1] = dq;
             if let (Some(ActQuant::Uniform(a)), "MatMul") = (act, site.op.as_str())
                 && a.bits == 8
             {
@@ -141,15 +156,20 @@ pub fn emit(
         .filter_map(|q| q.first().map(|u| u.bits))
         .min()
         .map_or(8, |b| b.max(4));
-    summary.int_constants = store_large_constants(&mut b, constant_bits)?;
+    summary.int_constants = store_large_constants(&mut b, constant_bits, &float_weights)?;
     let mut out = b.finish();
     out.sort_topologically()?;
     out.remove_dead_nodes();
     Ok((out, summary))
 }
 
-/// Replaces large float initializers still read by float ops with integers + DequantizeLinear.
-fn store_large_constants(b: &mut Builder, bits: u32) -> Result<usize, QuantError> {
+/// Replaces large float initializers still read by float ops with integers + DequantizeLinear
+/// (not the layer weights in `keep`, stored as float on purpose).
+fn store_large_constants(
+    b: &mut Builder,
+    bits: u32,
+    keep: &std::collections::HashSet<String>,
+) -> Result<usize, QuantError> {
     let consumers = b.model.consumers();
     let large: Vec<String> = b
         .model
@@ -160,7 +180,7 @@ fn store_large_constants(b: &mut Builder, bits: u32) -> Result<usize, QuantError
             t.data_type == dtype::FLOAT && t.dims.iter().product::<i64>() >= LARGE_CONSTANT as i64
         })
         .map(|t| t.name.clone())
-        .filter(|n| consumers.contains_key(n))
+        .filter(|n| consumers.contains_key(n) && !keep.contains(n))
         .collect();
     for name in &large {
         let TensorData::F32(w) = b.model.initializer(name)? else {
