@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use lumen_engine::quant::{
-    Bits, Calibration, DEFAULT_MIN_SELF_CHECK_IOU, Preset, Progress, RequantizeOptions, requantize,
+    Bits, Calibration, DEFAULT_MIN_SELF_CHECK_IOU, Preset, Progress, RequantizeOptions,
+    reparameterize_by_default, requantize,
 };
 use lumen_engine::runtime::SessionConfig;
 use std::io::Write;
@@ -31,9 +32,13 @@ pub struct QuantizeArgs {
     /// never calibrates on scans).
     #[arg(long, default_value = "dfq")]
     pub calibration: String,
-    /// Skip the RepQ reparameterization of post-LayerNorm activations (ablation).
-    #[arg(long)]
+    /// Skip the RepQ reparameterization of post-LayerNorm activations (by default it runs
+    /// only below 8-bit activations).
+    #[arg(long, conflicts_with = "reparam")]
     pub no_reparam: bool,
+    /// Reparameterize post-LayerNorm activations at 8 bits too (ablation).
+    #[arg(long)]
+    pub reparam: bool,
     /// Also store the decoder's weights as integers.
     #[arg(long)]
     pub decoder: bool,
@@ -109,7 +114,11 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         bits,
         preset: args.preset,
         calibration,
-        reparameterize: !args.no_reparam,
+        reparameterize: match (args.reparam, args.no_reparam) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => reparameterize_by_default(bits),
+        },
         quantize_decoder: args.decoder,
         cache_dir: crate::paths::synth_cache_dir(),
         session: SessionConfig {

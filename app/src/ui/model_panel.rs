@@ -5,7 +5,9 @@
 use crate::jobs::Waker;
 use crate::jobs::requantizer::{Requantizer, Update};
 use crate::models::{self, ModelEntry, Origin};
-use lumen_engine::quant::{Bits, Calibration, Preset, Progress, RequantizeOptions};
+use lumen_engine::quant::{
+    Bits, Calibration, Preset, Progress, RequantizeOptions, reparameterize_by_default,
+};
 use lumen_engine::runtime::SessionConfig;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -113,7 +115,10 @@ impl ModelPanel {
             },
             preset: s.preset,
             calibration: Calibration::Dfq,
-            reparameterize: true,
+            reparameterize: reparameterize_by_default(Bits {
+                weights: s.weights,
+                activations: s.activations,
+            }),
             quantize_decoder: false,
             cache_dir: crate::paths::synth_cache_dir(),
             session: SessionConfig::default(),

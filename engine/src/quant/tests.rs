@@ -449,3 +449,16 @@ fn tinyvit_w8a8_gives_dense_convolutions_the_integer_pattern_and_keeps_depthwise
         summary.kept_float
     );
 }
+
+#[test]
+fn reparameterization_runs_by_default_below_8_bit_activations_only() {
+    let bits = |weights, activations| GraphBits {
+        weights,
+        activations,
+    };
+    assert!(!reparameterize_by_default(bits(8, Some(8))));
+    assert!(!reparameterize_by_default(bits(4, Some(8))));
+    assert!(reparameterize_by_default(bits(4, Some(4))));
+    assert!(reparameterize_by_default(bits(6, Some(6))));
+    assert!(!reparameterize_by_default(bits(4, None)));
+}
