@@ -73,6 +73,12 @@ pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> Qua
 /// Measured on the calibration images, so the rule is as data-free as the calibration.
 pub const MIN_CHANNEL_SHARE: f32 = 0.125;
 
+/// The per-tensor quantizer of an activation, or None when it stays float (`MIN_CHANNEL_SHARE`).
+fn per_tensor(s: &Samples, bits: u32) -> Option<ActQuant> {
+    (s.median_channel_share() >= MIN_CHANNEL_SHARE)
+        .then(|| ActQuant::Uniform(search_uniform(&s.values[0], bits)))
+}
+
 /// Whether RepQ reparameterization runs unless asked otherwise: below 8-bit activations only.
 /// At 8 bits one per-tensor range serves a post-LayerNorm tensor, and the per-channel ranges
 /// that reparameterization fits to a few calibration images are too narrow for other images:
@@ -111,7 +117,7 @@ pub struct GraphSummary {
     pub emit: EmitSummary,
     pub reparameterized_norms: usize,
     /// Activation tensors left float because one channel range dominates the rest (see
-    /// `MIN_CHANNEL_SHARE`); their layers keep integer weights.
+    /// `MIN_CHANNEL_SHARE`); their layers' weights are still quantized.
     pub kept_float: Vec<String>,
     pub sites: usize,
     /// The quantizer chosen for each activation tensor.
@@ -194,11 +200,13 @@ pub fn quantize_graph(
                     }
                     continue;
                 }
-                _ if s.median_channel_share() < MIN_CHANNEL_SHARE => {
-                    kept_float.push(tensor);
-                    continue;
-                }
-                _ => ActQuant::Uniform(search_uniform(&s.values[0], abits)),
+                _ => match per_tensor(s, abits) {
+                    Some(q) => q,
+                    None => {
+                        kept_float.push(tensor);
+                        continue;
+                    }
+                },
             };
             act_quant.insert(tensor, q);
         }
@@ -206,13 +214,11 @@ pub fn quantize_graph(
             let Some(s) = samples.get(t).filter(|_| !act_quant.contains_key(t)) else {
                 continue;
             };
-            if s.median_channel_share() < MIN_CHANNEL_SHARE {
-                kept_float.push(t.clone());
-            } else {
-                act_quant.insert(
-                    t.clone(),
-                    ActQuant::Uniform(search_uniform(&s.values[0], abits)),
-                );
+            match per_tensor(s, abits) {
+                Some(q) => {
+                    act_quant.insert(t.clone(), q);
+                }
+                None => kept_float.push(t.clone()),
             }
         }
         kept_float.sort();

@@ -625,7 +625,7 @@ fn quantized_manifest(
         "quantized_layers",
         toml::Value::Integer(e.quantized_weights as i64),
     );
-    // the channel-share rule's float activations and the depthwise inputs (always float)
+    // the channel-share rule's float activations (depthwise inputs are always float besides)
     put(
         "float_activations",
         toml::Value::Array(summary.kept_float.iter().map(|t| s(t)).collect()),
