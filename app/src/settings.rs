@@ -1,5 +1,6 @@
 //! The user's settings, kept as JSON in the config dir: recent studies (newest first), brush
-//! radius and the Requantize dialog's choices. Read once at start; the app saves a changed copy
+//! radius, the Requantize dialog's choices, the export folder and where each study was last
+//! saved as. Read once at start; the app saves a changed copy
 //! on a named thread (temp file + rename) so the UI never waits for the disk.
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,18 @@ use std::path::{Path, PathBuf};
 
 /// How many studies the recent list keeps.
 pub const RECENT_LIMIT: usize = 8;
+/// How many Save as… choices are remembered.
+pub const SAVED_AS_LIMIT: usize = 32;
+
+/// Where the user last saved a study's export in one format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedAs {
+    /// The folder the study was opened from.
+    pub study: PathBuf,
+    /// `Format::describe` of the export.
+    pub format: String,
+    pub path: PathBuf,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -17,6 +30,10 @@ pub struct Settings {
     /// None: float activations.
     pub requantize_activations: Option<u32>,
     pub requantize_preset: String,
+    /// Where quick exports go; None: the default (`Documents/Lumen`).
+    pub export_folder: Option<PathBuf>,
+    /// The latest Save as… per study and format, newest first.
+    pub saved_as: Vec<SavedAs>,
 }
 
 impl Default for Settings {
@@ -28,6 +45,8 @@ impl Default for Settings {
             requantize_weights: requantize.weights,
             requantize_activations: requantize.activations,
             requantize_preset: requantize.preset.name().into(),
+            export_folder: None,
+            saved_as: Vec::new(),
         }
     }
 }
@@ -50,6 +69,16 @@ pub fn remember(list: &[PathBuf], folder: &Path) -> Vec<PathBuf> {
     std::iter::once(folder.to_path_buf())
         .chain(list.iter().filter(|p| p.as_path() != folder).cloned())
         .take(RECENT_LIMIT)
+        .collect()
+}
+
+/// `list` with `saved` in front, replacing the earlier choice for its study and format.
+pub fn remember_saved_as(list: &[SavedAs], saved: SavedAs) -> Vec<SavedAs> {
+    let same = |s: &SavedAs| s.study == saved.study && s.format == saved.format;
+    let rest: Vec<SavedAs> = list.iter().filter(|s| !same(s)).cloned().collect();
+    std::iter::once(saved)
+        .chain(rest)
+        .take(SAVED_AS_LIMIT)
         .collect()
 }
 
@@ -89,6 +118,29 @@ mod tests {
     }
 
     #[test]
+    fn save_as_memory_keeps_one_choice_per_study_and_format() {
+        let saved = |study: &str, format: &str, path: &str| SavedAs {
+            study: study.into(),
+            format: format.into(),
+            path: path.into(),
+        };
+        let mut list = Vec::new();
+        for i in 0..40 {
+            list = remember_saved_as(&list, saved(&format!("/s{i}"), "PNG", "/x"));
+        }
+        assert_eq!(list.len(), SAVED_AS_LIMIT);
+        list = remember_saved_as(&list, saved("/s39", "NIfTI", "/n1"));
+        list = remember_saved_as(&list, saved("/s39", "NIfTI", "/n2"));
+        assert_eq!(list[0], saved("/s39", "NIfTI", "/n2"));
+        assert_eq!(
+            list[1],
+            saved("/s39", "PNG", "/x"),
+            "the other format is kept"
+        );
+        assert_eq!(list.iter().filter(|s| s.format == "NIfTI").count(), 1);
+    }
+
+    #[test]
     fn round_trips_through_the_file_and_tolerates_garbage_and_missing_keys() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub/settings.json");
@@ -99,6 +151,12 @@ mod tests {
             requantize_weights: 4,
             requantize_activations: None,
             requantize_preset: "quick".into(),
+            export_folder: Some(PathBuf::from("/media/usb/exports")),
+            saved_as: vec![SavedAs {
+                study: PathBuf::from("/a"),
+                format: "NIfTI".into(),
+                path: PathBuf::from("/media/usb/liver.nii.gz"),
+            }],
         };
         save(&file, &settings).unwrap();
         assert_eq!(load(&file), settings);

@@ -15,6 +15,19 @@ pub enum Format {
     Png,
 }
 
+impl Format {
+    pub const ALL: [Format; 3] = [Format::DicomSeg, Format::Nifti, Format::Png];
+
+    /// The format in words, as the Export buttons name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::DicomSeg => "DICOM SEG",
+            Format::Nifti => "NIfTI",
+            Format::Png => "PNG",
+        }
+    }
+}
+
 /// Everything a write needs, owned, so the thread shares nothing with the UI.
 pub struct WriteJob {
     pub format: Format,
@@ -96,6 +109,11 @@ pub fn export_folder() -> PathBuf {
 
 /// A file in `folder` for an export of `volume` in `format`, unique by time.
 pub fn export_target(folder: &Path, volume: &Volume, format: Format) -> PathBuf {
+    folder.join(export_name(volume, format))
+}
+
+/// The name an export of `volume` in `format` gets: its series, the time, the kind.
+pub fn export_name(volume: &Volume, format: Format) -> String {
     let name: String = volume
         .series_description
         .chars()
@@ -109,10 +127,9 @@ pub fn export_target(folder: &Path, volume: &Volume, format: Format) -> PathBuf 
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let file = match format {
+    match format {
         Format::DicomSeg => format!("{name}-{stamp}-seg.dcm"),
         Format::Nifti => format!("{name}-{stamp}-labels.nii.gz"),
         Format::Png => format!("{name}-{stamp}-png"),
-    };
-    folder.join(file)
+    }
 }

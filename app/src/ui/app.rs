@@ -1,6 +1,7 @@
 //! The main window: study on the left of the work, slice view in the centre, segments and model
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
+use super::dialogs::{Answer, Dialogs, Purpose, Question};
 use super::model_panel::{Action, ModelPanel};
 use super::viewport::{self, Gesture, Mode, Placement};
 use crate::annotate::Document;
@@ -55,6 +56,8 @@ struct SeriesBrowser {
 
 /// An open study and the view of it.
 struct OpenStudy {
+    /// The folder it was opened from (Save as… remembers its choices by it).
+    folder: PathBuf,
     volume: Arc<Volume>,
     document: Document,
     /// Where the document is autosaved (None: not at all), and what was last written there.
@@ -88,7 +91,14 @@ pub struct LumenApp {
     hover: Option<(usize, usize, f32)>,
     propagation: Option<Propagation>,
     writes: Vec<Receiver<Result<PathBuf, String>>>,
+    /// Where quick exports go, and whether the user chose it (else it is the default).
     export_folder: PathBuf,
+    export_folder_chosen: bool,
+    /// The latest Save as… choices, per study and format.
+    saved_as: Vec<crate::settings::SavedAs>,
+    /// The file manager's opener, if the desktop has one, and a failure it reported.
+    folder_opener: Option<PathBuf>,
+    showing_folder: Option<Receiver<String>>,
     /// Where the annotation is autosaved; None turns autosave off.
     autosave_folder: Option<PathBuf>,
     /// The last export written, for the user (and tests) to find it.
@@ -99,8 +109,8 @@ pub struct LumenApp {
     /// Where settings are kept (None: not kept), and what was last saved there.
     settings_file: Option<PathBuf>,
     saved_settings: crate::settings::Settings,
-    /// A folder dialog running on its own thread.
-    picking: Option<Receiver<Option<PathBuf>>>,
+    /// The file and folder dialogs (the desktop's, or Lumen's own).
+    dialogs: Dialogs,
     show_shortcuts: bool,
     /// The series browser: every series of the open folder, thumbnails as they arrive.
     browser: SeriesBrowser,
@@ -113,7 +123,8 @@ pub struct LumenApp {
 }
 
 /// The keyboard shortcuts, for the help overlay (F1).
-pub const SHORTCUTS: [(&str, &str); 12] = [
+pub const SHORTCUTS: [(&str, &str); 13] = [
+    ("Ctrl+O", "open a study folder"),
     ("Enter", "accept the mask preview into the active segment"),
     ("Esc", "clear the prompt and the preview"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
@@ -177,6 +188,7 @@ impl LumenApp {
             Ok(s) => (Some(s), "Opening the model…".to_string()),
             Err(e) => (None, format!("The segmenter could not start: {e}")),
         };
+        let dialogs = Dialogs::new(true, wake.clone());
         let mut app = Self {
             wake,
             segmenter,
@@ -195,13 +207,17 @@ impl LumenApp {
             propagation: None,
             writes: Vec::new(),
             export_folder: writer::export_folder(),
+            export_folder_chosen: false,
+            saved_as: Vec::new(),
+            folder_opener: super::desktop::folder_opener(),
+            showing_folder: None,
             autosave_folder: crate::jobs::autosave::autosave_folder(),
             last_export: None,
             model_panel,
             recent: Vec::new(),
             settings_file: None,
             saved_settings: Default::default(),
-            picking: None,
+            dialogs,
             show_shortcuts: false,
             browser: SeriesBrowser::default(),
             latency: (None, None),
@@ -216,43 +232,114 @@ impl LumenApp {
         app
     }
 
-    /// Asks for a folder with the native dialog; it opens when chosen.
+    /// Asks for a study folder; it opens when chosen.
     pub fn pick_folder(&mut self) {
-        self.run_dialog("folder-dialog", || {
-            rfd::FileDialog::new()
-                .set_title("Open a DICOM study folder")
-                .pick_folder()
-        });
+        self.ask(Purpose::OpenFolder);
     }
 
-    /// Asks for a DICOM file with the native dialog; its folder (its series) opens.
+    /// Asks for a DICOM file; its folder (its series) opens when chosen.
     pub fn pick_file(&mut self) {
-        self.run_dialog("file-dialog", || {
-            rfd::FileDialog::new()
-                .set_title("Open a DICOM file (its series opens)")
-                .pick_file()
-                .and_then(|f| f.parent().map(Path::to_path_buf))
+        self.ask(Purpose::OpenFile);
+    }
+
+    /// Whether file dialogs try the desktop's own first (tests use Lumen's chooser only).
+    pub fn use_desktop_dialogs(&mut self, on: bool) {
+        self.dialogs = Dialogs::new(on, self.wake.clone());
+    }
+
+    /// Opens a file or folder dialog for `purpose`, starting where the user last was.
+    fn ask(&mut self, purpose: Purpose) {
+        let home = || {
+            directories::UserDirs::new()
+                .map_or_else(|| PathBuf::from("/"), |u| u.home_dir().to_path_buf())
+        };
+        let last_study = self
+            .recent
+            .first()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf);
+        let (start, name) = match purpose {
+            Purpose::OpenFolder | Purpose::OpenFile => {
+                (last_study.unwrap_or_else(home), String::new())
+            }
+            Purpose::ImportModel => (home(), String::new()),
+            Purpose::ExportFolder => (self.export_folder.clone(), String::new()),
+            Purpose::SaveAs(format) => match self.save_as_start(format) {
+                Some(start) => start,
+                None => return,
+            },
+        };
+        let mut places: Vec<(String, PathBuf)> = self
+            .recent
+            .iter()
+            .map(|p| {
+                let name = p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                (format!("Recent: {name}"), p.clone())
+            })
+            .collect();
+        places.push(("Sample study".into(), crate::paths::sample_study_dir()));
+        places.push(("Export folder".into(), self.export_folder.clone()));
+        self.dialogs.ask(Question {
+            purpose,
+            start,
+            name,
+            places,
         });
     }
 
-    /// Runs a native dialog on its own named thread (it blocks until the user answers); the
-    /// folder it returns is opened by `poll_jobs`.
-    fn run_dialog(
-        &mut self,
-        name: &str,
-        dialog: impl FnOnce() -> Option<PathBuf> + Send + 'static,
-    ) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let wake = self.wake.clone();
-        let spawned = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let _ = tx.send(dialog());
-                wake();
-            });
-        match spawned {
-            Ok(_) => self.picking = Some(rx),
-            Err(e) => self.notes = vec![format!("The dialog could not open: {e}")],
+    /// Where Save as… starts for `format`: the study's last choice, else the export folder and
+    /// the quick export's name. None (with a note) when there is nothing to export.
+    fn save_as_start(&mut self, format: Format) -> Option<(PathBuf, String)> {
+        let study = self.study.as_ref()?;
+        if study.document.segments().is_empty() {
+            self.notes = vec!["Nothing to export yet: accept a mask first".into()];
+            return None;
+        }
+        let remembered = self
+            .saved_as
+            .iter()
+            .find(|s| s.study == study.folder && s.format == format.describe())
+            .and_then(|s| Some((s.path.parent()?.to_path_buf(), s.path.file_name()?)))
+            .map(|(folder, name)| (folder, name.to_string_lossy().into_owned()));
+        Some(remembered.unwrap_or_else(|| {
+            (
+                self.export_folder.clone(),
+                writer::export_name(&study.volume, format),
+            )
+        }))
+    }
+
+    /// Acts on what a dialog answered.
+    fn answered(&mut self, answer: Answer) {
+        let (purpose, path) = match answer {
+            Answer::Note(note) => {
+                self.notes = vec![note];
+                return;
+            }
+            Answer::Chosen(purpose, path) => (purpose, path),
+        };
+        match purpose {
+            Purpose::OpenFolder => self.open_folder(&path),
+            Purpose::OpenFile => self.open_folder(path.parent().unwrap_or(&path)),
+            Purpose::ImportModel => self.model_panel.import(path, self.wake.clone()),
+            Purpose::ExportFolder => {
+                self.notes = vec![format!("Quick exports now go to {}", path.display())];
+                self.set_export_folder(path);
+            }
+            Purpose::SaveAs(format) => {
+                if let Some(study) = &self.study {
+                    let saved = crate::settings::SavedAs {
+                        study: study.folder.clone(),
+                        format: format.describe().into(),
+                        path: path.clone(),
+                    };
+                    self.saved_as = crate::settings::remember_saved_as(&self.saved_as, saved);
+                }
+                self.export_to(format, path);
+            }
         }
     }
 
@@ -286,6 +373,10 @@ impl LumenApp {
 
     fn apply_settings(&mut self, s: &crate::settings::Settings) {
         self.recent = s.recent_studies.clone();
+        self.saved_as = s.saved_as.clone();
+        if let Some(folder) = &s.export_folder {
+            self.set_export_folder(folder.clone());
+        }
         self.brush_radius = s.brush_radius.clamp(1.0, 40.0);
         let panel = &mut self.model_panel.settings;
         panel.weights = s.requantize_weights.clamp(2, 8);
@@ -301,6 +392,10 @@ impl LumenApp {
             requantize_weights: panel.weights,
             requantize_activations: panel.activations,
             requantize_preset: panel.preset.name().to_string(),
+            export_folder: self
+                .export_folder_chosen
+                .then(|| self.export_folder.clone()),
+            saved_as: self.saved_as.clone(),
         }
     }
 
@@ -369,13 +464,11 @@ impl LumenApp {
                 }
             }
         }
-        if let Some(picking) = &self.picking
-            && let Ok(picked) = picking.try_recv()
+        if let Some(showing) = &self.showing_folder
+            && let Ok(failed) = showing.try_recv()
         {
-            self.picking = None;
-            if let Some(dir) = picked {
-                self.open_folder(&dir);
-            }
+            self.showing_folder = None;
+            self.notes = vec![failed];
         }
         if let Some(loading) = &self.loading
             && let Ok(result) = loading.try_recv()
@@ -502,6 +595,7 @@ impl LumenApp {
             self.browser.open = loaded.open;
         }
         self.study = Some(OpenStudy {
+            folder: loaded.folder,
             volume,
             document,
             autosave,
@@ -528,6 +622,13 @@ impl LumenApp {
     /// Writes the annotation in `format` to the export folder, in the background.
     pub fn export(&mut self, format: Format) {
         let Some(study) = &self.study else { return };
+        let target = writer::export_target(&self.export_folder, &study.volume, format);
+        self.export_to(format, target);
+    }
+
+    /// Writes the annotation in `format` to `target` (a file, or a folder for PNG).
+    fn export_to(&mut self, format: Format, target: PathBuf) {
+        let Some(study) = &self.study else { return };
         let (labels, segments) = study.document.to_export(&study.volume);
         if segments.is_empty() {
             self.notes = vec!["Nothing to export yet: accept a mask first".into()];
@@ -538,7 +639,7 @@ impl LumenApp {
             volume: study.volume.clone(),
             labels,
             segments,
-            target: writer::export_target(&self.export_folder, &study.volume, format),
+            target,
             model: self.model_status.trim_start_matches("Model ").to_string(),
         };
         self.notes = vec![format!("Writing {}…", job.target.display())];
@@ -550,9 +651,15 @@ impl LumenApp {
         self.autosave_folder = folder;
     }
 
-    /// Where exports are written.
+    /// Where quick exports are written (a setting, kept with the others).
     pub fn set_export_folder(&mut self, folder: PathBuf) {
         self.export_folder = folder;
+        self.export_folder_chosen = true;
+    }
+
+    /// Where quick exports are written.
+    pub fn export_folder(&self) -> &Path {
+        &self.export_folder
     }
 
     pub fn last_export(&self) -> Option<&Path> {
@@ -577,7 +684,7 @@ impl LumenApp {
         for result in finished {
             self.notes = vec![match result {
                 Ok(path) => {
-                    let note = format!("Exported {}", path.display());
+                    let note = exported_note(&path);
                     self.last_export = Some(path);
                     note
                 }
@@ -896,6 +1003,10 @@ impl LumenApp {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
+        // an open dialog takes the keyboard (its Esc cancels it, not the prompt)
+        if self.dialogs.is_open() {
+            return;
+        }
         let (help, dropped) = ctx.input(|i| {
             (
                 i.key_pressed(Key::F1),
@@ -920,13 +1031,17 @@ impl LumenApp {
         }
         // The modifiers each key event carries, not those held at the end of the frame: when the
         // window repaints slowly, Ctrl down, Q, Ctrl up arrive in one frame.
-        let (quit, redo, undo) = ctx.input_mut(|i| {
+        let (open, quit, redo, undo) = ctx.input_mut(|i| {
             (
+                i.consume_key(Modifiers::COMMAND, Key::O),
                 i.consume_key(Modifiers::COMMAND, Key::Q),
                 i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z),
                 i.consume_key(Modifiers::COMMAND, Key::Z),
             )
         });
+        if open {
+            self.pick_folder();
+        }
         if quit {
             // on_exit saves the annotation before the window goes
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
@@ -1221,24 +1336,7 @@ impl LumenApp {
             study.histogram.show(ui, &study.window, unit);
         }
         ui.separator();
-        ui.heading("Export");
-        ui.horizontal(|ui| {
-            let can = self.study.is_some();
-            let folder = format!("Writes to {}", self.export_folder.display());
-            for (text, format) in [
-                ("DICOM SEG", Format::DicomSeg),
-                ("NIfTI", Format::Nifti),
-                ("PNG", Format::Png),
-            ] {
-                if ui
-                    .add_enabled(can, egui::Button::new(text))
-                    .on_hover_text(&folder)
-                    .clicked()
-                {
-                    self.export(format);
-                }
-            }
-        });
+        self.export_section(ui);
         ui.separator();
         let can_switch = self.propagation.is_none();
         let timings = if self.show_timings {
@@ -1254,8 +1352,74 @@ impl LumenApp {
             (Some(e), None) => format!("{}\nlast slice encoded in {e:.0} ms", self.model_status),
             _ => self.model_status.clone(),
         };
-        if let Some(Action::Use(dir)) = self.model_panel.show(ui, &status, can_switch, &self.wake) {
-            self.use_model(dir);
+        match self.model_panel.show(ui, &status, can_switch, &self.wake) {
+            Some(Action::Use(dir)) => self.use_model(dir),
+            Some(Action::PickImport) => self.ask(Purpose::ImportModel),
+            None => {}
+        }
+    }
+
+    /// Quick export to the export folder, Save as… anywhere, and the export folder setting.
+    fn export_section(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Export");
+        let can = self.study.is_some();
+        let mut save_as = None;
+        ui.horizontal(|ui| {
+            let folder = format!("Writes to {}", self.export_folder.display());
+            for format in Format::ALL {
+                if ui
+                    .add_enabled(can, egui::Button::new(format.describe()))
+                    .on_hover_text(&folder)
+                    .clicked()
+                {
+                    self.export(format);
+                }
+            }
+            ui.add_enabled_ui(can, |ui| {
+                ui.menu_button("Save as…", |ui| {
+                    for format in Format::ALL {
+                        if ui.button(format!("{}…", format.describe())).clicked() {
+                            save_as = Some(format);
+                            ui.close();
+                        }
+                    }
+                });
+            });
+        });
+        ui.horizontal(|ui| {
+            ui.small(format!(
+                "Quick exports go to {}",
+                self.export_folder.display()
+            ));
+            if ui.small_button("Change…").clicked() {
+                self.ask(Purpose::ExportFolder);
+            }
+        });
+        if let Some(format) = save_as {
+            self.ask(Purpose::SaveAs(format));
+        }
+    }
+
+    /// After an export: copy its path, or show its folder where the desktop can.
+    fn export_offers(&mut self, ui: &mut egui::Ui) {
+        let Some(path) = self.last_export.clone() else {
+            return;
+        };
+        if self.notes.first() != Some(&exported_note(&path)) {
+            return;
+        }
+        if ui.small_button("Copy path").clicked() {
+            ui.ctx().copy_text(path.display().to_string());
+        }
+        if let Some(opener) = &self.folder_opener
+            && let Some(folder) = path.parent()
+            && ui.small_button("Show folder").clicked()
+        {
+            self.showing_folder = Some(super::desktop::show_folder(
+                opener,
+                folder,
+                self.wake.clone(),
+            ));
         }
     }
 
@@ -1309,6 +1473,11 @@ fn overlay_image(
         }
     }
     ColorImage::new([nx, ny], pixels)
+}
+
+/// What the status line says after an export to `path`.
+fn exported_note(path: &Path) -> String {
+    format!("Exported {}", path.display())
 }
 
 /// The write of `study`'s document to its autosave file, if it has one.
@@ -1382,12 +1551,16 @@ impl eframe::App for LumenApp {
                 if let Some((x, y, v)) = self.hover {
                     ui.label(format!("({x}, {y}) {v:.0} HU"));
                 }
+                self.export_offers(ui);
                 for note in &self.notes {
                     ui.label(note);
                 }
             });
         });
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        if let Some(answer) = self.dialogs.show(&ctx) {
+            self.answered(answer);
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! The desktop window.
 
 pub mod app;
+pub mod desktop;
+pub mod dialogs;
+pub mod file_chooser;
 pub mod histogram;
 pub mod model_panel;
 pub mod viewport;

@@ -15,6 +15,8 @@ use std::sync::mpsc::Receiver;
 /// What the panel asks the app to do.
 pub enum Action {
     Use(PathBuf),
+    /// Ask the user for a bundle folder to import (the answer goes to `import`).
+    PickImport,
 }
 
 /// Settings of the Requantize dialog.
@@ -49,7 +51,7 @@ pub struct ModelPanel {
     pub settings: RequantizeSettings,
     dialog_open: bool,
     running: Option<Running>,
-    importing: Option<Receiver<Result<Option<PathBuf>, String>>>,
+    importing: Option<Receiver<Result<PathBuf, String>>>,
     /// The last outcome to show (import or requantization).
     pub message: Option<String>,
 }
@@ -136,22 +138,14 @@ impl ModelPanel {
         }
     }
 
-    /// Picks a folder (native dialog, on its own thread) and imports it.
-    fn start_import(&mut self, wake: Waker) {
+    /// Imports the bundle folder `dir` on its own thread.
+    pub fn import(&mut self, dir: PathBuf, wake: Waker) {
         let (tx, rx) = std::sync::mpsc::channel();
         let user_dir = self.user_dir.clone();
         let spawned = std::thread::Builder::new()
             .name("import-model".into())
             .spawn(move || {
-                let picked = rfd::FileDialog::new()
-                    .set_title("Import a model bundle folder")
-                    .pick_folder();
-                let result = match picked {
-                    None => Ok(None),
-                    Some(dir) => models::import_model(&dir, &user_dir)
-                        .map(Some)
-                        .map_err(|e| format!("{e:#}")),
-                };
+                let result = models::import_model(&dir, &user_dir).map_err(|e| format!("{e:#}"));
                 let _ = tx.send(result);
                 wake();
             });
@@ -168,11 +162,10 @@ impl ModelPanel {
         {
             self.importing = None;
             match result {
-                Ok(Some(dir)) => {
+                Ok(dir) => {
                     self.message = Some(format!("Imported {}", dir.display()));
                     self.refresh();
                 }
-                Ok(None) => {}
                 Err(e) => self.message = Some(format!("Import failed: {e}")),
             }
         }
@@ -248,7 +241,7 @@ impl ModelPanel {
                 )
                 .clicked()
             {
-                self.start_import(wake.clone());
+                action = Some(Action::PickImport);
             }
             if ui
                 .add_enabled(self.running.is_none(), egui::Button::new("Requantize…"))
