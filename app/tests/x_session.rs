@@ -87,6 +87,17 @@ impl Screen {
         ))
     }
 
+    /// The share of pixels that differ from `other`'s.
+    fn changed_from(&self, other: &Screen) -> f64 {
+        let differ = self
+            .rgb
+            .iter()
+            .zip(&other.rgb)
+            .filter(|(a, b)| a != b)
+            .count();
+        differ as f64 / self.rgb.len().max(1) as f64
+    }
+
     /// The share of pixels in `area` whose colour passes `test`.
     fn share(&self, area: Rect, test: impl Fn([u8; 3]) -> bool) -> f64 {
         let (x0, y0) = (area.min.x as usize, area.min.y as usize);
@@ -97,6 +108,15 @@ impl Screen {
             .count();
         hits as f64 / ((x1 - x0) * (y1 - y0)).max(1) as f64
     }
+}
+
+/// Waits for the Lumen window; returns its X id.
+fn lumen_window(display: &str) -> String {
+    wait_until("the Lumen window", Duration::from_secs(120), || {
+        !xdotool(display, &["search", "--name", "^Lumen"]).is_empty()
+    });
+    let window = xdotool(display, &["search", "--name", "^Lumen"]);
+    window.lines().next().unwrap().to_string()
 }
 
 /// `lumen` on the sample study, in a home folder of its own.
@@ -119,7 +139,9 @@ impl App {
                 lumen_engine::runtime::locate_library().unwrap(),
             )
             .env_remove("WAYLAND_DISPLAY")
+            // a bare X session: no D-Bus, so no desktop portal to show a file dialog
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("XDG_RUNTIME_DIR")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -179,11 +201,7 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
     let x = Xvfb::start();
     let display = x.display.as_str();
     let mut app = App::start(display);
-    wait_until("the Lumen window", Duration::from_secs(120), || {
-        !xdotool(display, &["search", "--name", "^Lumen"]).is_empty()
-    });
-    let window = xdotool(display, &["search", "--name", "^Lumen"]);
-    let window = window.lines().next().unwrap().to_string();
+    let window = lumen_window(display);
 
     let (volume, z, liver) = sample_liver();
     let [nx, ny, _] = volume.dims;
@@ -259,4 +277,48 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
     let segmented = saved.labels.iter().filter(|l| **l != 0).count();
     let other_slices = segmented - accepted.iter().filter(|a| **a).count();
     assert_eq!(other_slices, 0, "only the slice on screen was segmented");
+}
+
+#[test]
+fn open_folder_in_a_session_without_d_bus_shows_lumens_chooser_which_opens_a_typed_folder() {
+    let chaos = repo()
+        .join("../shared/data/chaos_ct_liver/Data_3D/DICOM_anon")
+        .canonicalize()
+        .unwrap();
+    let x = Xvfb::start();
+    let display = x.display.as_str();
+    let app = App::start(display);
+    let window = lumen_window(display);
+    let settings = app.home.path().join("config/settings.json");
+    let recent = || {
+        lumen_app::settings::load(&settings)
+            .recent_studies
+            .first()
+            .cloned()
+    };
+    // the sample study opens first (it is remembered as the recent study)
+    wait_until("the sample study", Duration::from_secs(120), || {
+        recent().is_some()
+    });
+
+    // "Open folder…" is the first button of the menu bar, at the window's top left
+    xdotool(display, &["mousemove", "40", "12"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = Screen::grab(display);
+    xdotool(display, &["click", "1"]);
+    // the chooser opens over the window (its backdrop dims all of it), its path field
+    // taking the keyboard: a path, then Return
+    wait_until("the chooser on screen", Duration::from_secs(30), || {
+        Screen::grab(display).changed_from(&before) > 0.5
+    });
+    xdotool(display, &["windowfocus", "--sync", &window]);
+    xdotool(display, &["key", "ctrl+a"]);
+    xdotool(
+        display,
+        &["type", "--delay", "20", &chaos.display().to_string()],
+    );
+    xdotool(display, &["key", "Return"]);
+    wait_until("the typed folder open", Duration::from_secs(120), || {
+        recent().as_deref() == Some(chaos.as_path())
+    });
 }

@@ -13,6 +13,9 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start() -> Self {
+        // one at a time: tests of one binary run in parallel and would pick the same number
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         // a killed server leaves its lock and its socket behind: free means neither is there
         let number = (90..190)
             .find(|n| {

@@ -63,6 +63,8 @@ pub struct FileChooser {
     message: Option<String>,
     /// Save mode: the existing file the user is asked to replace.
     confirm_replace: Option<PathBuf>,
+    /// Until the path field first has the keyboard: a path can be typed as soon as it opens.
+    focus_path: bool,
 }
 
 impl FileChooser {
@@ -99,6 +101,7 @@ impl FileChooser {
             media: Some(media),
             message: None,
             confirm_replace: None,
+            focus_path: true,
         };
         chooser.look(start.to_path_buf(), Intent::Show);
         chooser
@@ -231,6 +234,10 @@ impl FileChooser {
             let field = ui
                 .add(egui::TextEdit::singleline(&mut self.path_text).desired_width(480.0))
                 .labelled_by(caption.id);
+            if self.focus_path {
+                field.request_focus();
+                self.focus_path = !field.has_focus();
+            }
             if field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
                 outcome = self.typed_path();
             }
