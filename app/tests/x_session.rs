@@ -110,6 +110,13 @@ impl Screen {
     }
 }
 
+/// Holds the machine for one test: a real window, its X server and its model runs share two
+/// cores, and three at once starve each other's frames.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static RUNNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits for the Lumen window; returns its X id.
 fn lumen_window(display: &str) -> String {
     wait_until("the Lumen window", Duration::from_secs(120), || {
@@ -127,6 +134,11 @@ struct App {
 
 impl App {
     fn start(display: &str) -> Self {
+        Self::start_with(display, &[])
+    }
+
+    /// As `start`, with `env` set in the app's environment.
+    fn start_with(display: &str, env: &[(&str, &str)]) -> Self {
         let home = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_lumen"))
             .env("DISPLAY", display)
@@ -142,6 +154,7 @@ impl App {
             // a bare X session: no D-Bus, so no desktop portal to show a file dialog
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env_remove("XDG_RUNTIME_DIR")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -198,6 +211,7 @@ fn sample_liver() -> (lumen_app::study::Volume, usize, Vec<bool>) {
 
 #[test]
 fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
+    let _alone = one_at_a_time();
     let x = Xvfb::start();
     let display = x.display.as_str();
     let mut app = App::start(display);
@@ -281,13 +295,28 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
 
 #[test]
 fn open_folder_in_a_session_without_d_bus_shows_lumens_chooser_which_opens_a_typed_folder() {
+    open_folder_through_lumens_chooser(&[]);
+}
+
+#[test]
+fn open_folder_where_d_bus_has_no_portal_falls_back_to_lumens_chooser() {
+    // a bus address that answers nothing: the desktop dialog returns at once, empty
+    open_folder_through_lumens_chooser(&[(
+        "DBUS_SESSION_BUS_ADDRESS",
+        "unix:path=/nonexistent/lumen-test-bus",
+    )]);
+}
+
+/// Opens the CHAOS CT folder with the X pointer and keyboard: Open folder…, a typed path, Return.
+fn open_folder_through_lumens_chooser(env: &[(&str, &str)]) {
+    let _alone = one_at_a_time();
     let chaos = repo()
         .join("../shared/data/chaos_ct_liver/Data_3D/DICOM_anon")
         .canonicalize()
         .unwrap();
     let x = Xvfb::start();
     let display = x.display.as_str();
-    let app = App::start(display);
+    let app = App::start_with(display, env);
     let window = lumen_window(display);
     let settings = app.home.path().join("config/settings.json");
     let recent = || {
@@ -303,8 +332,15 @@ fn open_folder_in_a_session_without_d_bus_shows_lumens_chooser_which_opens_a_typ
 
     // "Open folder…" is the first button of the menu bar, at the window's top left
     xdotool(display, &["mousemove", "40", "12"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let before = Screen::grab(display);
+    // a still screen first (the slice drawn, the hover shown), so a change is the chooser's
+    let mut before = Screen::grab(display);
+    wait_until("a still screen", Duration::from_secs(60), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = Screen::grab(display);
+        let still = now.changed_from(&before) == 0.0;
+        before = now;
+        still
+    });
     xdotool(display, &["click", "1"]);
     // the chooser opens over the window (its backdrop dims all of it), its path field
     // taking the keyboard: a path, then Return

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// An empty desktop answer faster than this had no dialog behind it.
-const NO_DIALOG_WITHIN: Duration = Duration::from_millis(500);
+/// An empty desktop answer faster than this had no dialog behind it (one that fails takes
+/// about 20 ms; a person needs far longer to see a dialog and cancel it).
+const NO_DIALOG_WITHIN: Duration = Duration::from_secs(1);
 
 /// What the answer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +62,14 @@ pub struct Question {
 /// The desktop dialog running on its own thread (it blocks until answered).
 struct DesktopDialog {
     question: Question,
-    since: Instant,
-    answer: Receiver<Option<PathBuf>>,
+    answer: Receiver<DesktopAnswer>,
+}
+
+/// What the desktop dialog returned, and how long it took (timed on its own thread, so a busy
+/// UI thread does not make a failed dialog look like a cancelled one).
+struct DesktopAnswer {
+    picked: Option<PathBuf>,
+    took: Duration,
 }
 
 pub struct Dialogs {
@@ -105,11 +112,7 @@ impl Dialogs {
         if self.use_desktop {
             match desktop_dialog(&question, self.wake.clone()) {
                 Ok(answer) => {
-                    self.desktop = Some(DesktopDialog {
-                        question,
-                        since: Instant::now(),
-                        answer,
-                    });
+                    self.desktop = Some(DesktopDialog { question, answer });
                     return;
                 }
                 Err(_) => self.use_desktop = false,
@@ -135,12 +138,10 @@ impl Dialogs {
         if let Some(desktop) = &self.desktop
             && let Ok(answer) = desktop.answer.try_recv()
         {
-            let DesktopDialog {
-                question, since, ..
-            } = self.desktop.take()?;
-            return match answer {
+            let DesktopDialog { question, .. } = self.desktop.take()?;
+            return match answer.picked {
                 Some(path) => Some(Answer::Chosen(question.purpose, path)),
-                None if since.elapsed() < NO_DIALOG_WITHIN => {
+                None if answer.took < NO_DIALOG_WITHIN => {
                     self.use_desktop = false;
                     self.open_chooser(question);
                     Some(Answer::Note(
@@ -177,7 +178,7 @@ fn portal_reachable() -> bool {
 }
 
 /// Starts the desktop dialog for `q` on its own thread.
-fn desktop_dialog(q: &Question, wake: Waker) -> std::io::Result<Receiver<Option<PathBuf>>> {
+fn desktop_dialog(q: &Question, wake: Waker) -> std::io::Result<Receiver<DesktopAnswer>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let dialog = rfd::FileDialog::new()
         .set_title(q.purpose.title())
@@ -186,12 +187,14 @@ fn desktop_dialog(q: &Question, wake: Waker) -> std::io::Result<Receiver<Option<
     std::thread::Builder::new()
         .name("desktop-dialog".into())
         .spawn(move || {
+            let asked = Instant::now();
             let picked = match purpose.mode() {
                 Mode::Folder => dialog.pick_folder(),
                 Mode::File => dialog.pick_file(),
                 Mode::Save => dialog.set_file_name(name).save_file(),
             };
-            let _ = tx.send(picked);
+            let took = asked.elapsed();
+            let _ = tx.send(DesktopAnswer { picked, took });
             wake();
         })?;
     Ok(rx)
