@@ -256,3 +256,33 @@ fn the_export_folder_is_a_setting_chosen_in_the_chooser() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn import_folder_takes_a_model_bundle_chosen_in_the_chooser() {
+    let bundle = repo()
+        .join("assets/models/ct-starter")
+        .canonicalize()
+        .unwrap();
+    let mut harness = chooser_harness();
+    let yours = |app: &LumenApp| {
+        app.model_panel
+            .entries()
+            .iter()
+            .filter(|e| e.origin == lumen_app::models::Origin::User)
+            .count()
+    };
+    let before = yours(harness.state());
+    click(&mut harness, "Import folder…");
+    step_until_shown(&mut harness, "Open this folder");
+    type_into(
+        &mut harness,
+        PATH_LABEL,
+        &bundle.display().to_string(),
+        true,
+    );
+    step_until(&mut harness, "the imported bundle", |app| {
+        yours(app) == before + 1
+    });
+    let message = harness.state().model_panel.message.clone().unwrap();
+    assert!(message.starts_with("Imported "), "{message}");
+}
