@@ -30,6 +30,28 @@ fn click(harness: &mut Harness<'_, LumenApp>, label: &str) {
     harness.run_steps(2);
 }
 
+/// Clicks Open folder… and waits for Lumen's chooser (the start screen repeats the menu's Open
+/// buttons: either will do).
+fn open_the_folder_chooser(harness: &mut Harness<'_, LumenApp>) {
+    harness
+        .get_all_by_label("Open folder…")
+        .next()
+        .unwrap()
+        .click();
+    step_until_shown(harness, "Open this folder");
+}
+
+/// Opens the sample with the start screen's button, and accepts a box around its liver.
+fn open_the_sample_and_accept_the_liver(harness: &mut Harness<'_, LumenApp>) {
+    harness
+        .get_all_by_label("Open sample study")
+        .next()
+        .unwrap()
+        .click();
+    step_until(harness, "study and model", LumenApp::is_ready);
+    box_the_liver_and_accept(harness);
+}
+
 /// Steps until a widget labelled `label` is on screen, and a few frames more: a new dialog
 /// settles its size and place over two frames, and a hand aims at where things stay.
 fn step_until_shown(harness: &mut Harness<'_, LumenApp>, label: &str) {
@@ -92,12 +114,7 @@ fn go_to(harness: &mut Harness<'_, LumenApp>, folder: &Path) {
 fn open_folder_without_a_portal_opens_lumens_chooser_and_the_chaos_series_through_it() {
     let chaos = repo().join("../shared/data/chaos_ct_liver/Data_3D");
     let mut harness = chooser_harness();
-    harness
-        .get_all_by_label("Open folder…")
-        .next()
-        .unwrap()
-        .click();
-    step_until_shown(&mut harness, "Open this folder");
+    open_the_folder_chooser(&mut harness);
 
     go_to(&mut harness, &chaos);
     // its sub-folders are listed with a trailing slash, and a click opens one
@@ -127,12 +144,7 @@ fn open_folder_without_a_portal_opens_lumens_chooser_and_the_chaos_series_throug
 #[test]
 fn a_typed_path_that_is_not_there_is_named_and_cancel_opens_nothing() {
     let mut harness = chooser_harness();
-    harness
-        .get_all_by_label("Open folder…")
-        .next()
-        .unwrap()
-        .click();
-    step_until_shown(&mut harness, "Open this folder");
+    open_the_folder_chooser(&mut harness);
     let missing = tempfile::tempdir().unwrap().path().join("no study here");
     type_into(
         &mut harness,
@@ -153,13 +165,7 @@ fn a_typed_path_that_is_not_there_is_named_and_cancel_opens_nothing() {
 fn save_as_writes_the_seg_where_the_user_chose_remembers_it_and_asks_before_replacing() {
     let chosen = tempfile::tempdir().unwrap();
     let mut harness = chooser_harness();
-    harness
-        .get_all_by_label("Open sample study")
-        .next()
-        .unwrap()
-        .click();
-    step_until(&mut harness, "study and model", LumenApp::is_ready);
-    box_the_liver_and_accept(&mut harness);
+    open_the_sample_and_accept_the_liver(&mut harness);
 
     click(&mut harness, "Save as…");
     step_until_shown(&mut harness, "DICOM SEG…");
@@ -214,13 +220,7 @@ fn the_export_folder_is_a_setting_chosen_in_the_chooser() {
     harness
         .state_mut()
         .set_settings_file(Some(settings_file.clone()));
-    harness
-        .get_all_by_label("Open sample study")
-        .next()
-        .unwrap()
-        .click();
-    step_until(&mut harness, "study and model", LumenApp::is_ready);
-    box_the_liver_and_accept(&mut harness);
+    open_the_sample_and_accept_the_liver(&mut harness);
 
     click(&mut harness, "Change…");
     step_until_shown(&mut harness, "Open this folder");
