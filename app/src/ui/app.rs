@@ -1,7 +1,7 @@
 //! The main window: study on the left of the work, slice view in the centre, segments and model
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
-use super::dialogs::{Answer, Dialogs, Purpose, Question};
+use super::dialogs::{Dialogs, Purpose};
 use super::model_panel::{Action, ModelPanel};
 use super::viewport::{self, Gesture, Mode, Placement};
 use crate::annotate::Document;
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+
+mod files;
 
 /// Organ names offered for new segments.
 pub const ORGANS: [&str; 13] = [
@@ -230,117 +232,6 @@ impl LumenApp {
             app.open_folder(dir);
         }
         app
-    }
-
-    /// Asks for a study folder; it opens when chosen.
-    pub fn pick_folder(&mut self) {
-        self.ask(Purpose::OpenFolder);
-    }
-
-    /// Asks for a DICOM file; its folder (its series) opens when chosen.
-    pub fn pick_file(&mut self) {
-        self.ask(Purpose::OpenFile);
-    }
-
-    /// Whether file dialogs try the desktop's own first (tests use Lumen's chooser only).
-    pub fn use_desktop_dialogs(&mut self, on: bool) {
-        self.dialogs = Dialogs::new(on, self.wake.clone());
-    }
-
-    /// Opens a file or folder dialog for `purpose`, starting where the user last was.
-    fn ask(&mut self, purpose: Purpose) {
-        let home = || {
-            directories::UserDirs::new()
-                .map_or_else(|| PathBuf::from("/"), |u| u.home_dir().to_path_buf())
-        };
-        let last_study = self
-            .recent
-            .first()
-            .and_then(|p| p.parent())
-            .map(Path::to_path_buf);
-        let (start, name) = match purpose {
-            Purpose::OpenFolder | Purpose::OpenFile => {
-                (last_study.unwrap_or_else(home), String::new())
-            }
-            Purpose::ImportModel => (home(), String::new()),
-            Purpose::ExportFolder => (self.export_folder.clone(), String::new()),
-            Purpose::SaveAs(format) => match self.save_as_start(format) {
-                Some(start) => start,
-                None => return,
-            },
-        };
-        let mut places: Vec<(String, PathBuf)> = self
-            .recent
-            .iter()
-            .map(|p| {
-                let name = p.file_name().map_or_else(
-                    || p.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                (format!("Recent: {name}"), p.clone())
-            })
-            .collect();
-        places.push(("Sample study".into(), crate::paths::sample_study_dir()));
-        places.push(("Export folder".into(), self.export_folder.clone()));
-        self.dialogs.ask(Question {
-            purpose,
-            start,
-            name,
-            places,
-        });
-    }
-
-    /// Where Save as… starts for `format`: the study's last choice, else the export folder and
-    /// the quick export's name. None (with a note) when there is nothing to export.
-    fn save_as_start(&mut self, format: Format) -> Option<(PathBuf, String)> {
-        let study = self.study.as_ref()?;
-        if study.document.segments().is_empty() {
-            self.notes = vec!["Nothing to export yet: accept a mask first".into()];
-            return None;
-        }
-        let remembered = self
-            .saved_as
-            .iter()
-            .find(|s| s.study == study.folder && s.format == format.describe())
-            .and_then(|s| Some((s.path.parent()?.to_path_buf(), s.path.file_name()?)))
-            .map(|(folder, name)| (folder, name.to_string_lossy().into_owned()));
-        Some(remembered.unwrap_or_else(|| {
-            (
-                self.export_folder.clone(),
-                writer::export_name(&study.volume, format),
-            )
-        }))
-    }
-
-    /// Acts on what a dialog answered.
-    fn answered(&mut self, answer: Answer) {
-        let (purpose, path) = match answer {
-            Answer::Note(note) => {
-                self.notes = vec![note];
-                return;
-            }
-            Answer::Chosen(purpose, path) => (purpose, path),
-        };
-        match purpose {
-            Purpose::OpenFolder => self.open_folder(&path),
-            Purpose::OpenFile => self.open_folder(path.parent().unwrap_or(&path)),
-            Purpose::ImportModel => self.model_panel.import(path, self.wake.clone()),
-            Purpose::ExportFolder => {
-                self.notes = vec![format!("Quick exports now go to {}", path.display())];
-                self.set_export_folder(path);
-            }
-            Purpose::SaveAs(format) => {
-                if let Some(study) = &self.study {
-                    let saved = crate::settings::SavedAs {
-                        study: study.folder.clone(),
-                        format: format.describe().into(),
-                        path: path.clone(),
-                    };
-                    self.saved_as = crate::settings::remember_saved_as(&self.saved_as, saved);
-                }
-                self.export_to(format, path);
-            }
-        }
     }
 
     /// The last encoder and decoder run times in ms (None until one ran in this session; an
@@ -619,78 +510,9 @@ impl LumenApp {
         }
     }
 
-    /// Writes the annotation in `format` to the export folder, in the background.
-    pub fn export(&mut self, format: Format) {
-        let Some(study) = &self.study else { return };
-        let target = writer::export_target(&self.export_folder, &study.volume, format);
-        self.export_to(format, target);
-    }
-
-    /// Writes the annotation in `format` to `target` (a file, or a folder for PNG).
-    fn export_to(&mut self, format: Format, target: PathBuf) {
-        let Some(study) = &self.study else { return };
-        let (labels, segments) = study.document.to_export(&study.volume);
-        if segments.is_empty() {
-            self.notes = vec!["Nothing to export yet: accept a mask first".into()];
-            return;
-        }
-        let job = WriteJob {
-            format,
-            volume: study.volume.clone(),
-            labels,
-            segments,
-            target,
-            model: self.model_status.trim_start_matches("Model ").to_string(),
-        };
-        self.notes = vec![format!("Writing {}…", job.target.display())];
-        self.writes.push(writer::write(job, self.wake.clone()));
-    }
-
     /// Where autosaves are kept (and restored from when a study opens); None turns autosave off.
     pub fn set_autosave_folder(&mut self, folder: Option<PathBuf>) {
         self.autosave_folder = folder;
-    }
-
-    /// Where quick exports are written (a setting, kept with the others).
-    pub fn set_export_folder(&mut self, folder: PathBuf) {
-        self.export_folder = folder;
-        self.export_folder_chosen = true;
-    }
-
-    /// Where quick exports are written.
-    pub fn export_folder(&self) -> &Path {
-        &self.export_folder
-    }
-
-    pub fn last_export(&self) -> Option<&Path> {
-        self.last_export.as_deref()
-    }
-
-    /// Whether an export is still being written.
-    pub fn is_writing(&self) -> bool {
-        !self.writes.is_empty()
-    }
-
-    fn poll_writes(&mut self) {
-        let mut finished = Vec::new();
-        self.writes.retain(|w| match w.try_recv() {
-            Ok(result) => {
-                finished.push(result);
-                false
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => true,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
-        });
-        for result in finished {
-            self.notes = vec![match result {
-                Ok(path) => {
-                    let note = exported_note(&path);
-                    self.last_export = Some(path);
-                    note
-                }
-                Err(message) => format!("Export failed: {message}"),
-            }];
-        }
     }
 
     /// Writes the document to its autosave file once it has changed, at most once per
@@ -1359,70 +1181,6 @@ impl LumenApp {
         }
     }
 
-    /// Quick export to the export folder, Save as… anywhere, and the export folder setting.
-    fn export_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Export");
-        let can = self.study.is_some();
-        let mut save_as = None;
-        ui.horizontal(|ui| {
-            let folder = format!("Writes to {}", self.export_folder.display());
-            for format in Format::ALL {
-                if ui
-                    .add_enabled(can, egui::Button::new(format.describe()))
-                    .on_hover_text(&folder)
-                    .clicked()
-                {
-                    self.export(format);
-                }
-            }
-            ui.add_enabled_ui(can, |ui| {
-                ui.menu_button("Save as…", |ui| {
-                    for format in Format::ALL {
-                        if ui.button(format!("{}…", format.describe())).clicked() {
-                            save_as = Some(format);
-                            ui.close();
-                        }
-                    }
-                });
-            });
-        });
-        ui.horizontal(|ui| {
-            ui.small(format!(
-                "Quick exports go to {}",
-                self.export_folder.display()
-            ));
-            if ui.small_button("Change…").clicked() {
-                self.ask(Purpose::ExportFolder);
-            }
-        });
-        if let Some(format) = save_as {
-            self.ask(Purpose::SaveAs(format));
-        }
-    }
-
-    /// After an export: copy its path, or show its folder where the desktop can.
-    fn export_offers(&mut self, ui: &mut egui::Ui) {
-        let Some(path) = self.last_export.clone() else {
-            return;
-        };
-        if self.notes.first() != Some(&exported_note(&path)) {
-            return;
-        }
-        if ui.small_button("Copy path").clicked() {
-            ui.ctx().copy_text(path.display().to_string());
-        }
-        if let Some(opener) = &self.folder_opener
-            && let Some(folder) = path.parent()
-            && ui.small_button("Show folder").clicked()
-        {
-            self.showing_folder = Some(super::desktop::show_folder(
-                opener,
-                folder,
-                self.wake.clone(),
-            ));
-        }
-    }
-
     /// Switches to the model in `dir`: a new segmenter (the old one's thread ends when its
     /// handle is dropped), fed the open study; the preview is dropped, the annotation kept.
     pub fn use_model(&mut self, dir: PathBuf) {
@@ -1473,11 +1231,6 @@ fn overlay_image(
         }
     }
     ColorImage::new([nx, ny], pixels)
-}
-
-/// What the status line says after an export to `path`.
-fn exported_note(path: &Path) -> String {
-    format!("Exported {}", path.display())
 }
 
 /// The write of `study`'s document to its autosave file, if it has one.
