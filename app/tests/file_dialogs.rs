@@ -180,7 +180,16 @@ fn save_as_writes_the_seg_where_the_user_chose_remembers_it_and_asks_before_repl
 
     let written = chosen.path().join("liver-seg.dcm");
     assert_eq!(harness.state().last_export(), Some(written.as_path()));
-    harness.get_by_label("Copy path");
+    // Copy path puts the written file's path on the clipboard
+    harness.get_by_label("Copy path").click();
+    harness.step();
+    let copied = &harness.output().platform_output.commands;
+    assert!(
+        copied.contains(&egui::OutputCommand::CopyText(
+            written.display().to_string()
+        )),
+        "{copied:?}"
+    );
     let app = harness.state();
     let volume = app.volume().unwrap();
     let (expected, _) = app.document().unwrap().to_export(volume);

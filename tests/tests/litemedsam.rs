@@ -215,6 +215,7 @@ fn w8a8_litemedsam_keeps_the_fp_livers_on_slices_it_was_not_calibrated_on() {
         reparameterize: false,
         quantize_decoder: false,
         cache_dir: work.path().join("cache"),
+        use_shipped_synthetic: true,
         session: SessionConfig::default(),
         min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
     };

@@ -3,10 +3,12 @@
 //! is cached; cancelling leaves nothing behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_engine::model::{Prompt, SamModel};
+use lumen_engine::model::{ModelBundle, Prompt, SamModel};
 use lumen_engine::quant::{Bits, Calibration, Preset, QuantError, RequantizeOptions, requantize};
 use lumen_engine::runtime::SessionConfig;
+use lumen_engine::synth;
 use lumen_tests::{box_prompt, chaos_liver_slice, dice, starter_model_dir};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> RequantizeOptions {
@@ -20,6 +22,7 @@ fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> R
         reparameterize: true,
         quantize_decoder: false,
         cache_dir: cache.to_path_buf(),
+        use_shipped_synthetic: true,
         session: SessionConfig::default(),
         min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
     }
@@ -115,6 +118,72 @@ fn quick_w8a8_requantization_makes_a_loadable_bundle_that_agrees_with_fp() {
         agree4 >= 0.85,
         "W4A8 masks agree with FP at Dice {agree4:.3}"
     );
+
+    shipped_set_calibrates_without_synthesis(work.path(), &cache, report.synthetic_set.unwrap());
+}
+
+/// The cached set shipped in a copy of the bundle: requantizing it with an empty cache takes
+/// the shipped set and synthesizes nothing; a changed image is refused, naming the folder.
+fn shipped_set_calibrates_without_synthesis(work: &Path, cache: &Path, hash: String) {
+    let bundle = work.join("starter-with-set");
+    std::fs::create_dir(&bundle).unwrap();
+    for file in std::fs::read_dir(starter_model_dir()).unwrap().flatten() {
+        std::fs::copy(file.path(), bundle.join(file.file_name())).unwrap();
+    }
+    let config = Preset::Quick.synth_config();
+    let from_cache = synth::synthesize(
+        &ModelBundle::open(&bundle).unwrap(),
+        &config,
+        cache,
+        &SessionConfig::default(),
+        &mut |_| panic!("the set is in the cache: no synthesis"),
+    )
+    .unwrap();
+    let entry = synth::ship(&bundle, &from_cache, &config.key()).unwrap();
+    assert_eq!(entry.sha256, hash);
+    let manifest = ModelBundle::open(&bundle).unwrap().manifest;
+    assert_eq!(
+        manifest.synthetic.as_ref(),
+        Some(&entry),
+        "model.toml records it"
+    );
+
+    let empty_cache = work.join("empty-cache");
+    let cancel = AtomicBool::new(false);
+    let mut synthesized = false;
+    let report = requantize(
+        &bundle,
+        &work.join("w8a8-from-shipped"),
+        &options(&empty_cache, 8, Some(8)),
+        &mut |p| synthesized |= p.phase == "synthesize",
+        &cancel,
+    )
+    .unwrap();
+    assert!(!synthesized, "the shipped set was used");
+    assert_eq!(report.synthetic_set.as_deref(), Some(hash.as_str()));
+    assert!(
+        !empty_cache.join(manifest.embedding_id()).exists(),
+        "nothing cached"
+    );
+    let made = ModelBundle::open(&work.join("w8a8-from-shipped")).unwrap();
+    assert_eq!(
+        made.manifest.synthetic, None,
+        "the set stays with the FP bundle"
+    );
+
+    let images = bundle.join(&entry.path);
+    std::fs::copy(images.join("image_000.png"), images.join("image_001.png")).unwrap();
+    let err = requantize(
+        &bundle,
+        &work.join("w8a8-damaged"),
+        &options(&empty_cache, 8, Some(8)),
+        &mut |_| {},
+        &cancel,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("do not match the sha256"), "{err}");
+    assert!(err.contains(&images.display().to_string()), "{err}");
 }
 
 #[test]

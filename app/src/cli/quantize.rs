@@ -6,6 +6,7 @@ use lumen_engine::quant::{
     reparameterize_by_default, requantize,
 };
 use lumen_engine::runtime::SessionConfig;
+use lumen_engine::synth;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,14 @@ pub struct QuantizeArgs {
     /// Reparameterize post-LayerNorm activations at 8 bits too (ablation).
     #[arg(long)]
     pub reparam: bool,
+    /// Synthesize a new calibration set even where the bundle ships one (as the preset
+    /// measurements do).
+    #[arg(long, conflicts_with = "ship_synthetic")]
+    pub synthesize: bool,
+    /// First make the preset's synthetic set (or take it from the cache) and ship it inside the
+    /// model bundle, recorded in its model.toml, so later requantizations only calibrate.
+    #[arg(long)]
+    pub ship_synthetic: bool,
     /// Also store the decoder's weights as integers.
     #[arg(long)]
     pub decoder: bool,
@@ -83,6 +92,41 @@ fn real_slices(list: &str, preset: Preset) -> anyhow::Result<Vec<ndarray::Array2
     Ok(slices)
 }
 
+/// Makes the preset's synthetic set for the bundle in `model` (resuming from the cache) and
+/// ships it inside the bundle.
+fn ship_synthetic(model: &std::path::Path, options: &RequantizeOptions) -> anyhow::Result<()> {
+    let bundle = lumen_engine::model::ModelBundle::open(model)?;
+    let config = options.preset.synth_config();
+    let mut last_line = std::time::Instant::now();
+    let set = synth::synthesize(
+        &bundle,
+        &config,
+        &options.cache_dir,
+        &options.session,
+        &mut |p| {
+            if last_line.elapsed().as_secs_f64() >= 1.0 {
+                last_line = std::time::Instant::now();
+                super::note_stderr(format_args!(
+                    "[synthesize] image {} of {}, step {} of {}",
+                    p.image + 1,
+                    p.images,
+                    p.step,
+                    p.steps
+                ));
+            }
+            true
+        },
+    )?;
+    let entry = synth::ship(model, &set, &config.key())?;
+    super::note_stderr(format_args!(
+        "shipped {} synthetic images in {} (sha256 {})",
+        entry.images,
+        model.join(&entry.path).display(),
+        entry.sha256
+    ));
+    Ok(())
+}
+
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let model = args
         .model
@@ -121,12 +165,20 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         },
         quantize_decoder: args.decoder,
         cache_dir: crate::paths::synth_cache_dir(),
+        use_shipped_synthetic: !args.synthesize,
         session: SessionConfig {
             intra_threads: args.threads,
             ..SessionConfig::default()
         },
         min_self_check_iou: args.min_self_check,
     };
+    if args.ship_synthetic {
+        anyhow::ensure!(
+            options.calibration == Calibration::Dfq,
+            "--ship-synthetic ships a DFQ-SAM set; it needs --calibration dfq"
+        );
+        ship_synthetic(&model, &options)?;
+    }
     let cancel = AtomicBool::new(false);
     let mut last_line = std::time::Instant::now();
     let mut show = |p: &Progress| {

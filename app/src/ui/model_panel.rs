@@ -123,6 +123,7 @@ impl ModelPanel {
             }),
             quantize_decoder: false,
             cache_dir: crate::paths::synth_cache_dir(),
+            use_shipped_synthetic: true,
             session: SessionConfig::default(),
             min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
         };

@@ -29,6 +29,21 @@ pub struct Manifest {
     pub provenance: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub accuracy: BTreeMap<String, toml::Value>,
+    /// A synthetic calibration set shipped inside the bundle (made from the model alone, no
+    /// patient data), so requantizing only calibrates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<ShippedSynthetic>,
+}
+
+/// Where a bundle's shipped synthetic calibration set is, and what it must hash to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippedSynthetic {
+    /// The folder inside the bundle: `config.json`, `image_NNN.png`, `label_NNN.png`.
+    pub path: String,
+    pub images: usize,
+    /// The set's hash: sha256 of its images' pixels, in order.
+    pub sha256: String,
 }
 
 /// The resampling filter that brings the slice's longest side to S.

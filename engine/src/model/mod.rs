@@ -14,7 +14,7 @@ pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
 pub use error::ModelError;
 pub use manifest::{
     FileEntry, Files, IntensityRule, IntensityRules, LoneOutput, Manifest, Normalize,
-    NormalizeRule, Precision, PromptRules, ResizeFilter,
+    NormalizeRule, Precision, PromptRules, ResizeFilter, ShippedSynthetic,
 };
 pub use postprocess::{prepadded_size, resize_bilinear, upscale_mask_logits};
 pub use preprocess::{InputFrame, InputRecipe, encoder_input};

@@ -126,6 +126,9 @@ pub struct RequantizeOptions {
     pub quantize_decoder: bool,
     /// Where synthetic sets are cached.
     pub cache_dir: PathBuf,
+    /// DFQ-SAM calibration takes the bundle's shipped synthetic set when it has one, instead of
+    /// synthesizing (false: synthesize anew, as the preset measurements do).
+    pub use_shipped_synthetic: bool,
     pub session: SessionConfig,
     /// No bundle is written when the self-check mask IoU is below this
     /// ([`DEFAULT_MIN_SELF_CHECK_IOU`] unless the caller knows better).
@@ -410,6 +413,12 @@ fn calibration_images(
                 .collect();
             Ok((images, None))
         }
+        Calibration::Dfq
+            if options.use_shipped_synthetic
+                && let Some(set) = synth::load_shipped(bundle)? =>
+        {
+            Ok((set.images.clone(), Some(set)))
+        }
         Calibration::Dfq | Calibration::PseOnly => {
             if options.calibration == Calibration::PseOnly {
                 config.weights.label = 0.0;
@@ -658,6 +667,8 @@ fn quantized_manifest(
         },
         files,
         accuracy: BTreeMap::new(),
+        // the set stays with the FP bundle it was made from
+        synthetic: None,
         ..base.clone()
     })
 }

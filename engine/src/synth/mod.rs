@@ -8,9 +8,11 @@
 
 mod labels;
 pub mod objective;
+mod shipped;
 
 pub use labels::{Augment, bounding_box, evolve, seed_ellipse};
 pub use objective::{LossWeights, Objective, attention_outputs};
+pub use shipped::{load_shipped, ship};
 
 use crate::graph::write_atomic;
 use crate::graph::{GraphError, Model, Runner, TensorData};
@@ -136,20 +138,25 @@ pub fn synthesize(
             labels.push(label);
         }
     }
+    Ok(SyntheticSet {
+        hash: set_hash(&images),
+        images,
+        labels,
+        dir,
+    })
+}
+
+/// sha256 of the images' pixels, in order: what names a set, shipped or cached.
+fn set_hash(images: &[Array2<u8>]) -> String {
     let mut digest = Sha256::new();
-    for image in &images {
+    for image in images {
         // The pixels in row-major order; copied only if the array is not laid out that way.
         match image.as_slice() {
             Some(pixels) => digest.update(pixels),
             None => digest.update(image.iter().copied().collect::<Vec<u8>>()),
         }
     }
-    Ok(SyntheticSet {
-        images,
-        labels,
-        hash: hex::encode(digest.finalize()),
-        dir,
-    })
+    hex::encode(digest.finalize())
 }
 
 /// The model's input normalization seen from one grey value v in "normalized grey" units:
@@ -361,7 +368,7 @@ fn mask_input_size(decoder: &Model) -> Result<(usize, usize), QuantError> {
     }
 }
 
-fn save_png(path: &Path, a: &Array2<u8>) -> Result<(), QuantError> {
+pub(crate) fn save_png(path: &Path, a: &Array2<u8>) -> Result<(), QuantError> {
     let (h, w) = a.dim();
     let img = image::GrayImage::from_raw(w as u32, h as u32, a.iter().copied().collect())
         .ok_or_else(|| io_error(path, "image buffer does not match its size"))?;
