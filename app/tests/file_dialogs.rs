@@ -181,15 +181,15 @@ fn save_as_writes_the_seg_where_the_user_chose_remembers_it_and_asks_before_repl
     let written = chosen.path().join("liver-seg.dcm");
     assert_eq!(harness.state().last_export(), Some(written.as_path()));
     // Copy path puts the written file's path on the clipboard
+    step_until_shown(&mut harness, "Copy path");
     harness.get_by_label("Copy path").click();
-    harness.step();
-    let copied = &harness.output().platform_output.commands;
-    assert!(
-        copied.contains(&egui::OutputCommand::CopyText(
-            written.display().to_string()
-        )),
-        "{copied:?}"
-    );
+    let mut commands = Vec::new();
+    for _ in 0..3 {
+        harness.step();
+        commands.extend(harness.output().platform_output.commands.clone());
+    }
+    let copy = egui::OutputCommand::CopyText(written.display().to_string());
+    assert!(commands.contains(&copy), "{commands:?}");
     let app = harness.state();
     let volume = app.volume().unwrap();
     let (expected, _) = app.document().unwrap().to_export(volume);

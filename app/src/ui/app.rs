@@ -1301,10 +1301,12 @@ impl eframe::App for LumenApp {
                 if let Some(study) = &self.study {
                     ui.label(format!("Slice {}/{}", study.z + 1, study.volume.dims[2]));
                 }
+                // before the hover readout, which comes and goes with the pointer: a button
+                // after it would move away as the pointer reaches for it
+                self.export_offers(ui);
                 if let Some((x, y, v)) = self.hover {
                     ui.label(format!("({x}, {y}) {v:.0} HU"));
                 }
-                self.export_offers(ui);
                 for note in &self.notes {
                     ui.label(note);
                 }
