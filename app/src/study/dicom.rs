@@ -255,7 +255,21 @@ fn walk_lengths(
     let mut ts = String::new();
     let (mut explicit, mut be) = (true, false);
     let mut in_pixel_items = false;
+    // The open sequences and items, by where they end (None: at a delimiter). The parser
+    // recurses once per level, so a file nested deeply enough overflows its thread's stack.
+    let mut open: Vec<Option<usize>> = Vec::new();
     loop {
+        while let Some(Some(end)) = open.last()
+            && pos >= *end
+        {
+            open.pop();
+        }
+        if open.len() > 2 * MAX_SEQUENCE_DEPTH {
+            return Err(StudyError::invalid(
+                name,
+                format!("sequences nested more than {MAX_SEQUENCE_DEPTH} deep"),
+            ));
+        }
         if pos + 8 > head.len() {
             return Ok(None);
         }
@@ -287,9 +301,18 @@ fn walk_lengths(
                     }
                     if in_pixel_items {
                         pos += len as usize; // a compressed fragment
+                    } else {
+                        open.push(Some(pos + len as usize));
                     }
                 }
-                0xE0DD => in_pixel_items = false,
+                0xE000 => open.push(None),
+                0xE00D => {
+                    open.pop();
+                }
+                0xE0DD if in_pixel_items => in_pixel_items = false,
+                0xE0DD => {
+                    open.pop();
+                }
                 _ => {}
             }
             continue;
@@ -312,9 +335,12 @@ fn walk_lengths(
             (rd32(&head[pos + 4..], be), 8)
         };
         pos += header;
+        let is_sq = explicit && &head[pos - header + 4..pos - header + 6] == b"SQ";
         if len == u32::MAX {
             if (group, elem) == (0x7FE0, 0x0010) {
                 in_pixel_items = true;
+            } else {
+                open.push(None);
             }
             continue; // undefined length: walk into it
         }
@@ -327,7 +353,9 @@ fn walk_lengths(
                 ),
             ));
         }
-        let is_sq = explicit && &head[pos - header + 4..pos - header + 6] == b"SQ";
+        if is_sq {
+            open.push(Some(pos + len as usize));
+        }
         if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len as usize <= head.len() {
             ts = String::from_utf8_lossy(&head[pos..pos + len as usize])
                 .trim_end_matches(['\0', ' '])
@@ -359,6 +387,9 @@ fn check_file_lengths(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The deepest nesting of sequences accepted (real files nest a few levels; the parser has
+/// been seen to overflow its stack at 2000).
+const MAX_SEQUENCE_DEPTH: usize = 128;
 /// How much of a file the length walk reads.
 const HEAD_BYTES: u64 = 64 << 10;
 /// Deflated Explicit VR Little Endian.
@@ -591,35 +622,68 @@ fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<FileProblem>, depth: usize) {
-    if depth > 64 {
-        problems.push(FileProblem {
-            path: dir.to_path_buf(),
-            reason: "folder nesting too deep".into(),
-        });
-        return;
+/// What the folder walk has seen: folders and files by (device, inode), so a link back up the
+/// tree (`a -> .`) or a second way to the same file is followed once, and the files found.
+#[derive(Default)]
+struct Walk {
+    seen: std::collections::HashSet<(u64, u64)>,
+    files: Vec<PathBuf>,
+    problems: Vec<FileProblem>,
+    /// Whether `MAX_FILES` was reached (and said).
+    full: bool,
+}
+
+/// The most files one study folder may hold (a link to `/` would otherwise list the disk).
+const MAX_FILES: usize = 200_000;
+
+impl Walk {
+    /// Whether `meta`'s folder or file is new to the walk.
+    fn first_visit(&mut self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.seen.insert((meta.dev(), meta.ino()))
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(FileProblem {
+
+    fn folder(&mut self, dir: &Path, depth: usize) {
+        if depth > 64 {
+            self.problems.push(FileProblem {
                 path: dir.to_path_buf(),
-                reason: format!("cannot list folder: {e}"),
+                reason: "folder nesting too deep".into(),
             });
             return;
         }
-    };
-    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => walk(&p, files, problems, depth + 1),
-            Ok(m) if m.is_file() => files.push(p),
-            Ok(_) => {}
-            Err(e) => problems.push(FileProblem {
-                path: p,
-                reason: format!("cannot stat: {e}"),
-            }),
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.problems.push(FileProblem {
+                    path: dir.to_path_buf(),
+                    reason: format!("cannot list folder: {e}"),
+                });
+                return;
+            }
+        };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if self.files.len() >= MAX_FILES {
+                if !self.full {
+                    self.full = true;
+                    self.problems.push(FileProblem {
+                        path: dir.to_path_buf(),
+                        reason: format!("more than {MAX_FILES} files: the rest were not read"),
+                    });
+                }
+                return;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if !self.first_visit(&m) => {}
+                Ok(m) if m.is_dir() => self.folder(&p, depth + 1),
+                Ok(m) if m.is_file() => self.files.push(p),
+                Ok(_) => {}
+                Err(e) => self.problems.push(FileProblem {
+                    path: p,
+                    reason: format!("cannot stat: {e}"),
+                }),
+            }
         }
     }
 }
@@ -644,9 +708,16 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
     if !folder.is_dir() {
         return Err(StudyError::read(folder, "not a folder"));
     }
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    walk(folder, &mut files, &mut problems, 0);
+    let mut walk = Walk::default();
+    if let Ok(meta) = std::fs::metadata(folder) {
+        walk.first_visit(&meta);
+    }
+    walk.folder(folder, 0);
+    let Walk {
+        files,
+        mut problems,
+        ..
+    } = walk;
 
     // DICOMDIR: add the files it references (their on-disk names may differ in case).
     let mut set: BTreeSet<PathBuf> = BTreeSet::new();

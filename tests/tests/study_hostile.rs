@@ -1,0 +1,90 @@
+//! Hostile and damaged input to study discovery and loading: a deeply nested file and a folder
+//! that links back into itself give clear answers, never a crash or an endless walk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lumen_app::study::{discover, load_file};
+use std::path::PathBuf;
+
+/// A DICOM file (explicit VR little endian) of `depth` sequences nested in one another, each in
+/// an item, all of undefined length, as a crafted file on a CD might be.
+fn nested_sequences(depth: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; 128];
+    bytes.extend(b"DICM");
+    let syntax = b"1.2.840.10008.1.2.1\0";
+    bytes.extend([0x02, 0x00, 0x10, 0x00]);
+    bytes.extend(b"UI");
+    bytes.extend((syntax.len() as u16).to_le_bytes());
+    bytes.extend(syntax);
+    for _ in 0..depth {
+        // (0008,1115) Referenced Series Sequence, then an item
+        bytes.extend([0x08, 0x00, 0x15, 0x11]);
+        bytes.extend(b"SQ\0\0");
+        bytes.extend(u32::MAX.to_le_bytes());
+        bytes.extend([0xFE, 0xFF, 0x00, 0xE0]);
+        bytes.extend(u32::MAX.to_le_bytes());
+    }
+    for _ in 0..depth {
+        bytes.extend([0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        bytes.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    }
+    bytes
+}
+
+#[test]
+fn sequences_nested_2000_deep_are_refused_by_name_without_overflowing_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.dcm");
+    std::fs::write(&deep, nested_sequences(2000)).unwrap();
+    // on a thread with the default 2 MiB stack, as the study loader's
+    let load = std::thread::spawn(move || load_file(&deep).map(|_| ()).unwrap_err().to_string());
+    let message = load.join().expect("no stack overflow");
+    assert!(message.contains("deep.dcm"), "{message}");
+    assert!(message.contains("nested more than 128 deep"), "{message}");
+
+    // shallow nesting is no reason to refuse a file (this one has no image, and says that)
+    let shallow = dir.path().join("shallow.dcm");
+    std::fs::write(&shallow, nested_sequences(8)).unwrap();
+    let message = load_file(&shallow).map(|_| ()).unwrap_err().to_string();
+    assert!(!message.contains("nested"), "{message}");
+
+    let found = discover(dir.path()).unwrap();
+    assert!(found.series.is_empty());
+    let problem = found
+        .problems
+        .iter()
+        .find(|p| p.path.ends_with("deep.dcm"))
+        .expect("the deep file is listed as a problem");
+    assert!(problem.reason.contains("nested"), "{}", problem.reason);
+}
+
+#[test]
+fn a_folder_linking_back_into_itself_is_walked_once() {
+    let sample =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/totalsegmentator-ct");
+    let mut slices: Vec<PathBuf> = std::fs::read_dir(&sample)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("CT."))
+        .collect();
+    slices.sort();
+    let dir = tempfile::tempdir().unwrap();
+    for slice in &slices[..3] {
+        std::fs::copy(slice, dir.path().join(slice.file_name().unwrap())).unwrap();
+    }
+    // two links to the folder itself: followed naively, 2^64 ways down
+    std::os::unix::fs::symlink(".", dir.path().join("again")).unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("and again")).unwrap();
+    // and a second name for one slice
+    std::os::unix::fs::symlink(
+        dir.path().join(slices[0].file_name().unwrap()),
+        dir.path().join("alias.dcm"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let found = discover(dir.path()).unwrap();
+    eprintln!("discovery took {:?}", started.elapsed());
+    assert_eq!(found.series.len(), 1);
+    assert_eq!(found.series[0].slice_count, 3, "each slice once");
+    assert!(found.problems.is_empty(), "{:?}", found.problems);
+}
