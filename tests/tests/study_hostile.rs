@@ -88,3 +88,109 @@ fn a_folder_linking_back_into_itself_is_walked_once() {
     assert_eq!(found.series[0].slice_count, 3, "each slice once");
     assert!(found.problems.is_empty(), "{:?}", found.problems);
 }
+
+/// A copy of the first CHAOS CT slice, with `edit` applied, in `dir`.
+fn edited_chaos_slice(
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut dicom_object::DefaultDicomObject),
+) -> PathBuf {
+    let source =
+        lumen_tests::shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon/i0000,0000b.dcm");
+    let mut file = dicom_object::open_file(source).unwrap();
+    edit(&mut file);
+    let path = dir.join(name);
+    file.write_to_file(&path).unwrap();
+    path
+}
+
+fn put_text(file: &mut dicom_object::DefaultDicomObject, tag: dicom_core::Tag, value: &str) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    file.put(DataElement::new(tag, VR::DS, PrimitiveValue::from(value)));
+}
+
+#[test]
+fn values_that_would_make_a_silently_wrong_image_are_refused_naming_the_attribute() {
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, dicom_core::Tag, &str, &str); 5] = [
+        (
+            "slope0.dcm",
+            tags::RESCALE_SLOPE,
+            "0",
+            "Rescale Slope (0028,1053)",
+        ),
+        (
+            "slope1e38.dcm",
+            tags::RESCALE_SLOPE,
+            "1e38",
+            "Rescale Slope (0028,1053)",
+        ),
+        (
+            "far.dcm",
+            tags::IMAGE_POSITION_PATIENT,
+            "0\\0\\1e308",
+            "Image Position (Patient) (0020,0032)",
+        ),
+        (
+            "huge-pixels.dcm",
+            tags::PIXEL_SPACING,
+            "1e6\\1e6",
+            "Pixel Spacing (0028,0030)",
+        ),
+        (
+            "nan-intercept.dcm",
+            tags::RESCALE_INTERCEPT,
+            "NaN",
+            "Rescale Intercept (0028,1052)",
+        ),
+    ];
+    for (name, tag, value, attribute) in cases {
+        let path = edited_chaos_slice(dir.path(), name, |f| put_text(f, tag, value));
+        let Err(message) = load_file(&path).map(|_| ()) else {
+            panic!("{name} loaded")
+        };
+        let message = message.to_string();
+        assert!(message.contains(name), "{message}");
+        assert!(message.contains(attribute), "{name}: {message}");
+    }
+}
+
+#[test]
+fn bits_above_bits_stored_are_not_part_of_the_value() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = edited_chaos_slice(dir.path(), "plain.dcm", |_| {});
+    // the same 12-bit values with the 4 bits above them set, as overlays once were
+    let overlaid = edited_chaos_slice(dir.path(), "overlaid.dcm", |f| {
+        let mut pixels = f
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .into_owned();
+        for sample in pixels.chunks_exact_mut(2) {
+            let v = u16::from_le_bytes([sample[0], sample[1]]);
+            assert!(v < 1 << 12, "CHAOS values fit 12 bits");
+            sample.copy_from_slice(&(v | 0xF000).to_le_bytes());
+        }
+        f.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::from(pixels),
+        ));
+        f.put(DataElement::new(
+            tags::BITS_STORED,
+            VR::US,
+            PrimitiveValue::from(12_u16),
+        ));
+        f.put(DataElement::new(
+            tags::HIGH_BIT,
+            VR::US,
+            PrimitiveValue::from(11_u16),
+        ));
+    });
+    let (a, b) = (load_file(&plain).unwrap(), load_file(&overlaid).unwrap());
+    assert_eq!(a.voxels, b.voxels);
+}

@@ -484,6 +484,20 @@ fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHead
             format!("implausible Number of Frames {frames}"),
         ));
     }
+    // an unreadable rescale would silently become the default (slope 1, intercept 0)
+    for (tag, attribute) in [
+        (tags::RESCALE_SLOPE, "Rescale Slope (0028,1053)"),
+        (tags::RESCALE_INTERCEPT, "Rescale Intercept (0028,1052)"),
+    ] {
+        if let Some(text) = get_str(obj, tag)
+            && get_f64(obj, tag).is_none()
+        {
+            return Err(StudyError::invalid(
+                path,
+                format!("{attribute} {text:?} is unusable"),
+            ));
+        }
+    }
     let base = FrameHeader {
         path: path.to_path_buf(),
         frame: None,
@@ -519,6 +533,7 @@ fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHead
         transfer_syntax: ts,
     };
     if frames == 1 && obj.get(PER_FRAME_FG).is_none() {
+        check_values(path, &base)?;
         return Ok(vec![base]);
     }
     let shared = first_item(obj, SHARED_FG);
@@ -566,10 +581,51 @@ fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHead
                 h.stack = s;
             }
         }
+        check_values(path, &h)?;
         out.push(h);
     }
     Ok(out)
 }
+
+/// Refuses values no scanner writes and that would silently make a wrong image: a rescale
+/// slope of 0 (every voxel the intercept), rescaled values beyond f32, a position or pixel
+/// size beyond any body. Names the attribute.
+fn check_values(path: &Path, h: &FrameHeader) -> Result<()> {
+    let refuse = |what: String| Err(StudyError::invalid(path, what));
+    if !h.slope.is_finite() || h.slope == 0.0 || h.slope.abs() > MAX_RESCALE {
+        return refuse(format!("Rescale Slope (0028,1053) {} is unusable", h.slope));
+    }
+    if !h.intercept.is_finite() || h.intercept.abs() > MAX_RESCALE {
+        return refuse(format!(
+            "Rescale Intercept (0028,1052) {} is unusable",
+            h.intercept
+        ));
+    }
+    if let Some(p) = h.position
+        && p.iter()
+            .any(|v| !v.is_finite() || v.abs() > MAX_POSITION_MM)
+    {
+        return refuse(format!(
+            "Image Position (Patient) (0020,0032) {p:?} mm is beyond any body"
+        ));
+    }
+    if let Some(s) = h.pixel_spacing
+        && s.iter()
+            .any(|v| !v.is_finite() || *v <= 0.0 || *v > MAX_PIXEL_MM)
+    {
+        return refuse(format!(
+            "Pixel Spacing (0028,0030) {s:?} mm is not a pixel size"
+        ));
+    }
+    Ok(())
+}
+
+/// The largest rescale slope or intercept accepted (PET's are far smaller).
+const MAX_RESCALE: f64 = 1e6;
+/// How far from the scanner's origin a slice may be, in mm (10 m).
+const MAX_POSITION_MM: f64 = 1e4;
+/// The largest pixel accepted, in mm.
+const MAX_PIXEL_MM: f64 = 1000.0;
 
 fn window_of(obj: &InMemDicomObject) -> Option<Window> {
     let c = get_f64(obj, tags::WINDOW_CENTER)?;
@@ -1258,6 +1314,10 @@ fn convert_frame(
             ),
         ));
     }
+    // bits above Bits Stored are not the sample's (overlays were once kept there)
+    let mask8 = u8::MAX >> (8 - bs.min(8));
+    let mask16 = u16::MAX >> (16 - bs.min(16));
+    let mask32 = u32::MAX >> (32 - u32::from(bs.min(32)));
     let raw = |idx: usize| -> f64 {
         let o = idx * bytes;
         match ba {
@@ -1266,7 +1326,7 @@ fn convert_frame(
                 if signed {
                     f64::from(v as i8)
                 } else {
-                    f64::from(v)
+                    f64::from(v & mask8)
                 }
             }
             16 => {
@@ -1275,7 +1335,7 @@ fn convert_frame(
                     let sh = 16 - bs.min(16);
                     f64::from(((v << sh) as i16) >> sh)
                 } else {
-                    f64::from(v)
+                    f64::from(v & mask16)
                 }
             }
             _ => {
@@ -1284,7 +1344,7 @@ fn convert_frame(
                     let sh = 32 - u32::from(bs.min(32));
                     f64::from(((v << sh) as i32) >> sh)
                 } else {
-                    f64::from(v)
+                    f64::from(v & mask32)
                 }
             }
         }
@@ -1301,7 +1361,7 @@ fn convert_frame(
             }
         } else {
             for (o, b) in out.iter_mut().zip(src) {
-                *o = f32::from(u16::from_le_bytes([b[0], b[1]])) * k + c;
+                *o = f32::from(u16::from_le_bytes([b[0], b[1]]) & mask16) * k + c;
             }
         }
     } else if spp == 1 {
