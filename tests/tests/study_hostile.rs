@@ -194,3 +194,33 @@ fn bits_above_bits_stored_are_not_part_of_the_value() {
     let (a, b) = (load_file(&plain).unwrap(), load_file(&overlaid).unwrap());
     assert_eq!(a.voxels, b.voxels);
 }
+
+#[test]
+fn a_small_nifti_declaring_a_huge_volume_is_refused_before_it_is_inflated() {
+    use std::io::{Read, Write};
+    let source = lumen_tests::shared_data().join("chaos_t2_mr/image_1.nii.gz");
+    let mut header = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(source).unwrap())
+        .take(352)
+        .read_to_end(&mut header)
+        .unwrap();
+    // dim[1..=3] (offset 42, little-endian i16): 30000 × 30000 × 30000, then a few real bytes
+    for (i, d) in [30000u16, 30000, 30000].iter().enumerate() {
+        header[42 + 2 * i..44 + 2 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.nii.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&bomb).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&header).unwrap();
+    gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    gz.finish().unwrap();
+    let message = lumen_app::study::load_nifti(&bomb)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("bomb.nii.gz"), "{message}");
+    assert!(message.contains("more than the 1024 MiB"), "{message}");
+}

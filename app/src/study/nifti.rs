@@ -102,7 +102,38 @@ fn decode_values(path: &Path, h: &NiftiHeader, raw: &[u8], count: usize) -> Resu
     Ok(out)
 }
 
+/// The most voxel data a NIfTI file may declare, all its volumes together. The reader inflates
+/// and keeps all of it, so a small `.nii.gz` declaring a huge volume would take gigabytes.
+const MAX_NIFTI_BYTES: u64 = 1 << 30;
+
+/// Refuses a file whose header declares more voxel data than `MAX_NIFTI_BYTES`, reading only
+/// the header (a 348-byte prefix, inflated as far as that).
+fn check_declared_size(path: &Path) -> Result<()> {
+    let header = NiftiHeader::from_file(path)
+        .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
+    let ndim = usize::from(header.dim[0]).clamp(1, 7);
+    let voxels = header.dim[1..=ndim]
+        .iter()
+        .try_fold(1u64, |n, d| n.checked_mul(u64::from(*d).max(1)));
+    let bits = u64::from(header.bitpix.max(8).unsigned_abs());
+    let bytes = voxels.and_then(|v| v.checked_mul(bits.div_ceil(8)));
+    match bytes {
+        Some(b) if b <= MAX_NIFTI_BYTES => Ok(()),
+        _ => Err(StudyError::invalid(
+            path,
+            format!(
+                "the header declares {} voxels of {bits} bits ({}), more than the {} MiB Lumen \
+                 opens",
+                voxels.map_or("too many".into(), |v| v.to_string()),
+                bytes.map_or("beyond 2^64 bytes".into(), |b| format!("{} MiB", b >> 20)),
+                MAX_NIFTI_BYTES >> 20
+            ),
+        )),
+    }
+}
+
 pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {
+    check_declared_size(path)?;
     let obj = ReaderOptions::new()
         .read_file(path)
         .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
