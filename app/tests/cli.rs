@@ -377,3 +377,20 @@ fn quantize_below_the_self_check_floor_fails_and_leaves_no_bundle() {
     let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_thread_count_beyond_the_machine_is_refused_at_once() {
+    for command in ["bench", "eval", "quantize"] {
+        // refused by the argument parser, before any model is opened
+        let out = lumen()
+            .args([command, "--threads", "999"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("not a thread count for this machine"),
+            "{command}: {stderr}"
+        );
+    }
+}

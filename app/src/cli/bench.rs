@@ -21,7 +21,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// Intra-op threads; 0 = one per core.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse::parse_threads)]
     pub threads: usize,
     /// Print JSON instead of a table.
     #[arg(long)]

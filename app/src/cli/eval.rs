@@ -32,7 +32,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = DEFAULT_MIN_AREA)]
     pub min_area: usize,
     /// ONNX Runtime threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse::parse_threads)]
     pub threads: usize,
     /// Also write the report as JSON to this file.
     #[arg(long)]

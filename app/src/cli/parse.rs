@@ -1,4 +1,5 @@
-//! Parsing of prompt arguments such as `--box 10,20,100,200` and `--point 50,60,1`.
+//! Parsing of prompt arguments such as `--box 10,20,100,200` and `--point 50,60,1`, and of
+//! thread counts.
 
 use lumen_engine::model::{BoxPrompt, Point};
 
@@ -68,5 +69,19 @@ mod tests {
                 .unwrap_err()
                 .contains("4 comma-separated")
         );
+    }
+}
+
+/// A thread count: 0 (one per core) up to four per core. More threads than that only contend
+/// (`--threads 999` on two cores ran for minutes without an answer).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let most = 4 * cores;
+    match text.trim().parse::<usize>() {
+        Ok(n) if n <= most => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a thread count for this machine: 0 (one per core) to {most} \
+             ({cores} cores)"
+        )),
     }
 }

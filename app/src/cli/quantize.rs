@@ -52,7 +52,7 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub decoder: bool,
     /// Intra-op threads; 0 = one per core.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::parse::parse_threads)]
     pub threads: usize,
     /// Write no bundle (and exit non-zero) when the self-check mask IoU against the FP model
     /// is below this, 0–1.
