@@ -43,6 +43,20 @@ pub fn parse_point(text: &str) -> Result<Point, String> {
     })
 }
 
+/// A thread count: 0 (one per core) up to four per core. More threads than that only contend
+/// (`--threads 999` on two cores ran for minutes without an answer).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let most = 4 * cores;
+    match text.trim().parse::<usize>() {
+        Ok(n) if n <= most => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a thread count for this machine: 0 (one per core) to {most} \
+             ({cores} cores)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,19 +83,5 @@ mod tests {
                 .unwrap_err()
                 .contains("4 comma-separated")
         );
-    }
-}
-
-/// A thread count: 0 (one per core) up to four per core. More threads than that only contend
-/// (`--threads 999` on two cores ran for minutes without an answer).
-pub fn parse_threads(text: &str) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let most = 4 * cores;
-    match text.trim().parse::<usize>() {
-        Ok(n) if n <= most => Ok(n),
-        _ => Err(format!(
-            "`{text}` is not a thread count for this machine: 0 (one per core) to {most} \
-             ({cores} cores)"
-        )),
     }
 }
