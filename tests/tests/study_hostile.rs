@@ -224,3 +224,21 @@ fn a_small_nifti_declaring_a_huge_volume_is_refused_before_it_is_inflated() {
     assert!(message.contains("bomb.nii.gz"), "{message}");
     assert!(message.contains("more than the 1024 MiB"), "{message}");
 }
+
+#[test]
+fn discovery_stops_when_cancelled_even_inside_a_link_to_the_whole_disk() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/", dir.path().join("everything")).unwrap();
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let walking = {
+        let (dir, cancel) = (dir.path().to_path_buf(), cancel.clone());
+        std::thread::spawn(move || lumen_app::study::discover_cancellable(&dir, &cancel))
+    };
+    cancel.store(true, Ordering::Relaxed);
+    let message = match walking.join().unwrap() {
+        Err(e) => e.to_string(),
+        Ok(found) => panic!("finished the disk: {} series", found.series.len()),
+    };
+    assert!(message.contains("cancelled"), "{message}");
+}

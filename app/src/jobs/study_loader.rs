@@ -87,7 +87,8 @@ fn load(
     autosaves: Option<&Path>,
     control: &LoadControl,
 ) -> Result<LoadedStudy, String> {
-    let discovery = study::discover(folder).map_err(|e| e.to_string())?;
+    let discovery =
+        study::discover_cancellable(folder, &control.cancel).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
     else {

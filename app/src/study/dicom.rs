@@ -680,8 +680,9 @@ fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
 
 /// What the folder walk has seen: folders and files by (device, inode), so a link back up the
 /// tree (`a -> .`) or a second way to the same file is followed once, and the files found.
-#[derive(Default)]
-struct Walk {
+struct Walk<'a> {
+    /// Set by the user to stop: the walk ends at the next entry.
+    cancel: &'a std::sync::atomic::AtomicBool,
     seen: std::collections::HashSet<(u64, u64)>,
     files: Vec<PathBuf>,
     problems: Vec<FileProblem>,
@@ -692,7 +693,21 @@ struct Walk {
 /// The most files one study folder may hold (a link to `/` would otherwise list the disk).
 const MAX_FILES: usize = 200_000;
 
-impl Walk {
+impl<'a> Walk<'a> {
+    fn new(cancel: &'a std::sync::atomic::AtomicBool) -> Self {
+        Self {
+            cancel,
+            seen: Default::default(),
+            files: Vec::new(),
+            problems: Vec::new(),
+            full: false,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether `meta`'s folder or file is new to the walk.
     fn first_visit(&mut self, meta: &std::fs::Metadata) -> bool {
         use std::os::unix::fs::MetadataExt;
@@ -720,6 +735,9 @@ impl Walk {
         let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         entries.sort();
         for p in entries {
+            if self.cancelled() {
+                return;
+            }
             if self.files.len() >= MAX_FILES {
                 if !self.full {
                     self.full = true;
@@ -760,15 +778,28 @@ fn looks_like_dicom(path: &Path) -> bool {
 
 /// Scan a folder tree for DICOM series. Unreadable files are listed as problems, not errors.
 pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
+    discover_cancellable(folder, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// [`discover`] that stops, with [`StudyError::Cancelled`], once `cancel` is set.
+pub fn discover_cancellable(
+    folder: impl AsRef<Path>,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Discovery> {
     let folder = folder.as_ref();
     if !folder.is_dir() {
         return Err(StudyError::read(folder, "not a folder"));
     }
-    let mut walk = Walk::default();
+    let mut walk = Walk::new(cancel);
     if let Ok(meta) = std::fs::metadata(folder) {
         walk.first_visit(&meta);
     }
     walk.folder(folder, 0);
+    if walk.cancelled() {
+        return Err(StudyError::Cancelled {
+            path: folder.to_path_buf(),
+        });
+    }
     let Walk {
         files,
         mut problems,
@@ -801,10 +832,20 @@ pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
     let results: Vec<(PathBuf, Result<HeaderSummary>)> = set
         .into_par_iter()
         .map(|p| {
-            let r = read_header_summary(&p);
+            // after a cancel the rest of the headers are not read
+            let r = if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(StudyError::Cancelled { path: p.clone() })
+            } else {
+                read_header_summary(&p)
+            };
             (p, r)
         })
         .collect();
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(StudyError::Cancelled {
+            path: folder.to_path_buf(),
+        });
+    }
 
     // group
     type Key = (String, String, u16, u16, String, String, String);

@@ -12,7 +12,8 @@ pub mod window;
 use std::path::{Path, PathBuf};
 
 pub use dicom::{
-    Discovery, FileProblem, SeriesInfo, discover, load_file, load_series, load_series_with,
+    Discovery, FileProblem, SeriesInfo, discover, discover_cancellable, load_file, load_series,
+    load_series_with,
 };
 pub use geometry::Mat4;
 pub use nifti::{load_nifti, load_nifti_labels};
