@@ -118,10 +118,20 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Waits for the Lumen window; returns its X id.
-fn lumen_window(display: &str) -> String {
-    wait_until("the Lumen window", Duration::from_secs(120), || {
-        !xdotool(display, &["search", "--name", "^Lumen"]).is_empty()
-    });
+fn lumen_window(display: &str, app: &mut App) -> String {
+    let start = Instant::now();
+    while xdotool(display, &["search", "--name", "^Lumen"]).is_empty() {
+        if start.elapsed() > Duration::from_secs(120) || app.child.try_wait().unwrap().is_some() {
+            let stderr = std::fs::read_to_string(app.home.path().join("stderr.txt"));
+            panic!(
+                "no Lumen window after {:?} (exit: {:?}); its stderr:\n{}",
+                start.elapsed(),
+                app.child.try_wait().unwrap(),
+                stderr.unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let window = xdotool(display, &["search", "--name", "^Lumen"]);
     window.lines().next().unwrap().to_string()
 }
@@ -156,7 +166,8 @@ impl App {
             .env_remove("XDG_RUNTIME_DIR")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // read back when the window does not come
+            .stderr(std::fs::File::create(home.path().join("stderr.txt")).unwrap())
             .spawn()
             .unwrap();
         Self { child, home }
@@ -215,7 +226,7 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
     let x = Xvfb::start();
     let display = x.display.as_str();
     let mut app = App::start(display);
-    let window = lumen_window(display);
+    let window = lumen_window(display, &mut app);
 
     let (volume, z, liver) = sample_liver();
     let [nx, ny, _] = volume.dims;
@@ -316,8 +327,8 @@ fn open_folder_through_lumens_chooser(env: &[(&str, &str)]) {
         .unwrap();
     let x = Xvfb::start();
     let display = x.display.as_str();
-    let app = App::start_with(display, env);
-    let window = lumen_window(display);
+    let mut app = App::start_with(display, env);
+    let window = lumen_window(display, &mut app);
     let settings = app.home.path().join("config/settings.json");
     let recent = || {
         lumen_app::settings::load(&settings)

@@ -34,7 +34,6 @@ const MAX_FRACTIONAL_VALUE: Tag = Tag(0x0062, 0x000E);
 const ALGORITHM_FAMILY_CODE_SEQ: Tag = Tag(0x0066, 0x002F);
 const ALGORITHM_NAME: Tag = Tag(0x0066, 0x0036);
 const ALGORITHM_VERSION: Tag = Tag(0x0066, 0x0031);
-const ALGORITHM_SOURCE: Tag = Tag(0x0066, 0x0032);
 const PER_FRAME_FG: Tag = Tag(0x5200, 0x9230);
 const SHARED_FG: Tag = Tag(0x5200, 0x9229);
 const PLANE_POSITION_SEQ: Tag = Tag(0x0020, 0x9113);
@@ -575,7 +574,8 @@ pub fn write_seg(
                 VR::LO,
                 &options.algorithm_version,
             );
-            s(&mut alg, ALGORITHM_SOURCE, VR::LO, "Lumen");
+            // (0024,0202) LO; (0066,0032) is Algorithm Parameters, an LT
+            s(&mut alg, tags::ALGORITHM_SOURCE, VR::LO, "Lumen");
             s(&mut alg, ALGORITHM_NAME, VR::LO, &options.algorithm_name);
             seq(&mut it, SEGMENTATION_ALGORITHM_ID_SEQ, vec![alg]);
         }

@@ -46,6 +46,23 @@ impl Xvfb {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // the socket comes before the server answers: wait for an answer
+        let answers = || {
+            Command::new("xdotool")
+                .arg("getdisplaygeometry")
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        while !answers() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "Xvfb {display} did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Self { child, display }
     }
 }
