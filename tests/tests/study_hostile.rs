@@ -242,3 +242,37 @@ fn discovery_stops_when_cancelled_even_inside_a_link_to_the_whole_disk() {
     };
     assert!(message.contains("cancelled"), "{message}");
 }
+
+#[test]
+fn rows_and_columns_smaller_than_the_pixel_data_are_refused() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    // the 512×512 slice said to be 512×256: read as the header says, half of it would show
+    let half = edited_chaos_slice(dir.path(), "half.dcm", |f| {
+        f.put(DataElement::new(
+            tags::ROWS,
+            VR::US,
+            PrimitiveValue::from(256_u16),
+        ));
+    });
+    let message = load_file(&half).map(|_| ()).unwrap_err().to_string();
+    assert!(message.contains("half.dcm"), "{message}");
+    assert!(message.contains("Rows (0028,0010)"), "{message}");
+}
+
+#[test]
+fn a_slice_file_named_dicomdir_is_read_as_the_slice_it_is() {
+    let source = lumen_tests::shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, to) in [
+        ("i0000,0000b.dcm", "a.dcm"),
+        ("i0001,0000b.dcm", "DICOMDIR"),
+        ("i0002,0000b.dcm", "c.dcm"),
+    ] {
+        std::fs::copy(source.join(name), dir.path().join(to)).unwrap();
+    }
+    let found = discover(dir.path()).unwrap();
+    assert_eq!(found.series.len(), 1);
+    assert_eq!(found.series[0].slice_count, 3, "{:?}", found.problems);
+}

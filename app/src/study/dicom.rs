@@ -633,9 +633,17 @@ fn window_of(obj: &InMemDicomObject) -> Option<Window> {
     (w > 0.0).then_some(Window::new(c, w))
 }
 
-/// Files referenced by a DICOMDIR (paths resolved against its folder).
-fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
+/// Files referenced by a DICOMDIR (paths resolved against its folder); None when the file is
+/// named DICOMDIR but is something else (an image, say), to be read as such.
+fn dicomdir_files(path: &Path) -> Result<Option<Vec<PathBuf>>> {
     let obj = open_full(path)?;
+    let class = obj
+        .meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0');
+    if class != MEDIA_STORAGE_DIRECTORY {
+        return Ok(None);
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     if let Some(records) = obj
@@ -660,7 +668,7 @@ fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
             out.push(resolve_case_insensitive(&p).unwrap_or(p));
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// DICOMDIR file ids are upper case; on case-sensitive file systems find the real name.
@@ -821,7 +829,10 @@ pub fn discover_cancellable(
     }
     for d in &dicomdirs {
         match dicomdir_files(d) {
-            Ok(list) => set.extend(list.into_iter().filter(|p| p.is_file())),
+            Ok(Some(list)) => set.extend(list.into_iter().filter(|p| p.is_file())),
+            Ok(None) => {
+                set.insert(d.clone());
+            }
             Err(e) => problems.push(FileProblem {
                 path: d.clone(),
                 reason: e.to_string(),
@@ -1760,6 +1771,17 @@ fn check_pixel_data(path: &Path, file: &DefaultDicomObject, file_len: u64) -> Re
                 ),
             ));
         }
+        // much more data than the header's size: Rows or Columns are wrong, and the image
+        // would be read garbled or in part (an odd length's pad byte is fine)
+        if what == "Pixel Data holds" && held > declared + declared / 16 + 2 {
+            return Err(StudyError::invalid(
+                path,
+                format!(
+                    "Pixel Data holds {held} bytes, but Rows (0028,0010) and Columns (0028,0011) \
+                     declare {shape} = {declared} bytes"
+                ),
+            ));
+        }
     }
     for (k, fragment) in value
         .and_then(|v| v.fragments())
@@ -2056,7 +2078,9 @@ mod tests {
             .unwrap()
             .write_to_file(dir.path().join("DICOMDIR"))
             .unwrap();
-        let listed = dicomdir_files(&dir.path().join("DICOMDIR")).unwrap();
+        let listed = dicomdir_files(&dir.path().join("DICOMDIR"))
+            .unwrap()
+            .unwrap();
         assert_eq!(listed.len(), 4);
         assert!(listed.iter().all(|p| p.exists()), "{listed:?}");
         let d = discover(dir.path()).unwrap();
