@@ -276,3 +276,34 @@ fn a_slice_file_named_dicomdir_is_read_as_the_slice_it_is() {
     assert_eq!(found.series.len(), 1);
     assert_eq!(found.series[0].slice_count, 3, "{:?}", found.problems);
 }
+
+#[test]
+fn a_skewed_orientation_loads_with_a_warning() {
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let source = lumen_tests::shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
+    for (i, name) in ["i0000,0000b.dcm", "i0001,0000b.dcm", "i0002,0000b.dcm"]
+        .iter()
+        .enumerate()
+    {
+        let mut file = dicom_object::open_file(source.join(name)).unwrap();
+        // columns tilted about 11.5° toward the rows
+        put_text(
+            &mut file,
+            tags::IMAGE_ORIENTATION_PATIENT,
+            "1\\0\\0\\0.2\\0.9798\\0",
+        );
+        file.write_to_file(dir.path().join(format!("{i}.dcm")))
+            .unwrap();
+    }
+    let found = discover(dir.path()).unwrap();
+    let volume = lumen_app::study::load_series(&found.series[0]).unwrap();
+    assert!(
+        volume
+            .warnings
+            .iter()
+            .any(|w| w.contains("not orthogonal") && w.contains("78.5°")),
+        "{:?}",
+        volume.warnings
+    );
+}

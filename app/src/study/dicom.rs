@@ -387,6 +387,8 @@ fn check_file_lengths(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Largest |row · column| of an orientation still taken as orthogonal (about 0.06°).
+const ORTHOGONAL_TOLERANCE: f64 = 1e-3;
 /// The deepest nesting of sequences accepted (real files nest a few levels; the parser has
 /// been seen to overflow its stack at 2000).
 const MAX_SEQUENCE_DEPTH: usize = 128;
@@ -1152,6 +1154,16 @@ pub(crate) fn plan_geometry(frames: &[FrameHeader], where_: &Path) -> Result<Pla
         return Err(StudyError::invalid(
             where_,
             "degenerate Image Orientation (Patient)",
+        ));
+    }
+    // rows and columns at an angle other than 90°: the grid Lumen builds is square, so
+    // measurements and overlays on it are off by the skew
+    let skew = geometry::dot(row, col);
+    if skew.abs() > ORTHOGONAL_TOLERANCE {
+        warnings.push(format!(
+            "Image Orientation (Patient) is not orthogonal: rows and columns meet at {:.1}°; \
+             distances and the exported geometry are approximate",
+            skew.clamp(-1.0, 1.0).acos().to_degrees()
         ));
     }
     let pos = |i: usize| frames[i].position.unwrap_or([0.0; 3]);
