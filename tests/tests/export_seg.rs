@@ -11,6 +11,23 @@ use lumen_app::export::{
 use lumen_app::study::{LabelVolume, Volume, discover, load_nifti_labels, load_series, preset};
 use lumen_tests::shared_data;
 
+/// dicom3tools' IOD validator finds no error in `path` (warnings, such as the empty Patient ID
+/// of an anonymized source, are allowed).
+fn assert_valid_iod(path: &Path) {
+    let out = std::process::Command::new("dciodvfy")
+        .arg(path)
+        .output()
+        .expect("dciodvfy runs (packaging/apt-packages.txt installs dicom3tools)");
+    let report =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+    assert!(errors.is_empty(), "dciodvfy: {errors:#?}");
+    assert!(
+        report.contains("Segmentation"),
+        "validated as a Segmentation: {report}"
+    );
+}
+
 fn chaos_dir() -> PathBuf {
     shared_data().join("chaos_ct_liver/Data_3D")
 }
@@ -78,6 +95,7 @@ fn chaos_liver_exports_to_seg_and_nifti_and_reads_back_voxel_exact() {
         ..SegOptions::default()
     };
     let summary = write_seg(&seg_path, &volume, &labels, &segments, &opts).unwrap();
+    assert_valid_iod(&seg_path);
     let slices_with_liver = (0..78)
         .filter(|&z| labels.labels[z * 512 * 512..(z + 1) * 512 * 512].contains(&1))
         .count();
