@@ -135,13 +135,20 @@ impl Dialogs {
 
     /// Takes the desktop's answer and shows Lumen's chooser; the answer once there is one.
     pub fn show(&mut self, ctx: &egui::Context) -> Option<Answer> {
-        if let Some(desktop) = &self.desktop
-            && let Ok(answer) = desktop.answer.try_recv()
-        {
+        if let Some(desktop) = &self.desktop {
+            let answer = match desktop.answer.try_recv() {
+                Ok(answer) => Some(answer),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+                // the dialog's thread ended without an answer (it panicked)
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+            };
             let DesktopDialog { question, .. } = self.desktop.take()?;
-            return match answer.picked {
-                Some(path) => Some(Answer::Chosen(question.purpose, path)),
-                None if answer.took < NO_DIALOG_WITHIN => {
+            return match answer {
+                Some(DesktopAnswer {
+                    picked: Some(path), ..
+                }) => Some(Answer::Chosen(question.purpose, path)),
+                Some(DesktopAnswer { took, .. }) if took >= NO_DIALOG_WITHIN => None,
+                _ => {
                     self.use_desktop = false;
                     self.open_chooser(question);
                     Some(Answer::Note(
@@ -150,7 +157,6 @@ impl Dialogs {
                             .into(),
                     ))
                 }
-                None => None,
             };
         }
         let (purpose, chooser) = self.chooser.as_mut()?;

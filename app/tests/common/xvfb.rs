@@ -32,6 +32,9 @@ impl Xvfb {
                 "1280x900x24",
                 "-nolisten",
                 "tcp",
+                // no server reset when the last client leaves (an xdotool call): a window
+                // connecting during the reset is refused
+                "-noreset",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
