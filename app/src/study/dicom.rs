@@ -635,15 +635,19 @@ fn window_of(obj: &InMemDicomObject) -> Option<Window> {
     (w > 0.0).then_some(Window::new(c, w))
 }
 
+/// Whether `file` is a DICOMDIR (a Media Storage Directory), whatever its name.
+fn is_directory(file: &DefaultDicomObject) -> bool {
+    file.meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0')
+        == MEDIA_STORAGE_DIRECTORY
+}
+
 /// Files referenced by a DICOMDIR (paths resolved against its folder); None when the file is
 /// named DICOMDIR but is something else (an image, say), to be read as such.
 fn dicomdir_files(path: &Path) -> Result<Option<Vec<PathBuf>>> {
     let obj = open_full(path)?;
-    let class = obj
-        .meta()
-        .media_storage_sop_class_uid()
-        .trim_end_matches('\0');
-    if class != MEDIA_STORAGE_DIRECTORY {
+    if !is_directory(&obj) {
         return Ok(None);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -805,7 +809,8 @@ pub fn discover_cancellable(
         walk.first_visit(&meta);
     }
     walk.folder(folder, 0);
-    if walk.cancelled() {
+    let cancelled = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+    if cancelled() {
         return Err(StudyError::Cancelled {
             path: folder.to_path_buf(),
         });
@@ -846,7 +851,7 @@ pub fn discover_cancellable(
         .into_par_iter()
         .map(|p| {
             // after a cancel the rest of the headers are not read
-            let r = if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = if cancelled() {
                 Err(StudyError::Cancelled { path: p.clone() })
             } else {
                 read_header_summary(&p)
@@ -854,7 +859,7 @@ pub fn discover_cancellable(
             (p, r)
         })
         .collect();
-    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+    if cancelled() {
         return Err(StudyError::Cancelled {
             path: folder.to_path_buf(),
         });
@@ -1015,12 +1020,7 @@ type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, String, Option<i64>);
 
 fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
     let file = open_header(path)?;
-    if file
-        .meta()
-        .media_storage_sop_class_uid()
-        .trim_end_matches('\0')
-        == MEDIA_STORAGE_DIRECTORY
-    {
+    if is_directory(&file) {
         return Err(StudyError::invalid(path, "a DICOMDIR, not an image"));
     }
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
@@ -1769,7 +1769,8 @@ fn check_pixel_data(path: &Path, file: &DefaultDicomObject, file_len: u64) -> Re
     );
     let value = obj.get(tags::PIXEL_DATA).map(|e| e.value());
     if let (true, Some(declared)) = (native, declared) {
-        let (held, what) = match value.and_then(|v| v.primitive()) {
+        let in_element = value.and_then(|v| v.primitive());
+        let (held, what) = match in_element {
             Some(p) => (p.calculate_byte_len() as u64, "Pixel Data holds"),
             // read without the pixel data: the file size bounds it (a deflated one inflates)
             None if ts != DEFLATED => (file_len, "the whole file has"),
@@ -1785,7 +1786,7 @@ fn check_pixel_data(path: &Path, file: &DefaultDicomObject, file_len: u64) -> Re
         }
         // much more data than the header's size: Rows or Columns are wrong, and the image
         // would be read garbled or in part (an odd length's pad byte is fine)
-        if what == "Pixel Data holds" && held > declared + declared / 16 + 2 {
+        if in_element.is_some() && held > declared + declared / 16 + 2 {
             return Err(StudyError::invalid(
                 path,
                 format!(

@@ -3,6 +3,7 @@
 
 use super::super::desktop;
 use super::super::dialogs::{Answer, Dialogs, Purpose, Question};
+use super::super::file_chooser::home_dir;
 use super::LumenApp;
 use crate::jobs::writer::{self, Format, WriteJob};
 use std::path::{Path, PathBuf};
@@ -25,10 +26,7 @@ impl LumenApp {
 
     /// Opens a file or folder dialog for `purpose`, starting where the user last was.
     pub(super) fn ask(&mut self, purpose: Purpose) {
-        let home = || {
-            directories::UserDirs::new()
-                .map_or_else(|| PathBuf::from("/"), |u| u.home_dir().to_path_buf())
-        };
+        let home = || home_dir().unwrap_or_else(|| PathBuf::from("/"));
         let last_study = self
             .recent
             .first()

@@ -434,7 +434,8 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn home_dir() -> Option<PathBuf> {
+/// The user's home folder, if the platform says.
+pub fn home_dir() -> Option<PathBuf> {
     directories::UserDirs::new().map(|u| u.home_dir().to_path_buf())
 }
 
