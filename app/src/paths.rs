@@ -101,19 +101,6 @@ pub fn sample_study_dir() -> PathBuf {
     assets_dir().join("sample").join("totalsegmentator-ct")
 }
 
-/// `name` with everything but ASCII letters, digits, '-' and '_' replaced by '_', for file names.
-pub fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

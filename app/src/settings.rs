@@ -88,7 +88,9 @@ pub fn save(file: &Path, settings: &Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let text = serde_json::to_string_pretty(settings)?;
-    crate::export::write_atomic(file, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    lumen_annotation::export::write_atomic(file, |w| {
+        std::io::Write::write_all(w, text.as_bytes())
+    })?;
     Ok(())
 }
 

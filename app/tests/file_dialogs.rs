@@ -133,7 +133,7 @@ fn open_folder_without_a_portal_opens_lumens_chooser_and_the_chaos_series_throug
 
     let volume = harness.state().volume().unwrap();
     assert_eq!(volume.dims, [512, 512, 78], "the 78-slice CHAOS CT");
-    assert_eq!(volume.modality, "CT");
+    assert_eq!(volume.modality, lumen_study::Modality::Ct);
     assert!(
         harness.query_by_label("Open this folder").is_none(),
         "the chooser closed"
@@ -193,7 +193,7 @@ fn save_as_writes_the_seg_where_the_user_chose_remembers_it_and_asks_before_repl
     let app = harness.state();
     let volume = app.volume().unwrap();
     let (expected, _) = app.document().unwrap().to_export(volume);
-    let (read, segments) = lumen_app::export::seg::read_seg(&written, volume).unwrap();
+    let (read, segments) = lumen_annotation::export::seg::read_seg(&written, volume).unwrap();
     assert_eq!(segments.len(), 1);
     assert_eq!(segments[0].name, "Liver");
     assert_eq!(read.labels, expected.labels, "voxel for voxel");

@@ -3,8 +3,8 @@
 //! as it was, with no temporary file behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_app::export::{self, SegOptions, Segment};
-use lumen_app::study::{LabelVolume, Volume};
+use lumen_annotation::export::{self, SegOptions, Segment};
+use lumen_study::{LabelVolume, Volume};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,8 +74,8 @@ fn repo() -> PathBuf {
 /// The bundled sample CT with a liver-sized box on every slice as segment 1.
 fn sample_with_a_segment() -> (Volume, LabelVolume, Vec<Segment>) {
     let dir = repo().join("assets/sample/totalsegmentator-ct");
-    let series = &lumen_app::study::discover(&dir).unwrap().series[0];
-    let volume = lumen_app::study::load_series(series).unwrap();
+    let series = &lumen_study::discover(&dir).unwrap().series[0];
+    let volume = lumen_study::load_series(series).unwrap();
     let [nx, ny, nz] = volume.dims;
     let mut labels = vec![0u16; nx * ny * nz];
     for z in 0..nz {

@@ -194,7 +194,8 @@ fn box_on_the_liver_accept_undo_redo() {
         .expect("the export was written")
         .to_path_buf();
     let app = harness.state();
-    let (read_back, segments) = lumen_app::export::read_seg(&seg, app.volume().unwrap()).unwrap();
+    let (read_back, segments) =
+        lumen_annotation::export::read_seg(&seg, app.volume().unwrap()).unwrap();
     assert_eq!(segments.len(), 1);
     assert_eq!(segments[0].name, "Liver");
     let document = app.document().unwrap();
@@ -211,9 +212,7 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
         .state_mut()
         .model_panel
         .set_user_dir(user_models.path().to_path_buf());
-    step_until(&mut harness, "model", |app| {
-        app.model_status().starts_with("Model ")
-    });
+    step_until(&mut harness, "model", |app| app.model().ready().is_some());
     let bundled = harness.state().model_panel.entries().len();
     assert!(bundled >= 1);
 
@@ -260,7 +259,9 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
     harness.get_by_label_contains("· W8A8 ·").click();
     harness.step();
     step_until(&mut harness, "the quantized model", |app| {
-        app.model_status().starts_with("Model ct-starter-w8a8")
+        app.model()
+            .ready()
+            .is_some_and(|m| m.name.starts_with("ct-starter-w8a8"))
     });
 }
 

@@ -10,8 +10,8 @@
 
 use egui::Key;
 use egui_kittest::Harness;
-use lumen_app::study::dicom::write_slice_copy;
 use lumen_app::ui::LumenApp;
+use lumen_study::dicom::write_slice_copy;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

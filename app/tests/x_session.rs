@@ -205,12 +205,13 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 /// The sample's liver on the slice the app opens at (the middle one), from the TotalSegmentator
 /// label map of this series, and the sample volume's size.
-fn sample_liver() -> (lumen_app::study::Volume, usize, Vec<bool>) {
+fn sample_liver() -> (lumen_study::Volume, usize, Vec<bool>) {
     let sample = lumen_app::paths::sample_study_dir();
-    let series = &lumen_app::study::discover(&sample).unwrap().series[0];
-    let volume = lumen_app::study::load_series(series).unwrap();
+    let series = &lumen_study::discover(&sample).unwrap().series[0];
+    let volume = lumen_study::load_series(series).unwrap();
     let labels_path = repo().join("../shared/data/totalsegmentator/example_seg_dicom.nii.gz");
-    let (labels, _) = lumen_app::export::nifti::reimport_nifti(&labels_path, &volume).unwrap();
+    let (labels, _) =
+        lumen_annotation::export::nifti::reimport_nifti(&labels_path, &volume).unwrap();
     let [nx, ny, nz] = volume.dims;
     let z = nz / 2;
     let liver = labels.labels[z * nx * ny..(z + 1) * nx * ny]
@@ -288,7 +289,8 @@ fn a_box_dragged_with_the_x_pointer_segments_the_liver_and_survives_quitting() {
         .filter(|p| p.to_string_lossy().ends_with(".nii.gz"))
         .collect();
     assert_eq!(autosaves.len(), 1, "one autosave: {autosaves:?}");
-    let (saved, _) = lumen_app::export::nifti::reimport_nifti(&autosaves[0], &volume).unwrap();
+    let (saved, _) =
+        lumen_annotation::export::nifti::reimport_nifti(&autosaves[0], &volume).unwrap();
     let accepted: Vec<bool> = saved.labels[z * nx * ny..(z + 1) * nx * ny]
         .iter()
         .map(|l| *l != 0)

@@ -152,6 +152,19 @@ pub fn write_folder<E: From<WriteError>>(
     outcome
 }
 
+/// `name` with everything but ASCII letters, digits, '-' and '_' replaced by '_', for file names.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Whether `path` could be written (a regular file or nothing there, in an existing folder),
 /// so a long job can refuse its target before it starts rather than after.
 pub fn check_target(path: &Path) -> Result<(), WriteError> {

@@ -73,7 +73,7 @@ pub fn chaos_liver_slice(index: usize) -> anyhow::Result<(Array2<f32>, Array2<bo
     let dicom = root
         .join("DICOM_anon")
         .join(format!("i{index:04},0000b.dcm"));
-    let volume = lumen_app::study::load_file(&dicom)?;
+    let volume = lumen_study::load_file(&dicom)?;
     let [nx, ny, _] = volume.dims;
     let hu = Array2::from_shape_vec((ny, nx), volume.voxels)?;
     let mask = read_png_mask(&root.join("Ground").join(format!("liver_GT_{index:03}.png")))?;
@@ -90,14 +90,14 @@ pub fn litemedsam_model_dir() -> PathBuf {
 }
 
 /// One CHAOS T2 MR patient's axial slice with the most liver, in display orientation and 8-bit
-/// by `mr` (`lumen_app::eval::chaos_mr`), with its labels (1 liver, 2 right kidney, 3 left
+/// by `mr` (`lumen_datasets::chaos_mr`), with its labels (1 liver, 2 right kidney, 3 left
 /// kidney, 4 spleen).
 pub fn chaos_mr_liver_slice(
     patient: u32,
     mr: &lumen_engine::model::IntensityRule,
 ) -> anyhow::Result<(Array2<u8>, Array2<u16>)> {
     let image = shared_data().join(format!("chaos_t2_mr/image_{patient}.nii.gz"));
-    let volume = lumen_app::eval::chaos_mr::load(&image, mr)?;
+    let volume = lumen_datasets::chaos_mr::load(&image, mr)?;
     let z = (0..volume.images.dim().0)
         .max_by_key(|z| volume.label(*z).iter().filter(|l| **l == 1).count())
         .unwrap_or(0);

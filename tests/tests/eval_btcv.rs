@@ -1,7 +1,7 @@
 //! `lumen eval` on real data: the starter model on a held-out BTCV patient, and damaged inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_app::eval::{EvalOptions, Source, btcv, evaluate};
+use lumen_datasets::{EvalOptions, Source, btcv, evaluate};
 use lumen_tests::{shared_data, starter_model_dir};
 
 fn btcv_dir() -> std::path::PathBuf {

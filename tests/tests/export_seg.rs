@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use lumen_app::export::{
+use lumen_annotation::export::{
     self, SegOptions, Segment, read_seg, reimport_nifti, write_nifti_labels, write_png_masks,
     write_png_overlays, write_seg,
 };
-use lumen_app::study::{LabelVolume, Volume, discover, load_nifti_labels, load_series, preset};
+use lumen_study::{LabelVolume, Volume, discover, load_nifti_labels, load_series, preset};
 use lumen_tests::shared_data;
 
 /// dicom3tools' IOD validator finds no error in `path` (warnings, such as the empty Patient ID
@@ -128,10 +128,8 @@ fn chaos_liver_exports_to_seg_and_nifti_and_reads_back_voxel_exact() {
     let raw = load_nifti_labels(&nii).unwrap();
     assert_eq!(raw.dims, volume.dims);
     assert!(
-        lumen_app::study::geometry::max_abs_diff(
-            &raw.patient_from_voxel,
-            &volume.patient_from_voxel
-        ) < 1e-4
+        lumen_study::geometry::max_abs_diff(&raw.patient_from_voxel, &volume.patient_from_voxel)
+            < 1e-4
     );
 }
 

@@ -34,15 +34,15 @@ fn slices() -> Vec<(String, Array2<u8>)> {
         ));
     }
     let btcv =
-        lumen_app::eval::btcv::load_npz(&shared_data().join("btcv_abdomen_ct/sabs_case02.npz"))
+        lumen_datasets::btcv::load_npz(&shared_data().join("btcv_abdomen_ct/sabs_case02.npz"))
             .unwrap();
     let z = btcv.images.dim().0 / 2;
     let slice = btcv.images.index_axis(ndarray::Axis(0), z).to_owned();
     out.push((format!("BTCV case 02 z{z}"), slice));
     let (mr, _) = chaos_mr_liver_slice(2, &manifest.intensity.mr).unwrap();
     out.push(("CHAOS MR 2".into(), mr));
-    let ts = lumen_app::study::load_nifti(shared_data().join("totalsegmentator/example_ct.nii.gz"))
-        .unwrap();
+    let ts =
+        lumen_study::load_nifti(shared_data().join("totalsegmentator/example_ct.nii.gz")).unwrap();
     let [nx, ny, nz] = ts.dims;
     let plane = nx * ny;
     let hu = Array2::from_shape_vec(
@@ -140,7 +140,7 @@ fn clicks_go_to_the_click_decoder_and_segment_a_held_out_liver() {
     assert!(model().bundle().click_decoder_path.is_some());
     for patient in ["sabs_case00", "sabs_case06"] {
         let path = shared_data().join(format!("btcv_abdomen_ct/{patient}.npz"));
-        let case = lumen_app::eval::btcv::load_npz(&path).unwrap();
+        let case = lumen_datasets::btcv::load_npz(&path).unwrap();
         let z = (0..case.labels.dim().0)
             .max_by_key(|&z| case.label(z).iter().filter(|l| **l == 6).count())
             .unwrap();

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use lumen_app::study::dicom::write_slice_copy;
-use lumen_app::study::{discover, load_series};
+use lumen_study::dicom::write_slice_copy;
+use lumen_study::{discover, load_series};
 use lumen_tests::shared_data;
 
 fn best_and_median(mut v: Vec<f64>) -> (f64, f64) {

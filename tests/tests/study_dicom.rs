@@ -3,15 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use lumen_app::export::nifti::grid_mapping;
-use lumen_app::study::{self, Volume, discover, load_file, load_nifti, load_series};
+use lumen_annotation::export::nifti::grid_mapping;
+use lumen_study::{Volume, discover, load_file, load_nifti, load_series};
 use lumen_tests::shared_data;
 
 fn d2n(rel: &str) -> PathBuf {
     shared_data().join("dicom2nifti_tests/tests/data").join(rel)
 }
 
-fn load_only_series(dir: &Path) -> study::Result<Volume> {
+fn load_only_series(dir: &Path) -> lumen_study::Result<Volume> {
     let d = discover(dir).unwrap();
     assert_eq!(
         d.series.len(),
@@ -52,8 +52,10 @@ fn assert_same_voxels(a: &Volume, b: &Volume, tol: f32) -> usize {
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
-                let from =
-                    lumen_app::export::nifti::map_index(&map, [x as i64, y as i64, z as i64]);
+                let from = lumen_annotation::export::nifti::map_index(
+                    &map,
+                    [x as i64, y as i64, z as i64],
+                );
                 let va = a.get(x, y, z).unwrap();
                 let vb = b
                     .get(from[0] as usize, from[1] as usize, from[2] as usize)
@@ -72,7 +74,7 @@ fn anatomical_series_match_dicom2nifti_ground_truth() {
         let v = load_only_series(&d2n(case)).unwrap();
         let gt = load_nifti(d2n(&format!("{case}_ground_truth.nii.gz"))).unwrap();
         assert_eq!(v.dims, [256, 256, 4], "{case}");
-        assert_eq!(v.modality, "MR");
+        assert_eq!(v.modality, lumen_study::Modality::Mr);
         let n = assert_same_voxels(&v, &gt, 0.0);
         assert_eq!(n, 256 * 256 * 4);
         // not a constant image
@@ -159,7 +161,7 @@ fn tilted_ge_head_ct_loads_with_tilt_and_spacing_warnings() {
     let dir = shared_data().join("dcm_qa_ct_ge/In/GE");
     let v = load_only_series(&dir).unwrap();
     assert_eq!(v.dims, [512, 512, 28]);
-    assert_eq!(v.modality, "CT");
+    assert_eq!(v.modality, lumen_study::Modality::Ct);
     assert!(
         v.warnings.iter().any(|w| w.contains("gantry tilt of 18.5")),
         "{:?}",
@@ -173,20 +175,14 @@ fn tilted_ge_head_ct_loads_with_tilt_and_spacing_warnings() {
         v.warnings
     );
     // slices sorted along the normal: per-slice positions strictly increase along it
-    let n = lumen_app::study::geometry::cross(
-        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(
-            &v.patient_from_voxel,
-            0,
-        )),
-        lumen_app::study::geometry::normalize(lumen_app::study::geometry::column(
-            &v.patient_from_voxel,
-            1,
-        )),
+    let n = lumen_study::geometry::cross(
+        lumen_study::geometry::normalize(lumen_study::geometry::column(&v.patient_from_voxel, 0)),
+        lumen_study::geometry::normalize(lumen_study::geometry::column(&v.patient_from_voxel, 1)),
     );
     let d: Vec<f64> = v
         .slices
         .iter()
-        .map(|s| lumen_app::study::geometry::dot(s.position, n))
+        .map(|s| lumen_study::geometry::dot(s.position, n))
         .collect();
     assert!(d.windows(2).all(|w| w[1] > w[0]), "{d:?}");
     // HU: air outside the head, bone somewhere
@@ -254,7 +250,7 @@ fn every_pydicom_test_file_decodes_or_says_why() {
     // enhanced CT: 2 frames, in HU
     let ect = load_file(dir.join("pydicom-data_eCT_Supplemental.dcm")).unwrap();
     assert_eq!(ect.dims[2], 2);
-    assert_eq!(ect.modality, "CT");
+    assert_eq!(ect.modality, lumen_study::Modality::Ct);
     // CT_small: HU after rescale
     let ct = load_file(dir.join("CT_small.dcm")).unwrap();
     assert_eq!(ct.dims, [128, 128, 1]);
@@ -273,9 +269,10 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
         v.spacing
     );
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
-    let seg =
-        study::load_nifti_labels(shared_data().join("totalsegmentator/example_seg_dicom.nii.gz"))
-            .unwrap();
+    let seg = lumen_study::load_nifti_labels(
+        shared_data().join("totalsegmentator/example_seg_dicom.nii.gz"),
+    )
+    .unwrap();
     // same shape
     let mut a = v.dims;
     let mut b = seg.dims;
@@ -297,8 +294,10 @@ fn totalsegmentator_jpeg2000_series_matches_its_label_map() {
     for z in 0..nz {
         for y in 0..ny {
             for x in 0..nx {
-                let from =
-                    lumen_app::export::nifti::map_index(&map, [x as i64, y as i64, z as i64]);
+                let from = lumen_annotation::export::nifti::map_index(
+                    &map,
+                    [x as i64, y as i64, z as i64],
+                );
                 let l = seg
                     .get(from[0] as usize, from[1] as usize, from[2] as usize)
                     .unwrap();
@@ -383,7 +382,7 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
         .position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W'])
         .unwrap();
     bytes[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
-    let e = study::dicom::load_bytes(Path::new("MR_small.dcm"), &bytes)
+    let e = lumen_study::dicom::load_bytes(Path::new("MR_small.dcm"), &bytes)
         .unwrap_err()
         .to_string();
     assert!(
@@ -398,7 +397,7 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
     ] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let from_file = load_file(dir.join(name)).unwrap();
-        let from_bytes = study::dicom::load_bytes(Path::new(name), &bytes).unwrap();
+        let from_bytes = lumen_study::dicom::load_bytes(Path::new(name), &bytes).unwrap();
         assert_eq!(from_bytes.voxels, from_file.voxels, "{name}");
         assert_eq!(
             from_bytes.patient_from_voxel, from_file.patient_from_voxel,
@@ -407,7 +406,7 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
         // truncated and bit-flipped copies give errors (or volumes), never panics
         let mut refused = 0;
         for cut in (0..bytes.len()).step_by(bytes.len() / 61 + 1) {
-            if study::dicom::load_bytes(Path::new(name), &bytes[..cut]).is_err() {
+            if lumen_study::dicom::load_bytes(Path::new(name), &bytes[..cut]).is_err() {
                 refused += 1;
             }
         }
@@ -415,7 +414,7 @@ fn in_memory_files_decode_and_damaged_files_never_panic() {
         for k in (0..bytes.len()).step_by(bytes.len() / 37 + 1) {
             let mut b = bytes.clone();
             b[k] ^= 0xA5;
-            if let Err(e) = study::dicom::load_bytes(Path::new(name), &b) {
+            if let Err(e) = lumen_study::dicom::load_bytes(Path::new(name), &b) {
                 assert!(e.to_string().contains(name), "{e}");
             }
         }
@@ -427,13 +426,13 @@ fn a_load_counts_its_images_and_a_cancelled_one_stops_with_a_clear_error() {
     use std::sync::atomic::Ordering;
     let dir = shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
     let d = discover(&dir).unwrap();
-    let control = study::LoadControl::default();
-    let v = study::load_series_with(&d.series[0], &control).unwrap();
+    let control = lumen_study::LoadControl::default();
+    let v = lumen_study::load_series_with(&d.series[0], &control).unwrap();
     assert_eq!(control.decoded.load(Ordering::Relaxed), v.dims[2]);
 
-    let cancelled = study::LoadControl::default();
+    let cancelled = lumen_study::LoadControl::default();
     cancelled.cancel.store(true, Ordering::Relaxed);
-    let err = study::load_series_with(&d.series[0], &cancelled).unwrap_err();
+    let err = lumen_study::load_series_with(&d.series[0], &cancelled).unwrap_err();
     assert!(err.to_string().contains("cancelled"), "{err}");
     assert!(
         err.to_string().contains("DICOM_anon"),
@@ -491,8 +490,8 @@ fn monochrome1_is_shown_and_fed_to_the_model_inverted_with_the_same_values() {
             assert_eq!(*a, 255 - *b, "{name}: display pixel {i}");
         }
 
-        let model2 = lumen_app::jobs::segmenter::model_image(&m2, 0, rule).unwrap();
-        let model1 = lumen_app::jobs::segmenter::model_image(&m1, 0, rule).unwrap();
+        let model2 = lumen_annotation::propagate::model_image(&m2, 0, rule).unwrap();
+        let model1 = lumen_annotation::propagate::model_image(&m1, 0, rule).unwrap();
         assert!(model2.iter().any(|v| *v != model2[[0, 0]]), "{name}");
         assert_eq!(model1, model2.mapv(|v| 255 - v), "{name}: model input");
     }
@@ -528,7 +527,10 @@ fn replay_fuzz_artifacts() {
         let bytes = std::fs::read(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         for (how, result) in [
-            ("memory", study::dicom::load_bytes(Path::new(&name), &bytes)),
+            (
+                "memory",
+                lumen_study::dicom::load_bytes(Path::new(&name), &bytes),
+            ),
             ("file", load_file(&file)),
         ] {
             match result {
@@ -652,7 +654,7 @@ fn headers_that_ask_for_absurd_pixel_buffers_are_refused_before_decoding() {
         let path = tmp.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
         for e in [
-            study::dicom::load_bytes(Path::new(name), &bytes).unwrap_err(),
+            lumen_study::dicom::load_bytes(Path::new(name), &bytes).unwrap_err(),
             load_file(&path).unwrap_err(),
         ] {
             let e = e.to_string();

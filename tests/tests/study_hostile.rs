@@ -2,7 +2,7 @@
 //! that links back into itself give clear answers, never a crash or an endless walk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_app::study::{discover, load_file};
+use lumen_study::{discover, load_file};
 use std::path::PathBuf;
 
 /// A DICOM file (explicit VR little endian) of `depth` sequences nested in one another, each in
@@ -217,7 +217,7 @@ fn a_small_nifti_declaring_a_huge_volume_is_refused_before_it_is_inflated() {
     gz.write_all(&header).unwrap();
     gz.write_all(&vec![0u8; 1 << 20]).unwrap();
     gz.finish().unwrap();
-    let message = lumen_app::study::load_nifti(&bomb)
+    let message = lumen_study::load_nifti(&bomb)
         .map(|_| ())
         .unwrap_err()
         .to_string();
@@ -233,7 +233,7 @@ fn discovery_stops_when_cancelled_even_inside_a_link_to_the_whole_disk() {
     let cancel = std::sync::Arc::new(AtomicBool::new(false));
     let walking = {
         let (dir, cancel) = (dir.path().to_path_buf(), cancel.clone());
-        std::thread::spawn(move || lumen_app::study::discover_cancellable(&dir, &cancel))
+        std::thread::spawn(move || lumen_study::discover_cancellable(&dir, &cancel))
     };
     cancel.store(true, Ordering::Relaxed);
     let message = match walking.join().unwrap() {
@@ -297,7 +297,7 @@ fn a_skewed_orientation_loads_with_a_warning() {
             .unwrap();
     }
     let found = discover(dir.path()).unwrap();
-    let volume = lumen_app::study::load_series(&found.series[0]).unwrap();
+    let volume = lumen_study::load_series(&found.series[0]).unwrap();
     assert!(
         volume
             .warnings

@@ -1,8 +1,8 @@
 //! End-to-end: NIfTI volumes and label maps open, and label maps written by Lumen read back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_app::export::{Segment, write_nifti_labels};
-use lumen_app::study::{geometry, load_nifti, load_nifti_labels};
+use lumen_annotation::export::{Segment, write_nifti_labels};
+use lumen_study::{geometry, load_nifti, load_nifti_labels};
 use lumen_tests::shared_data;
 
 #[test]

@@ -1,7 +1,7 @@
 //! `lumen eval`: a model's Dice and IoU per organ on a labelled set (DESIGN.md §4).
 
-use crate::eval::{EvalOptions, Source, evaluate};
 use anyhow::Context;
+use lumen_datasets::{EvalOptions, Source, evaluate};
 use lumen_engine::eval::{DEFAULT_MIN_AREA, ProtocolOptions};
 use std::path::PathBuf;
 
@@ -63,7 +63,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     outln!("{} slices, {:.1} s", report.slices, report.seconds)?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot serialize the report")?;
-        crate::export::write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))?;
+        lumen_annotation::export::write_atomic(path, |w| {
+            std::io::Write::write_all(w, json.as_bytes())
+        })?;
         outln!("report written to {}", path.display())?;
     }
     Ok(())

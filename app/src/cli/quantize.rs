@@ -81,7 +81,7 @@ fn real_slices(list: &str, preset: Preset) -> anyhow::Result<Vec<ndarray::Array2
     let per_case = wanted.div_ceil(paths.len());
     let mut slices = Vec::new();
     for path in paths {
-        let volume = crate::eval::btcv::load_npz(std::path::Path::new(path))?;
+        let volume = lumen_datasets::btcv::load_npz(std::path::Path::new(path))?;
         let labelled = volume.labelled_slices(1);
         let step = (labelled.len() / per_case.max(1)).max(1);
         for &z in labelled.iter().step_by(step).take(per_case) {

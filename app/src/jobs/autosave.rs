@@ -6,7 +6,7 @@
 //! autosave only if all of that matches, so a UID-less series never receives another patient's
 //! annotation.
 
-use crate::study::Volume;
+use lumen_study::Volume;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -35,14 +35,20 @@ impl SeriesIdentity {
             digest.update(value);
         };
         field(b"lumen autosave identity 1");
+        // as the DICOM says it: a NIfTI's modality, inferred since, was hashed as unknown ("")
+        let modality = if volume.slices.is_empty() {
+            ""
+        } else {
+            volume.modality.code()
+        };
         for text in [
-            &meta.patient_name,
+            meta.patient_name.as_str(),
             &meta.patient_id,
             &meta.patient_birth_date,
             &meta.study_instance_uid,
             &meta.series_instance_uid,
             &meta.frame_of_reference_uid,
-            &volume.modality,
+            modality,
             &volume.series_description,
         ] {
             field(text.as_bytes());
@@ -107,9 +113,9 @@ pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
         .unwrap_or_default();
     let aside = path.with_file_name(format!("{name}.unrestored-{stamp}.nii.gz"));
     std::fs::rename(path, &aside)?;
-    let sidecar = crate::export::sidecar_path(path);
+    let sidecar = lumen_annotation::export::sidecar_path(path);
     if sidecar.exists() {
-        std::fs::rename(&sidecar, crate::export::sidecar_path(&aside))?;
+        std::fs::rename(&sidecar, lumen_annotation::export::sidecar_path(&aside))?;
     }
     Ok(aside)
 }
@@ -122,7 +128,7 @@ mod tests {
     fn sample() -> Volume {
         let dir =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/totalsegmentator-ct");
-        crate::study::load_series(&crate::study::discover(&dir).unwrap().series[0]).unwrap()
+        lumen_study::load_series(&lumen_study::discover(&dir).unwrap().series[0]).unwrap()
     }
 
     #[test]
@@ -161,10 +167,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("abc.nii.gz");
         std::fs::write(&path, b"not a nifti").unwrap();
-        std::fs::write(crate::export::sidecar_path(&path), b"{}").unwrap();
+        std::fs::write(lumen_annotation::export::sidecar_path(&path), b"{}").unwrap();
         let aside = set_aside(&path).unwrap();
         assert!(!path.exists());
         assert_eq!(std::fs::read(&aside).unwrap(), b"not a nifti");
-        assert!(crate::export::sidecar_path(&aside).exists());
+        assert!(lumen_annotation::export::sidecar_path(&aside).exists());
     }
 }

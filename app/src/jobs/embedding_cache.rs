@@ -30,7 +30,7 @@ pub fn default_root() -> Option<PathBuf> {
 
 /// What identifies a series: its UID, or for anonymized series without one, a fingerprint of
 /// its grid and a sample of its voxels (FNV-1a, stable across runs).
-pub fn series_key(volume: &crate::study::Volume) -> String {
+pub fn series_key(volume: &lumen_study::Volume) -> String {
     let uid = &volume.study.series_instance_uid;
     if !uid.is_empty() {
         return uid.clone();
@@ -57,12 +57,12 @@ impl DiskCache {
     pub fn new(root: &Path, model_id: &str, series_uid: &str, rule: &str, budget: u64) -> Self {
         let key = format!(
             "{}-{}",
-            crate::paths::file_safe(series_uid),
-            crate::paths::file_safe(rule)
+            lumen_engine::fsio::file_safe(series_uid),
+            lumen_engine::fsio::file_safe(rule)
         );
         Self {
             root: root.to_path_buf(),
-            dir: root.join(crate::paths::file_safe(model_id)).join(key),
+            dir: root.join(lumen_engine::fsio::file_safe(model_id)).join(key),
             budget,
             writes: 0,
         }

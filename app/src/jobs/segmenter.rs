@@ -4,9 +4,10 @@
 
 use super::Waker;
 use super::embedding_cache::{self, DiskCache};
-use crate::study::Volume;
+use lumen_annotation::propagate::{self, model_image};
 use lumen_engine::model::{Embedding, ModelError, Prediction, Prompt, SamModel};
 use lumen_engine::runtime::SessionConfig;
+use lumen_study::{Modality, Volume};
 use ndarray::Array2;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -221,67 +222,34 @@ impl Worker {
         (self.wake)();
     }
 
-    /// Prompts each next slice with the previous slice's mask (its box and, within one direction,
-    /// its low-res logits) until the organ ends, the volume ends, or the user cancels.
+    /// Carries the request's mask through the neighbouring slices (`lumen_annotation::propagate`),
+    /// reporting each slice found.
     fn propagate(&mut self, request: &PropagationRequest) {
         let depth = self.volume.as_ref().map_or(0, |v| v.dims[2]);
-        let directions: Vec<isize> = [(request.up, 1), (request.down, -1)]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, d)| *d)
-            .collect();
-        let of = directions
-            .iter()
-            .map(|d| {
-                if *d > 0 {
-                    depth.saturating_sub(request.from + 1)
-                } else {
-                    request.from
-                }
-            })
-            .sum();
-        let mut masks = Vec::new();
-        let mut done = 0;
-        for step in directions {
-            let mut previous = request.mask.clone();
-            let mut previous_logits = None;
-            let mut z = request.from;
-            while let Some(next) = z.checked_add_signed(step).filter(|n| *n < depth) {
-                if request.cancel.load(Ordering::Relaxed) {
-                    let _ = self.outbox.send(Reply::Propagated {
-                        masks,
-                        cancelled: true,
-                    });
-                    (self.wake)();
-                    return;
-                }
-                let Some(prompt) = propagation_prompt(&previous, previous_logits.take()) else {
-                    break;
-                };
-                let answer =
-                    self.cache_embedding(next)
-                        .and_then(|()| match self.cache.get(&next) {
-                            Some(embedding) => self.model.predict(embedding, &prompt),
-                            None => {
-                                Err(ModelError::Image(format!("slice {next} has no embedding")))
-                            }
-                        });
-                let Ok(prediction) = answer else { break };
-                if !organ_continues(&previous, &prediction) {
-                    break;
-                }
-                previous = prediction.mask.clone();
-                previous_logits = Some(prediction.low_res_logits);
-                masks.push((next, prediction.mask));
-                z = next;
-                done += 1;
-                let _ = self.outbox.send(Reply::Propagating { done, of });
-                (self.wake)();
-            }
-        }
+        let start = propagate::Start {
+            from: request.from,
+            mask: &request.mask,
+            up: request.up,
+            down: request.down,
+        };
+        let outbox = self.outbox.clone();
+        let wake = self.wake.clone();
+        let found = propagate::propagate(
+            &start,
+            depth,
+            |z, prompt| {
+                self.cache_embedding(z).ok()?;
+                self.model.predict(self.cache.get(&z)?, prompt).ok()
+            },
+            || request.cancel.load(Ordering::Relaxed),
+            |done, of| {
+                let _ = outbox.send(Reply::Propagating { done, of });
+                wake();
+            },
+        );
         let _ = self.outbox.send(Reply::Propagated {
-            masks,
-            cancelled: false,
+            masks: found.masks,
+            cancelled: found.cancelled,
         });
         (self.wake)();
     }
@@ -346,81 +314,11 @@ impl Worker {
     /// The model's intensity rule for the volume's modality.
     fn rule_for(&self, volume: &Volume) -> &lumen_engine::model::IntensityRule {
         let rules = &self.model.bundle().manifest.intensity;
-        if volume.modality.eq_ignore_ascii_case("MR") {
-            &rules.mr
-        } else {
+        // MR's percentile rule suits any signal without a physical unit; the HU window suits CT only
+        if volume.modality == Modality::Ct {
             &rules.ct
+        } else {
+            &rules.mr
         }
-    }
-}
-
-/// Slice `z` of `volume` as a model's 8-bit input by `rule`. The models are trained on images
-/// where white means bright (MONOCHROME2), so they get the slice as the radiologist sees it.
-pub fn model_image(
-    volume: &Volume,
-    z: usize,
-    rule: &lumen_engine::model::IntensityRule,
-) -> Option<Array2<u8>> {
-    let [nx, ny, _] = volume.dims;
-    let slice = ndarray::ArrayView2::from_shape((ny, nx), volume.slice(z)?).ok()?;
-    let mut image = rule.to_u8(slice);
-    volume.apply_polarity(image.iter_mut());
-    Some(image)
-}
-
-/// The prompt for the next slice: the previous mask's box, a little larger since organs grow
-/// and shift between slices, plus its logits when they come from the same direction.
-fn propagation_prompt(previous: &Array2<bool>, logits: Option<Array2<f32>>) -> Option<Prompt> {
-    let (h, w) = previous.dim();
-    let mut bounds: Option<(usize, usize, usize, usize)> = None;
-    for ((y, x), on) in previous.indexed_iter() {
-        if *on {
-            let b = bounds.get_or_insert((x, y, x, y));
-            *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
-        }
-    }
-    let (x0, y0, x1, y1) = bounds?;
-    let margin = ((x1 - x0).max(y1 - y0) as f32 * 0.05).max(2.0);
-    let bbox = lumen_engine::model::BoxPrompt {
-        x0: (x0 as f32 - margin).max(0.0),
-        y0: (y0 as f32 - margin).max(0.0),
-        x1: (x1 as f32 + margin).min(w as f32 - 1.0),
-        y1: (y1 as f32 + margin).min(h as f32 - 1.0),
-    };
-    Some(Prompt {
-        points: Vec::new(),
-        bbox: Some(bbox),
-        previous_logits: logits,
-    })
-}
-
-/// The organ goes on while the new mask is not tiny and still overlaps the previous one.
-fn organ_continues(previous: &Array2<bool>, next: &Prediction) -> bool {
-    let area = next.area();
-    let previous_area = previous.iter().filter(|v| **v).count();
-    let overlap = previous
-        .iter()
-        .zip(next.mask.iter())
-        .filter(|(a, b)| **a && **b)
-        .count();
-    area >= 20
-        && area * 10 >= previous_area
-        && overlap * 4 >= area.min(previous_area)
-        && next.iou >= 0.5
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_propagation_box_covers_the_previous_mask_with_a_margin() {
-        let mask = Array2::from_shape_fn((100, 100), |(y, x)| {
-            (20..40).contains(&x) && (50..60).contains(&y)
-        });
-        let prompt = propagation_prompt(&mask, None).unwrap();
-        let b = prompt.bbox.unwrap();
-        assert_eq!((b.x0, b.y0, b.x1, b.y1), (18.0, 48.0, 41.0, 61.0));
-        assert!(propagation_prompt(&Array2::from_elem((4, 4), false), None).is_none());
     }
 }

@@ -2,9 +2,9 @@
 //! (or the one the user picks in the series browser), and make the browser's thumbnails.
 
 use super::Waker;
-use crate::export;
 use crate::jobs::autosave::{self, SeriesIdentity};
-use crate::study::{self, LabelVolume, LoadControl, SeriesInfo, Volume};
+use lumen_annotation::export;
+use lumen_study::{LabelVolume, LoadControl, SeriesInfo, Volume};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ fn load(
     control: &LoadControl,
 ) -> Result<LoadedStudy, String> {
     let discovery =
-        study::discover_cancellable(folder, &control.cancel).map_err(|e| e.to_string())?;
+        lumen_study::discover_cancellable(folder, &control.cancel).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
     else {
@@ -123,7 +123,7 @@ fn load_chosen(
     control
         .total
         .store(series.slice_count, std::sync::atomic::Ordering::Relaxed);
-    let volume = study::load_series_with(series, control).map_err(|e| e.to_string())?;
+    let volume = lumen_study::load_series_with(series, control).map_err(|e| e.to_string())?;
     notes.extend(volume.warnings.iter().cloned());
     // only with autosave on: a UID-less series costs a hash of all its voxels
     let identity = autosaves.map(|_| SeriesIdentity::of(&volume));
@@ -190,7 +190,7 @@ pub fn thumbnail(series: &SeriesInfo) -> Option<Array2<u8>> {
     let mut paths: Vec<&Path> = series.frames.iter().map(|f| f.path.as_path()).collect();
     paths.sort();
     paths.dedup();
-    let volume = study::load_file(paths.get(paths.len() / 2)?).ok()?;
+    let volume = lumen_study::load_file(paths.get(paths.len() / 2)?).ok()?;
     let [nx, ny, nz] = volume.dims;
     let z = nz / 2;
     let slice = volume.slice(z)?;

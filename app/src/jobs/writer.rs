@@ -1,8 +1,8 @@
 //! Writes exports and autosaves on a named background thread, so the UI never waits on a disk.
 
 use super::Waker;
-use crate::export::{self, SegOptions};
-use crate::study::{LabelVolume, Volume};
+use lumen_annotation::export::{self, SegOptions};
+use lumen_study::{LabelVolume, Volume};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};

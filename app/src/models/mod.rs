@@ -138,7 +138,7 @@ pub fn import_model(source: &Path, user_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// `dir/name`, or `dir/name-2`, `-3`… if taken.
 pub fn free_name(dir: &Path, name: &str) -> PathBuf {
-    let safe = crate::paths::file_safe(name);
+    let safe = lumen_engine::fsio::file_safe(name);
     let mut candidate = dir.join(&safe);
     let mut n = 2;
     while candidate.exists() {

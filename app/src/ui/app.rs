@@ -3,15 +3,17 @@
 
 use super::dialogs::{Dialogs, Purpose};
 use super::model_panel::{Action, ModelPanel};
+use super::model_state::{ModelInfo, ModelState};
+use super::shortcuts::{self, Command};
 use super::viewport::{self, Gesture, Mode, Placement};
-use crate::annotate::Document;
 use crate::jobs::Waker;
 use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
 use crate::jobs::writer::{self, Format, WriteJob};
-use crate::study::{PRESETS, Volume, Window};
-use egui::{Color32, ColorImage, Key, Modifiers, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
+use lumen_annotation::Document;
 use lumen_engine::model::{Point, Prediction, Prompt};
+use lumen_study::{PRESETS, Volume, Window};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +51,7 @@ pub enum Tool {
 #[derive(Default)]
 struct SeriesBrowser {
     folder: PathBuf,
-    series: Vec<crate::study::SeriesInfo>,
+    series: Vec<lumen_study::SeriesInfo>,
     open: usize,
     pixels: Vec<Option<ndarray::Array2<u8>>>,
     textures: Vec<Option<TextureHandle>>,
@@ -78,10 +80,10 @@ struct OpenStudy {
 pub struct LumenApp {
     wake: Waker,
     segmenter: Option<Segmenter>,
-    model_status: String,
+    model: ModelState,
     loading: Option<Receiver<Result<LoadedStudy, String>>>,
     /// Progress and cancel of the load in flight.
-    load_control: Arc<crate::study::LoadControl>,
+    load_control: Arc<lumen_study::LoadControl>,
     study: Option<OpenStudy>,
     notes: Vec<String>,
     tool: Tool,
@@ -100,7 +102,7 @@ pub struct LumenApp {
     saved_as: Vec<crate::settings::SavedAs>,
     /// The file manager's opener, if the desktop has one, and a failure it reported.
     folder_opener: Option<PathBuf>,
-    showing_folder: Option<Receiver<String>>,
+    showing_folder: Option<Receiver<Option<String>>>,
     /// Where the annotation is autosaved; None turns autosave off.
     autosave_folder: Option<PathBuf>,
     /// The last export written, for the user (and tests) to find it.
@@ -123,26 +125,6 @@ pub struct LumenApp {
     pub brush_radius: f32,
     stroke: Vec<(f32, f32)>,
 }
-
-/// The keyboard shortcuts, for the help overlay (F1).
-pub const SHORTCUTS: [(&str, &str); 13] = [
-    ("Ctrl+O", "open a study folder"),
-    ("Enter", "accept the mask preview into the active segment"),
-    ("Esc", "clear the prompt and the preview"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
-    ("Up / Down arrows, mouse wheel", "next / previous slice"),
-    ("Page Up / Page Down", "ten slices"),
-    ("left drag (Box tool)", "draw a box prompt"),
-    ("left click (+ / - tools)", "include / exclude point"),
-    (
-        "left drag (Brush / Eraser)",
-        "paint into / erase from the active segment",
-    ),
-    ("right drag", "window / level"),
-    ("Ctrl + wheel, middle drag", "zoom, pan (Fit view resets)"),
-    ("F1", "show or hide this help"),
-    ("Ctrl+Q", "save the annotation and quit"),
-];
 
 /// Shown when a study opens with nothing annotated yet: the prompt every bundled model knows.
 pub const FIRST_PROMPT_HINT: &str =
@@ -186,15 +168,18 @@ impl LumenApp {
             crate::paths::assets_dir().join("models"),
             crate::models::user_models_dir(),
         );
-        let (segmenter, model_status) = match Segmenter::start(model_dir, wake.clone()) {
-            Ok(s) => (Some(s), "Opening the model…".to_string()),
-            Err(e) => (None, format!("The segmenter could not start: {e}")),
+        let (segmenter, model) = match Segmenter::start(model_dir, wake.clone()) {
+            Ok(s) => (Some(s), ModelState::Opening),
+            Err(e) => (
+                None,
+                ModelState::Failed(format!("The segmenter could not start: {e}")),
+            ),
         };
         let dialogs = Dialogs::new(true, wake.clone());
         let mut app = Self {
             wake,
             segmenter,
-            model_status,
+            model,
             loading: None,
             load_control: Default::default(),
             study: None,
@@ -331,9 +316,9 @@ impl LumenApp {
         self.preview.is_some()
     }
 
-    /// What the model line of the panel says ("Model NAME (…)" once loaded).
-    pub fn model_status(&self) -> &str {
-        &self.model_status
+    /// Where the model stands (its name and precision once loaded).
+    pub fn model(&self) -> &ModelState {
+        &self.model
     }
 
     /// The open study's volume.
@@ -343,7 +328,7 @@ impl LumenApp {
 
     /// Whether the model is loaded and a study is open, so prompts can be answered.
     pub fn is_ready(&self) -> bool {
-        self.study.is_some() && self.model_status.starts_with("Model ")
+        self.study.is_some() && self.model.ready().is_some()
     }
 
     fn poll_jobs(&mut self) {
@@ -356,10 +341,12 @@ impl LumenApp {
             }
         }
         if let Some(showing) = &self.showing_folder
-            && let Ok(failed) = showing.try_recv()
+            && let Ok(answer) = showing.try_recv()
         {
             self.showing_folder = None;
-            self.notes = vec![failed];
+            if let Some(failed) = answer {
+                self.notes = vec![failed];
+            }
         }
         if let Some(loading) = &self.loading
             && let Ok(result) = loading.try_recv()
@@ -382,11 +369,15 @@ impl LumenApp {
                     precision,
                     input_size,
                 } => {
-                    self.model_status =
-                        format!("Model {name} ({precision}, {input_size}×{input_size})");
+                    self.model = ModelState::Ready(ModelInfo {
+                        name,
+                        precision,
+                        input_size,
+                    });
                 }
                 Reply::ModelFailed(message) => {
-                    self.model_status = format!("The model could not be opened: {message}")
+                    self.model =
+                        ModelState::Failed(format!("The model could not be opened: {message}"))
                 }
                 Reply::Predicted {
                     z,
@@ -584,6 +575,13 @@ impl LumenApp {
         }
     }
 
+    /// Moves `step` slices on (back when negative), stopping at the ends.
+    fn step_slices(&mut self, step: isize) {
+        if let Some(z) = self.current_slice() {
+            self.go_to_slice(z.saturating_add_signed(step));
+        }
+    }
+
     /// Moves to slice `z`: the prompt belongs to a slice, so it is cleared; neighbours are prefetched.
     pub fn go_to_slice(&mut self, z: usize) {
         let Some(study) = &mut self.study else { return };
@@ -646,11 +644,7 @@ impl LumenApp {
                     study.slice_dirty = true;
                 }
             }
-            Gesture::Scroll(step) => {
-                if let Some(z) = self.current_slice() {
-                    self.go_to_slice(z.saturating_add_signed(step as isize));
-                }
-            }
+            Gesture::Scroll(step) => self.step_slices(step as isize),
             Gesture::Zoom(factor) => {
                 if let Some(study) = &mut self.study {
                     study.zoom = (study.zoom * factor).clamp(0.5, 16.0);
@@ -678,9 +672,9 @@ impl LumenApp {
             return;
         };
         let [nx, ny, _] = study.volume.dims;
-        let mask = crate::annotate::brush::stroke_mask(&stroke, self.brush_radius, (nx, ny));
+        let mask = lumen_annotation::brush::stroke_mask(&stroke, self.brush_radius, (nx, ny));
         let erase = self.tool == Tool::Eraser;
-        let changed = crate::annotate::brush::apply_stroke(
+        let changed = lumen_annotation::brush::apply_stroke(
             &mut study.document,
             study.z,
             label,
@@ -829,15 +823,7 @@ impl LumenApp {
         if self.dialogs.is_open() {
             return;
         }
-        let (help, dropped) = ctx.input(|i| {
-            (
-                i.key_pressed(Key::F1),
-                i.raw.dropped_files.first().map(|f| f.path().to_path_buf()),
-            )
-        });
-        if help {
-            self.show_shortcuts = !self.show_shortcuts;
-        }
+        let dropped = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
         // A dropped file opens the folder it is in (its series).
         if let Some(path) = dropped {
             let folder = if path.is_dir() {
@@ -847,63 +833,28 @@ impl LumenApp {
             };
             self.open_folder(&folder);
         }
-        // Keys typed into a text field (a segment's name) are not shortcuts.
-        if ctx.egui_wants_keyboard_input() {
-            return;
+        // Keys typed into a text field (a segment's name) are not shortcuts, but for F1.
+        let typing = ctx.egui_wants_keyboard_input();
+        for command in shortcuts::pressed(ctx, typing) {
+            self.run(command, ctx);
         }
-        // The modifiers each key event carries, not those held at the end of the frame: when the
-        // window repaints slowly, Ctrl down, Q, Ctrl up arrive in one frame.
-        let (open, quit, redo, undo) = ctx.input_mut(|i| {
-            (
-                i.consume_key(Modifiers::COMMAND, Key::O),
-                i.consume_key(Modifiers::COMMAND, Key::Q),
-                i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z),
-                i.consume_key(Modifiers::COMMAND, Key::Z),
-            )
-        });
-        if open {
-            self.pick_folder();
-        }
-        if quit {
+    }
+
+    /// Does what a shortcut asks.
+    fn run(&mut self, command: Command, ctx: &egui::Context) {
+        match command {
+            Command::OpenFolder => self.pick_folder(),
             // on_exit saves the annotation before the window goes
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-        }
-        let (accept, escape, next, previous, page_next, page_previous) = ctx.input(|i| {
-            (
-                i.key_pressed(Key::Enter),
-                i.key_pressed(Key::Escape),
-                i.key_pressed(Key::ArrowUp),
-                i.key_pressed(Key::ArrowDown),
-                i.key_pressed(Key::PageDown),
-                i.key_pressed(Key::PageUp),
-            )
-        });
-        if undo {
-            self.undo();
-        }
-        if redo {
-            self.redo();
-        }
-        if accept {
-            self.accept_preview();
-        }
-        if escape {
-            self.clear_prompt();
-        }
-        if let Some(z) = self.current_slice() {
-            let step: isize = [
-                (next, 1),
-                (previous, -1),
-                (page_next, 10),
-                (page_previous, -10),
-            ]
-            .iter()
-            .filter(|(pressed, _)| *pressed)
-            .map(|(_, s)| *s)
-            .sum();
-            if step != 0 {
-                self.go_to_slice(z.saturating_add_signed(step));
-            }
+            Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            Command::Undo => self.undo(),
+            Command::Redo => self.redo(),
+            Command::AcceptPreview => self.accept_preview(),
+            Command::ClearPrompt => self.clear_prompt(),
+            Command::ToggleHelp => self.show_shortcuts = !self.show_shortcuts,
+            Command::NextSlice => self.step_slices(1),
+            Command::PreviousSlice => self.step_slices(-1),
+            Command::TenSlicesOn => self.step_slices(10),
+            Command::TenSlicesBack => self.step_slices(-10),
         }
     }
 
@@ -1150,12 +1101,9 @@ impl LumenApp {
                     &study.window,
                 );
             }
-            let unit = if study.volume.modality == "CT" {
-                "HU"
-            } else {
-                "signal"
-            };
-            study.histogram.show(ui, &study.window, unit);
+            study
+                .histogram
+                .show(ui, &study.window, study.volume.modality.value_name());
         }
         ui.separator();
         self.export_section(ui);
@@ -1166,13 +1114,13 @@ impl LumenApp {
         } else {
             (None, None)
         };
+        let model = self.model.status();
         let status = match timings {
-            (Some(e), Some(d)) => format!(
-                "{}\nlast slice encoded in {e:.0} ms, last mask in {d:.0} ms",
-                self.model_status
-            ),
-            (Some(e), None) => format!("{}\nlast slice encoded in {e:.0} ms", self.model_status),
-            _ => self.model_status.clone(),
+            (Some(e), Some(d)) => {
+                format!("{model}\nlast slice encoded in {e:.0} ms, last mask in {d:.0} ms")
+            }
+            (Some(e), None) => format!("{model}\nlast slice encoded in {e:.0} ms"),
+            _ => model,
         };
         match self.model_panel.show(ui, &status, can_switch, &self.wake) {
             Some(Action::Use(dir)) => self.use_model(dir),
@@ -1190,14 +1138,16 @@ impl LumenApp {
                     segmenter.send(Request::SetVolume(study.volume.clone()));
                 }
                 self.segmenter = Some(segmenter);
-                self.model_status = "Opening the model…".to_string();
+                self.model = ModelState::Opening;
                 self.latency = (None, None);
                 self.model_panel.active = dir;
                 self.generation += 1;
                 self.preview = None;
                 self.mark_overlay_dirty();
             }
-            Err(e) => self.model_status = format!("The segmenter could not start: {e}"),
+            Err(e) => {
+                self.model = ModelState::Failed(format!("The segmenter could not start: {e}"))
+            }
         }
     }
 }
@@ -1282,7 +1232,7 @@ impl eframe::App for LumenApp {
             .collapsible(false)
             .show(&ctx, |ui| {
                 egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                    for (keys, what) in SHORTCUTS {
+                    for (keys, what) in shortcuts::help_rows() {
                         ui.strong(keys);
                         ui.label(what);
                         ui.end_row();
@@ -1304,8 +1254,9 @@ impl eframe::App for LumenApp {
                 // before the hover readout, which comes and goes with the pointer: a button
                 // after it would move away as the pointer reaches for it
                 self.export_offers(ui);
-                if let Some((x, y, v)) = self.hover {
-                    ui.label(format!("({x}, {y}) {v:.0} HU"));
+                if let (Some((x, y, v)), Some(study)) = (self.hover, &self.study) {
+                    let unit = study.volume.modality.unit().unwrap_or("");
+                    ui.label(format!("({x}, {y}) {v:.0} {unit}").trim_end().to_string());
                 }
                 for note in &self.notes {
                     ui.label(note);

@@ -12,26 +12,24 @@ pub fn folder_opener() -> Option<PathBuf> {
 }
 
 /// Opens `folder` with `opener` on its own thread (it may wait for the file manager); a
-/// failure arrives on the receiver in words.
-pub fn show_folder(opener: &Path, folder: &Path, wake: crate::jobs::Waker) -> Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
+/// failure arrives on the receiver in words, success as `None`.
+pub fn show_folder(
+    opener: &Path,
+    folder: &Path,
+    wake: crate::jobs::Waker,
+) -> std::io::Result<Receiver<Option<String>>> {
     let (opener, folder) = (opener.to_path_buf(), folder.to_path_buf());
-    let _ = std::thread::Builder::new()
-        .name("show-folder".into())
-        .spawn(move || {
-            let failed = match std::process::Command::new(&opener).arg(&folder).status() {
-                Ok(status) if status.success() => None,
-                Ok(status) => Some(format!(
-                    "{} could not open {}: {status}",
-                    opener.display(),
-                    folder.display()
-                )),
-                Err(e) => Some(format!("{} could not start: {e}", opener.display())),
-            };
-            if let Some(message) = failed {
-                let _ = tx.send(message);
-                wake();
-            }
-        });
-    rx
+    crate::jobs::spawn_job(
+        "show-folder",
+        wake,
+        move || match std::process::Command::new(&opener).arg(&folder).status() {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!(
+                "{} could not open {}: {status}",
+                opener.display(),
+                folder.display()
+            )),
+            Err(e) => Some(format!("{} could not start: {e}", opener.display())),
+        },
+    )
 }

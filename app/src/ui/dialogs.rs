@@ -185,23 +185,20 @@ fn portal_reachable() -> bool {
 
 /// Starts the desktop dialog for `q` on its own thread.
 fn desktop_dialog(q: &Question, wake: Waker) -> std::io::Result<Receiver<DesktopAnswer>> {
-    let (tx, rx) = std::sync::mpsc::channel();
     let dialog = rfd::FileDialog::new()
         .set_title(q.purpose.title())
         .set_directory(&q.start);
     let (purpose, name) = (q.purpose, q.name.clone());
-    std::thread::Builder::new()
-        .name("desktop-dialog".into())
-        .spawn(move || {
-            let asked = Instant::now();
-            let picked = match purpose.mode() {
-                Mode::Folder => dialog.pick_folder(),
-                Mode::File => dialog.pick_file(),
-                Mode::Save => dialog.set_file_name(name).save_file(),
-            };
-            let took = asked.elapsed();
-            let _ = tx.send(DesktopAnswer { picked, took });
-            wake();
-        })?;
-    Ok(rx)
+    crate::jobs::spawn_job("desktop-dialog", wake, move || {
+        let asked = Instant::now();
+        let picked = match purpose.mode() {
+            Mode::Folder => dialog.pick_folder(),
+            Mode::File => dialog.pick_file(),
+            Mode::Save => dialog.set_file_name(name).save_file(),
+        };
+        DesktopAnswer {
+            picked,
+            took: asked.elapsed(),
+        }
+    })
 }

@@ -1,8 +1,8 @@
 //! The intensity histogram of the slice on screen (or of the active segment on it), over twice
 //! the display window, with the window's edges drawn on it.
 
-use crate::study::Window;
 use egui_plot::{Bar, BarChart, Plot, VLine};
+use lumen_study::Window;
 
 /// Bars of the histogram.
 const BINS: usize = 100;

@@ -6,6 +6,8 @@ pub mod dialogs;
 pub mod file_chooser;
 pub mod histogram;
 pub mod model_panel;
+pub mod model_state;
+pub mod shortcuts;
 pub mod viewport;
 
 pub use app::{LumenApp, Tool};

@@ -141,17 +141,12 @@ impl ModelPanel {
 
     /// Imports the bundle folder `dir` on its own thread.
     pub fn import(&mut self, dir: PathBuf, wake: Waker) {
-        let (tx, rx) = std::sync::mpsc::channel();
         let user_dir = self.user_dir.clone();
-        let spawned = std::thread::Builder::new()
-            .name("import-model".into())
-            .spawn(move || {
-                let result = models::import_model(&dir, &user_dir).map_err(|e| format!("{e:#}"));
-                let _ = tx.send(result);
-                wake();
-            });
+        let spawned = crate::jobs::spawn_job("import-model", wake, move || {
+            models::import_model(&dir, &user_dir).map_err(|e| format!("{e:#}"))
+        });
         match spawned {
-            Ok(_) => self.importing = Some(rx),
+            Ok(rx) => self.importing = Some(rx),
             Err(e) => self.message = Some(format!("The import could not start: {e}")),
         }
     }

@@ -249,9 +249,9 @@ pub fn direction_letters(d: [f64; 3]) -> String {
 
 impl ViewLabels {
     /// From the volume's voxel → patient transform: +column points right, +row points down.
-    pub fn new(patient_from_voxel: &crate::study::Mat4, spacing_x: f64) -> Self {
-        let col = crate::study::geometry::column(patient_from_voxel, 0);
-        let row = crate::study::geometry::column(patient_from_voxel, 1);
+    pub fn new(patient_from_voxel: &lumen_study::Mat4, spacing_x: f64) -> Self {
+        let col = lumen_study::geometry::column(patient_from_voxel, 0);
+        let row = lumen_study::geometry::column(patient_from_voxel, 1);
         let neg = |v: [f64; 3]| [-v[0], -v[1], -v[2]];
         Self {
             edges: [
@@ -363,7 +363,7 @@ mod label_tests {
         // Oblique: strongest first; small components left out.
         assert_eq!(direction_letters([0.8, 0.0, -0.6]), "LI");
         assert_eq!(direction_letters([0.99, 0.1, 0.0]), "L");
-        let m = crate::study::geometry::from_columns(
+        let m = lumen_study::geometry::from_columns(
             [0.7, 0.0, 0.0],
             [0.0, 0.7, 0.0],
             [0.0, 0.0, 2.0],

@@ -87,9 +87,11 @@ pub fn drag_box(harness: &mut Harness<'_, LumenApp>, from: (f32, f32), to: (f32,
 /// series: a box around it, the preview, Enter. Returns the slice and the liver's pixels on it.
 pub fn box_the_liver_and_accept(harness: &mut Harness<'_, LumenApp>) -> (usize, Vec<bool>) {
     let labels_path = repo().join("../shared/data/totalsegmentator/example_seg_dicom.nii.gz");
-    let (labels, _) =
-        lumen_app::export::nifti::reimport_nifti(&labels_path, harness.state().volume().unwrap())
-            .unwrap();
+    let (labels, _) = lumen_annotation::export::nifti::reimport_nifti(
+        &labels_path,
+        harness.state().volume().unwrap(),
+    )
+    .unwrap();
     let z = harness.state().current_slice().unwrap();
     let [nx, ny, _] = labels.dims;
     let liver: Vec<bool> = labels.labels[z * nx * ny..(z + 1) * nx * ny]

@@ -4,6 +4,7 @@
 use super::super::desktop;
 use super::super::dialogs::{Answer, Dialogs, Purpose, Question};
 use super::super::file_chooser::home_dir;
+use super::super::model_state::ModelInfo;
 use super::LumenApp;
 use crate::jobs::writer::{self, Format, WriteJob};
 use std::path::{Path, PathBuf};
@@ -138,7 +139,11 @@ impl LumenApp {
             labels,
             segments,
             target,
-            model: self.model_status.trim_start_matches("Model ").to_string(),
+            model: self
+                .model
+                .ready()
+                .map(ModelInfo::describe)
+                .unwrap_or_default(),
         };
         self.notes = vec![format!("Writing {}…", job.target.display())];
         self.writes.push(writer::write(job, self.wake.clone()));
@@ -242,7 +247,10 @@ impl LumenApp {
             && let Some(folder) = path.parent()
             && ui.small_button("Show folder").clicked()
         {
-            self.showing_folder = Some(desktop::show_folder(opener, folder, self.wake.clone()));
+            match desktop::show_folder(opener, folder, self.wake.clone()) {
+                Ok(showing) => self.showing_folder = Some(showing),
+                Err(e) => self.notes = vec![format!("The file manager could not start: {e}")],
+            }
         }
     }
 }

@@ -35,19 +35,11 @@ pub enum Looked {
 
 /// Reads `path` on its own thread; the answer comes on the receiver, then `wake` runs.
 pub fn look_at(path: PathBuf, wake: crate::jobs::Waker) -> Receiver<Looked> {
-    let (tx, rx) = channel();
-    let spawned = std::thread::Builder::new()
-        .name("file-chooser".into())
-        .spawn(move || {
-            let _ = tx.send(look(&path));
-            wake();
-        });
-    if let Err(e) = spawned {
+    crate::jobs::spawn_job("file-chooser", wake, move || look(&path)).unwrap_or_else(|e| {
         let (tx, failed) = channel();
         let _ = tx.send(Looked::Failed(format!("The folder could not be read: {e}")));
-        return failed;
-    }
-    rx
+        failed
+    })
 }
 
 /// What `path` is: a folder's listing, a file, or why neither.

@@ -81,14 +81,7 @@ impl FileChooser {
         if let Some(home) = home_dir() {
             places.insert(0, ("Home".into(), home));
         }
-        let media_wake = wake.clone();
-        let (tx, media) = std::sync::mpsc::channel();
-        let _ = std::thread::Builder::new()
-            .name("media".into())
-            .spawn(move || {
-                let _ = tx.send(listing::removable_media());
-                media_wake();
-            });
+        let media = crate::jobs::spawn_job("media", wake.clone(), listing::removable_media).ok();
         let mut chooser = Self {
             title: title.into(),
             mode,
@@ -98,7 +91,7 @@ impl FileChooser {
             name: name.into(),
             looking: None,
             places,
-            media: Some(media),
+            media,
             message: None,
             confirm_replace: None,
             focus_path: true,

@@ -2,11 +2,11 @@
 //! hand-drawn mask per slice. As in `packaging/model/evaluate.py`, the n-th PNG (by file name)
 //! labels the n-th DICOM file (by file name), whatever order the slices have in space.
 
-use super::volume::LabelledVolume;
-use crate::study::{discover, load_series};
+use crate::volume::LabelledVolume;
 use anyhow::{Context, bail, ensure};
 use lumen_engine::eval::Organ;
 use lumen_engine::model::IntensityRule;
+use lumen_study::{discover, load_series};
 use ndarray::{Array2, Array3, Axis};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -70,7 +70,7 @@ pub fn load(root: &Path, ct: &IntensityRule) -> anyhow::Result<LabelledVolume> {
             .file_name()
             .and_then(|n| by_file.get(n))
             .with_context(|| format!("{}: not part of the loaded series", dicom.display()))?;
-        let image = crate::jobs::segmenter::model_image(&volume, *z, ct)
+        let image = lumen_annotation::propagate::model_image(&volume, *z, ct)
             .with_context(|| format!("{}: slice {z} is missing", dicom.display()))?;
         images.index_axis_mut(Axis(0), k).assign(&image);
         let mask = read_mask(mask_path)?;

@@ -3,11 +3,11 @@
 //! series voxel for voxel as a SEG or NIfTI import is. The labels were made by the
 //! TotalSegmentator model, not drawn by hand. Scored: the abdominal organs BTCV also labels.
 
-use super::volume::LabelledVolume;
-use crate::study::{discover, load_series};
+use crate::volume::LabelledVolume;
 use anyhow::{Context, ensure};
 use lumen_engine::eval::Organ;
 use lumen_engine::model::IntensityRule;
+use lumen_study::{discover, load_series};
 use ndarray::{Array3, Axis};
 use std::path::{Path, PathBuf};
 
@@ -47,7 +47,7 @@ pub fn load(root: &Path, ct: &IntensityRule) -> anyhow::Result<LabelledVolume> {
         .with_context(|| format!("{}: no readable DICOM series", dicom_dir.display()))?;
     let volume = load_series(&series)?;
     let seg_path = root.join("example_seg_dicom.nii.gz");
-    let (labels, _) = crate::export::reimport_nifti(&seg_path, &volume)?;
+    let (labels, _) = lumen_annotation::export::reimport_nifti(&seg_path, &volume)?;
     let names = read_names(&root.join("labels_total.tsv"))?;
     let organs: Vec<Organ> = names
         .iter()
@@ -64,7 +64,7 @@ pub fn load(root: &Path, ct: &IntensityRule) -> anyhow::Result<LabelledVolume> {
     let [nx, ny, nz] = volume.dims;
     let mut images = Array3::<u8>::zeros((nz, ny, nx));
     for z in 0..nz {
-        let image = crate::jobs::segmenter::model_image(&volume, z, ct)
+        let image = lumen_annotation::propagate::model_image(&volume, z, ct)
             .with_context(|| format!("{}: slice {z} is missing", dicom_dir.display()))?;
         images.index_axis_mut(Axis(0), z).assign(&image);
     }

@@ -3,11 +3,11 @@
 //! slice is turned into DICOM display orientation (rows anterior→posterior, columns patient
 //! right→left) and mapped to 8 bits by the model's own MR rule, slice by slice as the app does.
 
-use super::volume::LabelledVolume;
-use crate::study::{load_nifti, load_nifti_labels};
+use crate::volume::LabelledVolume;
 use anyhow::{Context, ensure};
 use lumen_engine::eval::Organ;
 use lumen_engine::model::IntensityRule;
+use lumen_study::{load_nifti, load_nifti_labels};
 use ndarray::{Array2, Array3, Axis};
 use std::path::{Path, PathBuf};
 

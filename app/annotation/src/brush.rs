@@ -1,7 +1,7 @@
 //! Brush and eraser: a stroke (image-pixel points along the pointer's path) becomes a disc-swept
 //! mask, which is added to or removed from a segment on one slice as one undoable edit.
 
-use super::Document;
+use crate::Document;
 use ndarray::{Array2, ArrayView2};
 
 /// Pixels within `radius` of the polyline through `points` on an image of (width, height).

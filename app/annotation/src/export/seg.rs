@@ -9,8 +9,8 @@ use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 
 use super::{AlgorithmType, Code, ExportError, Result, Segment, new_uid, write_atomic};
-use crate::study::geometry;
-use crate::study::{LabelVolume, Volume};
+use lumen_study::geometry;
+use lumen_study::{LabelVolume, Volume};
 
 /// SOP Class UID of Segmentation Storage.
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";

@@ -1,9 +1,9 @@
 //! BTCV cases stored as `.npz`: `image` (Z, H, W) uint8 already windowed, `label` (Z, H, W),
 //! optional `class_names` (index = label value).
 
-use super::npy::{NpyArray, NpyData};
-use super::npz::{Npz, NpzError};
-use super::volume::{LabelledVolume, rot90};
+use crate::npy::{NpyArray, NpyData};
+use crate::npz::{Npz, NpzError};
+use crate::volume::{LabelledVolume, rot90};
 use lumen_engine::eval::Organ;
 use ndarray::Array3;
 use std::path::Path;

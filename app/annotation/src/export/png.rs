@@ -6,7 +6,7 @@ use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 
 use super::{ExportError, Result, Segment, write_atomic};
-use crate::study::{LabelVolume, Volume, Window};
+use lumen_study::{LabelVolume, Volume, Window};
 
 fn write_png(
     path: &Path,
@@ -52,7 +52,7 @@ fn mask_files(dir: &Path, labels: &LabelVolume, segments: &[Segment]) -> Result<
     let plane = nx * ny;
     let mut written = Vec::new();
     for seg in segments {
-        let safe = crate::paths::file_safe(&seg.name);
+        let safe = lumen_engine::fsio::file_safe(&seg.name);
         let sub = dir.join(format!("{:03}_{safe}", seg.label));
         let mut created = false;
         for z in 0..nz {

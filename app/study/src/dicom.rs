@@ -12,8 +12,8 @@ use dicom_pixeldata::{
 };
 use rayon::prelude::*;
 
-use super::geometry::{self, Mat4};
-use super::{Result, SliceSource, StudyError, StudyMeta, Volume, Window};
+use crate::geometry::{self, Mat4};
+use crate::{Modality, Result, SliceSource, StudyError, StudyMeta, Volume, Window};
 
 const PER_FRAME_FG: Tag = Tag(0x5200, 0x9230);
 const SHARED_FG: Tag = Tag(0x5200, 0x9229);
@@ -103,7 +103,7 @@ pub struct SeriesInfo {
     /// Series Description (with a part suffix where a series was split).
     pub description: String,
     /// Modality.
-    pub modality: String,
+    pub modality: Modality,
     /// Series Number.
     pub series_number: Option<i64>,
     /// Rows.
@@ -871,7 +871,7 @@ pub fn discover_cancellable(
         frames: Vec<FrameHeader>,
         meta: StudyMeta,
         description: String,
-        modality: String,
+        modality: Modality,
         number: Option<i64>,
     }
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
@@ -1016,7 +1016,7 @@ pub fn discover_cancellable(
     Ok(Discovery { series, problems })
 }
 
-type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, String, Option<i64>);
+type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, Modality, Option<i64>);
 
 fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
     let file = open_header(path)?;
@@ -1032,7 +1032,7 @@ fn read_header_summary(path: &Path) -> Result<HeaderSummary> {
         frames,
         study_meta(obj),
         get_str(obj, tags::SERIES_DESCRIPTION).unwrap_or_default(),
-        get_str(obj, tags::MODALITY).unwrap_or_default(),
+        Modality::from_dicom(&get_str(obj, tags::MODALITY).unwrap_or_default()),
         get_int(obj, tags::SERIES_NUMBER),
     ))
 }
@@ -1512,7 +1512,7 @@ fn assemble(
     frames: &[FrameHeader],
     study: StudyMeta,
     description: String,
-    modality: String,
+    modality: Modality,
     where_: &Path,
     extra_warnings: Vec<String>,
     preloaded: Option<DefaultDicomObject>,
@@ -1681,7 +1681,7 @@ pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {
     let obj: &InMemDicomObject = &file;
     let meta = study_meta(obj);
     let description = get_str(obj, tags::SERIES_DESCRIPTION).unwrap_or_default();
-    let modality = get_str(obj, tags::MODALITY).unwrap_or_default();
+    let modality = Modality::from_dicom(&get_str(obj, tags::MODALITY).unwrap_or_default());
     assemble(
         &frames,
         meta,
@@ -2046,7 +2046,7 @@ mod tests {
         use dicom_core::{DataElement, PrimitiveValue, VR};
         use dicom_object::FileMetaTableBuilder;
         let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/dicom2nifti_tests/tests/data/anatomical/001");
+            .join("../../../shared/data/dicom2nifti_tests/tests/data/anatomical/001");
         let dir = tempfile::tempdir().unwrap();
         let images = dir.path().join("images");
         std::fs::create_dir(&images).unwrap();

@@ -1,9 +1,9 @@
 //! The document as the exporters see it (a label map on the study grid plus coded segments),
 //! and back again when an export or autosave is re-imported.
 
-use super::{Document, Segment};
 use crate::export;
-use crate::study::{LabelVolume, Volume};
+use crate::{Document, Segment};
+use lumen_study::{LabelVolume, Volume};
 
 impl Document {
     /// The label map and coded segments of this document on `volume`'s grid.

@@ -7,8 +7,8 @@ use nifti::writer::WriterOptions;
 use nifti::{NiftiHeader, NiftiType};
 
 use super::{ExportError, Result, Segment, with_temp_path, write_atomic};
-use crate::study::geometry::{self, Mat4};
-use crate::study::{LabelVolume, Volume};
+use lumen_study::geometry::{self, Mat4};
+use lumen_study::{LabelVolume, Volume};
 
 /// The sidecar next to a NIfTI file: `labels.nii.gz` → `labels.json`.
 pub fn sidecar_path(nifti_path: &Path) -> PathBuf {
@@ -249,7 +249,7 @@ pub fn map_index(map: &[(usize, i64, i64); 3], to: [i64; 3]) -> [i64; 3] {
 /// Re-import a NIfTI label map onto `volume`'s grid. The label map must lie exactly on the study's
 /// voxels (any axis order or flip, as other tools may write it); its sidecar gives the segments.
 pub fn reimport_nifti(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segment>)> {
-    let src = crate::study::load_nifti_labels(path).map_err(|e| ExportError::read(path, e))?;
+    let src = lumen_study::load_nifti_labels(path).map_err(|e| ExportError::read(path, e))?;
     let map = grid_mapping(&src.patient_from_voxel, src.dims, &volume.patient_from_voxel, volume.dims, 1e-3)
         .ok_or_else(|| {
             ExportError::mismatch(
@@ -332,14 +332,14 @@ mod tests {
             (h.sform_code, h.qform_code, h.datatype, h.intent_code),
             (1, 1, 2, 1002)
         );
-        let sform = crate::study::nifti::ras_affine(h);
+        let sform = lumen_study::nifti::ras_affine(h);
         let mut hq = h.clone();
         hq.sform_code = 0;
-        let qform = crate::study::nifti::ras_affine(&hq);
+        let qform = lumen_study::nifti::ras_affine(&hq);
         let ras = geometry::mul(&geometry::RAS_FROM_LPS, &pfv);
         assert!(geometry::max_abs_diff(&sform, &ras) < 1e-4, "{sform:?}");
         assert!(geometry::max_abs_diff(&qform, &ras) < 1e-4, "{qform:?}");
-        let back = crate::study::load_nifti_labels(&p).unwrap();
+        let back = lumen_study::load_nifti_labels(&p).unwrap();
         assert_eq!(back.labels, labels.labels);
         let segs = read_sidecar(&p).unwrap().unwrap();
         assert_eq!(segs[1].name, "spleen");

@@ -1,7 +1,7 @@
 //! Fuzz target: read one DICOM file (header, geometry, pixel decoding) from arbitrary bytes.
 //!
 //! ```sh
-//! cd fuzz && mkdir -p corpus/read_dicom && cp ../../shared/data/pydicom_testfiles/MR_small*.dcm corpus/read_dicom/
+//! cd app/study/fuzz && mkdir -p corpus/read_dicom && cp ../../../../shared/data/pydicom_testfiles/MR_small*.dcm corpus/read_dicom/
 //! cargo +nightly fuzz run read_dicom corpus/read_dicom -- -max_len=16384 -rss_limit_mb=2048 -malloc_limit_mb=8192
 //! ```
 //!
@@ -14,10 +14,6 @@
 //! `load_bytes`, an abort, or an ASan report is a finding.
 #![no_main]
 
-#[path = "../../app/src/study/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod study;
-
 static HOOK: std::sync::Once = std::sync::Once::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -27,7 +23,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }));
     });
     // must return Ok or a typed error
-    if let Ok(v) = study::dicom::load_bytes(std::path::Path::new("fuzz.dcm"), data) {
+    if let Ok(v) = lumen_study::dicom::load_bytes(std::path::Path::new("fuzz.dcm"), data) {
         assert_eq!(v.voxels.len(), v.dims[0] * v.dims[1] * v.dims[2]);
     }
 });

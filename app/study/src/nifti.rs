@@ -7,8 +7,8 @@ use std::path::Path;
 
 use nifti::{Endianness, NiftiHeader, NiftiObject, ReaderOptions};
 
-use super::geometry::{self, Mat4};
-use super::{LabelVolume, Result, StudyError, StudyMeta, Volume};
+use crate::geometry::{self, Mat4};
+use crate::{LabelVolume, Modality, Result, StudyError, StudyMeta, Volume};
 
 /// A NIfTI file decoded to `f64` values with its LPS geometry.
 pub(crate) struct RawNifti {
@@ -19,7 +19,7 @@ pub(crate) struct RawNifti {
 }
 
 /// The RAS affine of a NIfTI header: sform if set, else qform, else pixdim scaling.
-pub(crate) fn ras_affine(h: &NiftiHeader) -> Mat4 {
+pub fn ras_affine(h: &NiftiHeader) -> Mat4 {
     if h.sform_code > 0 {
         let r = |row: [f32; 4]| row.map(f64::from);
         return [r(h.srow_x), r(h.srow_y), r(h.srow_z), [0.0, 0.0, 0.0, 1.0]];
@@ -196,12 +196,13 @@ pub fn load_nifti(path: impl AsRef<Path>) -> Result<Volume> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    let voxels: Vec<f32> = raw.values.iter().map(|&v| v as f32).collect();
     Ok(Volume {
         dims: raw.dims,
-        voxels: raw.values.iter().map(|&v| v as f32).collect(),
+        modality: Modality::infer_from_values(&voxels),
+        voxels,
         spacing: geometry::spacing(&raw.patient_from_voxel),
         patient_from_voxel: raw.patient_from_voxel,
-        modality: String::new(),
         series_description: name,
         warnings: raw.warnings,
         window: None,

@@ -6,6 +6,7 @@
 
 pub mod dicom;
 pub mod geometry;
+pub mod modality;
 pub mod nifti;
 pub mod window;
 
@@ -16,6 +17,7 @@ pub use dicom::{
     load_series_with,
 };
 pub use geometry::Mat4;
+pub use modality::Modality;
 pub use nifti::{load_nifti, load_nifti_labels};
 pub use window::{PRESETS, Window, WindowPreset, preset, window_to_u8};
 
@@ -159,8 +161,8 @@ pub struct Volume {
     pub spacing: [f64; 3],
     /// Voxel index → patient (LPS, mm).
     pub patient_from_voxel: Mat4,
-    /// Modality (CT, MR, …); empty when unknown (NIfTI).
-    pub modality: String,
+    /// Modality: from the DICOM, inferred from the values for NIfTI.
+    pub modality: Modality,
     /// Series description (or the file name for NIfTI).
     pub series_description: String,
     /// Visible warnings: uneven spacing, gantry tilt, missing slices, …
@@ -232,7 +234,7 @@ impl Volume {
         if let Some(w) = self.window {
             return w;
         }
-        if self.modality.eq_ignore_ascii_case("CT") {
+        if self.modality == Modality::Ct {
             return Window::new(40.0, 400.0);
         }
         let (lo, hi) = self.value_range();

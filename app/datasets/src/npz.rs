@@ -1,6 +1,6 @@
 //! `.npz` archives: a zip of `.npy` members (stored or deflated).
 
-use super::npy::{self, NpyArray};
+use crate::npy::{self, NpyArray};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -92,8 +92,8 @@ impl Npz {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::npy::NpyData;
-    use crate::eval::npy::tests::npy;
+    use crate::npy::NpyData;
+    use crate::npy::tests::npy;
     use std::io::Write;
 
     fn write_npz(path: &Path, members: &[(&str, Vec<u8>)], method: zip::CompressionMethod) {

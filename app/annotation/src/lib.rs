@@ -1,0 +1,12 @@
+//! The segmentation document and everything that reads or writes it: segments and their label
+//! map on the study grid with undo/redo, the brush, propagation through the slices, and export
+//! to (and re-import from) DICOM SEG, NIfTI and PNG, with the organ catalogue (names, SNOMED CT
+//! codes, colours) they share.
+
+pub mod brush;
+mod document;
+pub mod export;
+mod interchange;
+pub mod propagate;
+
+pub use document::{Document, Segment};
