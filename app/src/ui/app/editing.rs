@@ -1,0 +1,233 @@
+//! What the user does to the annotation: prompts and their answers, brush strokes, accepting, propagation, undo and redo.
+
+use super::*;
+
+/// A propagation running in the segmenter.
+pub(super) struct Propagation {
+    pub(super) label: u8,
+    pub(super) cancel: Arc<AtomicBool>,
+    pub(super) done: usize,
+    pub(super) of: usize,
+}
+
+impl LumenApp {
+    /// Sends the current prompt to the segmenter; the answer becomes the preview.
+    pub(super) fn request_prediction(&mut self) {
+        let Some(z) = self.current_slice() else {
+            return;
+        };
+        self.generation += 1;
+        if let Some(segmenter) = &self.segmenter {
+            segmenter.send(Request::Predict {
+                z,
+                prompt: self.prompt.clone(),
+                generation: self.generation,
+            });
+        }
+    }
+
+    /// Applies a gesture made with the current tool.
+    pub fn apply_gesture(&mut self, gesture: Gesture) {
+        match gesture {
+            Gesture::Box(bbox) => {
+                self.prompt = Prompt::from_box(bbox);
+                self.request_prediction();
+            }
+            Gesture::Click { x, y } => {
+                let Some(study) = &self.study else { return };
+                let [nx, ny, _] = study.volume.dims;
+                if x < 0.0 || y < 0.0 || x >= nx as f32 || y >= ny as f32 {
+                    return;
+                }
+                let positive = self.tool != Tool::Exclude;
+                self.prompt.points.push(Point { x, y, positive });
+                // Refine what is shown: SAM takes its own last answer as the mask prompt.
+                self.prompt.previous_logits =
+                    self.preview.as_ref().map(|p| p.low_res_logits.clone());
+                self.request_prediction();
+            }
+            Gesture::WindowDrag(delta) => {
+                if let Some(study) = &mut self.study {
+                    study.window.width = (study.window.width + f64::from(delta.x) * 2.0).max(1.0);
+                    study.window.center += f64::from(delta.y) * 2.0;
+                    study.slice_dirty = true;
+                }
+            }
+            Gesture::Scroll(step) => self.step_slices(step as isize),
+            Gesture::Zoom(factor) => {
+                if let Some(study) = &mut self.study {
+                    study.zoom = (study.zoom * factor).clamp(0.5, 16.0);
+                }
+            }
+            Gesture::Pan(delta) => {
+                if let Some(study) = &mut self.study {
+                    study.pan += delta;
+                }
+            }
+            Gesture::Paint { x, y } => self.stroke.push((x, y)),
+            Gesture::PaintEnd => self.finish_stroke(),
+        }
+    }
+
+    /// Paints (brush) or removes (eraser) the stroke in the active segment: one undo step.
+    pub(super) fn finish_stroke(&mut self) {
+        let stroke = std::mem::take(&mut self.stroke);
+        let Some(study) = &mut self.study else { return };
+        let Some(label) = self
+            .active_label
+            .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
+        else {
+            self.notes = vec!["Choose or add a segment to paint in".into()];
+            return;
+        };
+        let [nx, ny, _] = study.volume.dims;
+        let mask = lumen_annotation::brush::stroke_mask(&stroke, self.brush_radius, (nx, ny));
+        let erase = self.tool == Tool::Eraser;
+        let changed = lumen_annotation::brush::apply_stroke(
+            &mut study.document,
+            study.z,
+            label,
+            mask.view(),
+            erase,
+        );
+        study.overlay_dirty = true;
+        let verb = if erase { "Erased" } else { "Painted" };
+        self.notes = vec![format!("{verb} {changed} voxels on slice {}", study.z + 1)];
+    }
+
+    /// Puts the preview into the active segment (creating one if there is none). One undo step.
+    pub fn accept_preview(&mut self) {
+        let Some(preview) = self.preview.take() else {
+            return;
+        };
+        let name = self.new_segment_name.clone();
+        let Some(study) = &mut self.study else { return };
+        let label = match self
+            .active_label
+            .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
+        {
+            Some(label) => label,
+            // a restored annotation already has the organ: add to it, not a twin of it
+            None => match study.document.segments().iter().find(|s| s.name == name) {
+                Some(existing) => existing.label,
+                None => match study.document.add_segment(&name) {
+                    Some(label) => label,
+                    None => {
+                        self.notes = vec!["All 255 segment labels are in use".into()];
+                        return;
+                    }
+                },
+            },
+        };
+        self.active_label = Some(label);
+        let changed =
+            study
+                .document
+                .set_slice_mask(study.z, label, preview.mask.view(), "accept mask");
+        study.overlay_dirty = true;
+        self.prompt = Prompt::default();
+        self.notes = vec![format!(
+            "Accepted {changed} voxels on slice {}",
+            study.z + 1
+        )];
+    }
+
+    /// Carries the active segment's mask on this slice to its neighbours in the background.
+    pub fn propagate(&mut self, direction: Direction) {
+        let (Some(study), Some(label), Some(segmenter)) =
+            (&self.study, self.active_label, &self.segmenter)
+        else {
+            return;
+        };
+        if self.propagation.is_some() {
+            return;
+        }
+        let [nx, ny, _] = study.volume.dims;
+        let labels = study.document.slice_labels(study.z);
+        let Ok(mask) =
+            ndarray::Array2::from_shape_vec((ny, nx), labels.iter().map(|l| *l == label).collect())
+        else {
+            return;
+        };
+        if !mask.iter().any(|v| *v) {
+            self.notes = vec!["Draw the segment on this slice first, then propagate it".into()];
+            return;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let request = PropagationRequest {
+            from: study.z,
+            mask,
+            up: direction != Direction::Down,
+            down: direction != Direction::Up,
+            cancel: cancel.clone(),
+        };
+        if segmenter.send(Request::Propagate(request)) {
+            self.propagation = Some(Propagation {
+                label,
+                cancel,
+                done: 0,
+                of: 0,
+            });
+        }
+    }
+
+    pub fn cancel_propagation(&self) {
+        if let Some(p) = &self.propagation {
+            p.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_propagating(&self) -> bool {
+        self.propagation.is_some()
+    }
+
+    pub(super) fn finish_propagation(
+        &mut self,
+        masks: &[(usize, ndarray::Array2<bool>)],
+        cancelled: bool,
+    ) {
+        let Some(propagation) = self.propagation.take() else {
+            return;
+        };
+        let Some(study) = &mut self.study else { return };
+        let changed = study
+            .document
+            .set_slice_masks(propagation.label, masks, "propagate");
+        study.overlay_dirty = true;
+        let how = if cancelled {
+            "Cancelled propagation; kept"
+        } else {
+            "Propagated to"
+        };
+        self.notes = vec![format!("{how} {} slices ({changed} voxels)", masks.len())];
+    }
+
+    pub fn undo(&mut self) {
+        if let Some(study) = &mut self.study
+            && let Some(what) = study.document.undo()
+        {
+            study.overlay_dirty = true;
+            self.notes = vec![format!("Undid {what}")];
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if let Some(study) = &mut self.study
+            && let Some(what) = study.document.redo()
+        {
+            study.overlay_dirty = true;
+            self.notes = vec![format!("Redid {what}")];
+        }
+    }
+
+    pub fn set_tool(&mut self, tool: Tool) {
+        self.tool = tool;
+    }
+
+    pub(super) fn clear_prompt(&mut self) {
+        self.prompt = Prompt::default();
+        self.preview = None;
+        self.generation += 1;
+        self.mark_overlay_dirty();
+    }
+}

@@ -1,0 +1,183 @@
+//! The side panel: series, tools, segments, window, export and model, top to bottom.
+
+use super::*;
+
+impl LumenApp {
+    pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
+        self.series_browser(ui);
+        self.tools_section(ui);
+        ui.separator();
+        self.segments_section(ui);
+        if self.study.is_some() {
+            ui.separator();
+            self.window_section(ui);
+        }
+        ui.separator();
+        self.export_section(ui);
+        ui.separator();
+        self.model_section(ui);
+    }
+
+    /// The prompt and brush tools, accept/clear, and propagation with its progress.
+    fn tools_section(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Tools");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tool, Tool::Box, "Box");
+            ui.selectable_value(&mut self.tool, Tool::Include, "+ Include");
+            ui.selectable_value(&mut self.tool, Tool::Exclude, "- Exclude");
+        });
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tool, Tool::Brush, "Brush");
+            ui.selectable_value(&mut self.tool, Tool::Eraser, "Eraser");
+            ui.add(egui::Slider::new(&mut self.brush_radius, 1.0..=40.0).text("px"));
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)"))
+                .clicked()
+            {
+                self.accept_preview();
+            }
+            if ui.button("Clear (Esc)").clicked() {
+                self.clear_prompt();
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("Propagate");
+            let can = self.propagation.is_none() && self.active_label.is_some();
+            for (text, direction) in [
+                ("Up", Direction::Up),
+                ("Down", Direction::Down),
+                ("Both", Direction::Both),
+            ] {
+                if ui.add_enabled(can, egui::Button::new(text)).clicked() {
+                    self.propagate(direction);
+                }
+            }
+        });
+        if let Some(p) = &self.propagation {
+            let fraction = if p.of > 0 {
+                p.done as f32 / p.of as f32
+            } else {
+                0.0
+            };
+            ui.add(egui::ProgressBar::new(fraction).text(format!("{} slices", p.done)));
+            if ui.button("Cancel").clicked() {
+                self.cancel_propagation();
+            }
+        }
+    }
+
+    /// The segments: a new one from the organ list, and each one's colour, name, visibility,
+    /// lock and volume.
+    fn segments_section(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Segments");
+        egui::ComboBox::from_label("new segment")
+            .selected_text(&self.new_segment_name)
+            .show_ui(ui, |ui| {
+                for organ in ORGANS {
+                    ui.selectable_value(&mut self.new_segment_name, organ.to_string(), organ);
+                }
+            });
+        let Some(study) = &mut self.study else { return };
+        if ui.button("Add segment").clicked() {
+            self.active_label = study.document.add_segment(&self.new_segment_name);
+        }
+        let z = study.z;
+        let mut changed = false;
+        let labels: Vec<u8> = study.document.segments().iter().map(|s| s.label).collect();
+        for label in labels {
+            let volume = study.document.volume_ml(label);
+            let on_slice = study.document.slice_count(z, label);
+            let pixel_mm2 = study.volume.spacing[0] * study.volume.spacing[1];
+            let Some(before) = study.document.segments().iter().find(|s| s.label == label) else {
+                continue;
+            };
+            // Edit a copy; only a real change reaches the document (and its autosave).
+            let mut edited = before.clone();
+            let active = self.active_label == Some(label);
+            ui.horizontal(|ui| {
+                ui.color_edit_button_srgb(&mut edited.color);
+                if ui.selectable_label(active, &edited.name).clicked() {
+                    self.active_label = Some(label);
+                }
+                ui.checkbox(&mut edited.visible, "show");
+                ui.checkbox(&mut edited.locked, "lock");
+            });
+            if active {
+                ui.horizontal(|ui| {
+                    let caption = ui.label("   name");
+                    ui.text_edit_singleline(&mut edited.name)
+                        .labelled_by(caption.id);
+                });
+            }
+            if edited != *before {
+                changed |= edited.visible != before.visible || edited.color != before.color;
+                if let Some(segment) = study.document.segment_mut(label) {
+                    *segment = edited;
+                }
+            }
+            ui.label(format!(
+                "   {volume:.1} mL, {:.0} mm² on this slice",
+                on_slice as f64 * pixel_mm2
+            ));
+        }
+        if changed {
+            study.overlay_dirty = true;
+        }
+    }
+
+    /// Window presets, the current window and the histogram.
+    fn window_section(&mut self, ui: &mut egui::Ui) {
+        let Some(study) = &mut self.study else { return };
+        ui.heading("Window");
+        ui.horizontal_wrapped(|ui| {
+            for preset in PRESETS {
+                if ui.button(preset.name).clicked() {
+                    study.window = preset.window;
+                    study.slice_dirty = true;
+                }
+            }
+        });
+        ui.label(format!(
+            "W {:.0} / L {:.0}",
+            study.window.width, study.window.center
+        ));
+        if let Some(values) = study.volume.slice(study.z) {
+            study.histogram.update(
+                values,
+                study.document.slice_labels(study.z),
+                study.z,
+                self.active_label,
+                study.document.revision(),
+                &study.window,
+            );
+        }
+        study
+            .histogram
+            .show(ui, &study.window, study.volume.modality.value_name());
+    }
+
+    /// The model line (with timings when asked for) and the model panel's list.
+    fn model_section(&mut self, ui: &mut egui::Ui) {
+        let can_switch = self.propagation.is_none();
+        let timings = if self.show_timings {
+            self.latency
+        } else {
+            (None, None)
+        };
+        let model = self.model.status();
+        let status = match timings {
+            (Some(e), Some(d)) => {
+                format!("{model}\nlast slice encoded in {e:.0} ms, last mask in {d:.0} ms")
+            }
+            (Some(e), None) => format!("{model}\nlast slice encoded in {e:.0} ms"),
+            _ => model,
+        };
+        match self.model_panel.show(ui, &status, can_switch, &self.wake) {
+            Some(Action::Use(dir)) => self.use_model(dir),
+            Some(Action::PickImport) => self.ask(Purpose::ImportModel),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The slice and overlay textures, remade when what they show changed.
+
+use super::*;
+
+impl LumenApp {
+    pub(super) fn refresh_textures(&mut self, ctx: &egui::Context) {
+        let preview = self.preview.as_ref();
+        let Some(study) = &mut self.study else { return };
+        let [nx, ny, _] = study.volume.dims;
+        if study.slice_dirty || study.slice_texture.is_none() {
+            let values = study.volume.slice(study.z).unwrap_or(&[]);
+            let grey = study.volume.to_grey(values, study.window);
+            let image = ColorImage::from_gray([nx, ny], &grey);
+            match &mut study.slice_texture {
+                Some(texture) => texture.set(image, TextureOptions::LINEAR),
+                None => {
+                    study.slice_texture =
+                        Some(ctx.load_texture("slice", image, TextureOptions::LINEAR))
+                }
+            }
+            study.slice_dirty = false;
+        }
+        if study.overlay_dirty || study.overlay_texture.is_none() {
+            let image = overlay_image(&study.document, study.z, [nx, ny], preview);
+            match &mut study.overlay_texture {
+                Some(texture) => texture.set(image, TextureOptions::NEAREST),
+                None => {
+                    study.overlay_texture =
+                        Some(ctx.load_texture("overlay", image, TextureOptions::NEAREST))
+                }
+            }
+            study.overlay_dirty = false;
+        }
+    }
+}
+
+/// Visible segments in their colours, the preview in yellow on top.
+pub(super) fn overlay_image(
+    document: &Document,
+    z: usize,
+    [nx, ny]: [usize; 2],
+    preview: Option<&Prediction>,
+) -> ColorImage {
+    let mut colors = [Color32::TRANSPARENT; 256];
+    for s in document.segments().iter().filter(|s| s.visible) {
+        let [r, g, b] = s.color;
+        colors[s.label as usize] = Color32::from_rgba_unmultiplied(r, g, b, 110);
+    }
+    let labels = document.slice_labels(z);
+    let mut pixels: Vec<Color32> = (0..nx * ny)
+        .map(|i| {
+            labels
+                .get(i)
+                .map_or(Color32::TRANSPARENT, |l| colors[*l as usize])
+        })
+        .collect();
+    if let Some(p) = preview.filter(|p| p.mask.dim() == (ny, nx)) {
+        let yellow = Color32::from_rgba_unmultiplied(255, 220, 0, 120);
+        for (pixel, inside) in pixels.iter_mut().zip(p.mask.iter()) {
+            if *inside {
+                *pixel = yellow;
+            }
+        }
+    }
+    ColorImage::new([nx, ny], pixels)
+}

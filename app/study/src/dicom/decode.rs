@@ -1,0 +1,352 @@
+//! Pixel decoding to modality values (parallel, panics caught) and assembling the volume.
+
+use super::FrameHeader;
+use super::attrs::{get_int, get_str};
+use super::guards::{open_header, open_image};
+use super::plan::plan_geometry;
+use crate::{Modality, Result, SliceSource, StudyError, StudyMeta, Volume, geometry};
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
+use dicom_pixeldata::{
+    DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation,
+};
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub(super) fn transfer_syntax_name(uid: &str) -> String {
+    let name = match uid {
+        "1.2.840.10008.1.2" => "Implicit VR Little Endian",
+        "1.2.840.10008.1.2.1" => "Explicit VR Little Endian",
+        "1.2.840.10008.1.2.1.99" => "Deflated Explicit VR Little Endian",
+        "1.2.840.10008.1.2.2" => "Explicit VR Big Endian",
+        "1.2.840.10008.1.2.4.50" => "JPEG Baseline (8-bit)",
+        "1.2.840.10008.1.2.4.51" => "JPEG Extended (12-bit)",
+        "1.2.840.10008.1.2.4.57" => "JPEG Lossless",
+        "1.2.840.10008.1.2.4.70" => "JPEG Lossless SV1",
+        "1.2.840.10008.1.2.4.80" => "JPEG-LS Lossless",
+        "1.2.840.10008.1.2.4.81" => "JPEG-LS Near-Lossless",
+        "1.2.840.10008.1.2.4.90" => "JPEG 2000 Lossless",
+        "1.2.840.10008.1.2.4.91" => "JPEG 2000",
+        "1.2.840.10008.1.2.5" => "RLE Lossless",
+        _ => return uid.to_string(),
+    };
+    format!("{name} ({uid})")
+}
+
+pub(super) fn decode_error(path: &Path, ts: &str, e: impl std::fmt::Display) -> StudyError {
+    let msg = e.to_string();
+    let lower = msg.to_lowercase();
+    let reason = format!(
+        "cannot decode pixel data in {}: {msg}",
+        transfer_syntax_name(ts)
+    );
+    if lower.contains("unsupported")
+        || lower.contains("not supported")
+        || lower.contains("precision")
+    {
+        StudyError::unsupported(path, reason)
+    } else {
+        StudyError::read(path, reason)
+    }
+}
+
+/// Convert one decoded frame into modality values (`raw * slope + intercept`).
+pub(super) fn convert_frame(
+    px: &DecodedPixelData<'_>,
+    frame: u32,
+    out: &mut [f32],
+    slope: f64,
+    intercept: f64,
+    path: &Path,
+) -> Result<()> {
+    let n = out.len();
+    if px.rows() as usize * px.columns() as usize != n {
+        return Err(StudyError::invalid(
+            path,
+            format!(
+                "decoded frame is {}×{}, expected {n} pixels",
+                px.columns(),
+                px.rows()
+            ),
+        ));
+    }
+    let data = px
+        .frame_data(frame)
+        .map_err(|e| StudyError::read(path, format!("frame {frame}: {e}")))?;
+    let spp = usize::from(px.samples_per_pixel());
+    let ba = px.bits_allocated();
+    let bs = px.bits_stored().clamp(1, ba.max(1));
+    let signed = px.pixel_representation() == PixelRepresentation::Signed;
+    let bytes = usize::from(ba.div_ceil(8));
+    if !(spp == 1 || spp == 3) {
+        return Err(StudyError::unsupported(
+            path,
+            format!("{spp} samples per pixel"),
+        ));
+    }
+    if !matches!(ba, 8 | 16 | 32) {
+        return Err(StudyError::unsupported(
+            path,
+            format!("{ba} bits allocated"),
+        ));
+    }
+    if data.len() < n * spp * bytes {
+        return Err(StudyError::read(
+            path,
+            format!(
+                "pixel data too short: {} bytes for {n} pixels × {spp} × {bytes}",
+                data.len()
+            ),
+        ));
+    }
+    // bits above Bits Stored are not the sample's (overlays were once kept there)
+    let mask8 = u8::MAX >> (8 - bs.min(8));
+    let mask16 = u16::MAX >> (16 - bs.min(16));
+    let mask32 = u32::MAX >> (32 - u32::from(bs.min(32)));
+    let raw = |idx: usize| -> f64 {
+        let o = idx * bytes;
+        match ba {
+            8 => {
+                let v = data[o];
+                if signed {
+                    f64::from(v as i8)
+                } else {
+                    f64::from(v & mask8)
+                }
+            }
+            16 => {
+                let v = u16::from_le_bytes([data[o], data[o + 1]]);
+                if signed {
+                    let sh = 16 - bs.min(16);
+                    f64::from(((v << sh) as i16) >> sh)
+                } else {
+                    f64::from(v & mask16)
+                }
+            }
+            _ => {
+                let v = u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
+                if signed {
+                    let sh = 32 - u32::from(bs.min(32));
+                    f64::from(((v << sh) as i32) >> sh)
+                } else {
+                    f64::from(v & mask32)
+                }
+            }
+        }
+    };
+    if spp == 1 && ba == 16 {
+        // fast path (CT/MR): f32 arithmetic is exact for 16-bit samples with integral rescale
+        let (k, c) = (slope as f32, intercept as f32);
+        let sh = 16 - bs.min(16);
+        let src = data[..n * 2].chunks_exact(2);
+        if signed {
+            for (o, b) in out.iter_mut().zip(src) {
+                let v = ((u16::from_le_bytes([b[0], b[1]]) << sh) as i16) >> sh;
+                *o = f32::from(v) * k + c;
+            }
+        } else {
+            for (o, b) in out.iter_mut().zip(src) {
+                *o = f32::from(u16::from_le_bytes([b[0], b[1]]) & mask16) * k + c;
+            }
+        }
+    } else if spp == 1 {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (raw(i) * slope + intercept) as f32;
+        }
+    } else {
+        let planar = px.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
+        let ybr = matches!(
+            px.photometric_interpretation(),
+            PhotometricInterpretation::YbrFull
+                | PhotometricInterpretation::YbrFull422
+                | PhotometricInterpretation::YbrIct
+                | PhotometricInterpretation::YbrRct
+        );
+        let at = |i: usize, s: usize| {
+            if planar {
+                raw(s * n + i)
+            } else {
+                raw(i * 3 + s)
+            }
+        };
+        for (i, o) in out.iter_mut().enumerate() {
+            let v = if ybr {
+                at(i, 0)
+            } else {
+                0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)
+            };
+            *o = v as f32;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn decode_into(
+    file: &DefaultDicomObject,
+    h: &FrameHeader,
+    out: &mut [f32],
+) -> Result<()> {
+    let frame = h.frame.unwrap_or(0);
+    // third-party codecs can panic on damaged data; turn that into a per-file error
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        file.decode_pixel_data_frame(frame)
+    }))
+    .map_err(|_| {
+        StudyError::read(
+            &h.path,
+            format!(
+                "damaged pixel data: the {} decoder failed",
+                transfer_syntax_name(&h.transfer_syntax)
+            ),
+        )
+    })?;
+    let px = decoded.map_err(|e| {
+        let obj: &InMemDicomObject = file;
+        let bits = get_int(obj, tags::BITS_STORED).unwrap_or(0);
+        if h.transfer_syntax == "1.2.840.10008.1.2.4.51" && bits > 8 {
+            StudyError::unsupported(
+                &h.path,
+                format!(
+                    "{bits}-bit JPEG Extended (1.2.840.10008.1.2.4.51) cannot be decoded ({e})"
+                ),
+            )
+        } else {
+            decode_error(&h.path, &h.transfer_syntax, e)
+        }
+    })?;
+    convert_frame(&px, 0, out, h.slope, h.intercept, &h.path)
+}
+
+pub(super) fn colour_warning(
+    frames: &[FrameHeader],
+    file: Option<&DefaultDicomObject>,
+) -> Option<String> {
+    let obj: &InMemDicomObject = file?;
+    let spp = get_int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let pi = get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let _ = frames;
+    if spp == 3 {
+        Some(format!("colour image ({pi}) converted to grey levels"))
+    } else if pi == "PALETTE COLOR" {
+        Some("palette colour image shown as grey palette indices".to_string())
+    } else {
+        None
+    }
+}
+
+/// Build a volume from frames (sorted here) and their series attributes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn assemble(
+    frames: &[FrameHeader],
+    study: StudyMeta,
+    description: String,
+    modality: Modality,
+    where_: &Path,
+    extra_warnings: Vec<String>,
+    preloaded: Option<DefaultDicomObject>,
+    control: &crate::LoadControl,
+) -> Result<Volume> {
+    use std::sync::atomic::Ordering;
+    // Checked before each image: a cancelled load stops within one decode per thread.
+    let step = || {
+        if control.cancel.load(Ordering::Relaxed) {
+            Err(StudyError::Cancelled {
+                path: where_.to_path_buf(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let done = || {
+        control.decoded.fetch_add(1, Ordering::Relaxed);
+    };
+    let plan = plan_geometry(frames, where_)?;
+    let ordered: Vec<&FrameHeader> = plan.order.iter().map(|&i| &frames[i]).collect();
+    let first = ordered
+        .first()
+        .ok_or_else(|| StudyError::not_a_volume(where_, "no images"))?;
+    let (nx, ny, nz) = (
+        usize::from(first.columns),
+        usize::from(first.rows),
+        ordered.len(),
+    );
+    let plane = nx * ny;
+    let total = plane
+        .checked_mul(nz)
+        .filter(|t| *t <= 2_000_000_000)
+        .ok_or_else(|| StudyError::invalid(where_, "volume too large"))?;
+    let mut voxels = vec![0f32; total];
+
+    let distinct_files: BTreeSet<&Path> = ordered.iter().map(|h| h.path.as_path()).collect();
+    let mut probe: Option<DefaultDicomObject> = None;
+    if distinct_files.len() == 1 {
+        // one (multi-frame) file: open once, decode frames in parallel
+        let file = match preloaded {
+            Some(f) => f,
+            None => open_image(&first.path)?,
+        };
+        voxels
+            .par_chunks_mut(plane)
+            .zip(ordered.par_iter())
+            .try_for_each(|(chunk, h)| {
+                step()?;
+                decode_into(&file, h, chunk)?;
+                done();
+                Ok(())
+            })?;
+        probe = Some(file);
+    } else {
+        voxels
+            .par_chunks_mut(plane)
+            .zip(ordered.par_iter())
+            .try_for_each(|(chunk, h)| {
+                step()?;
+                let file = open_image(&h.path)?;
+                decode_into(&file, h, chunk)?;
+                done();
+                Ok(())
+            })?;
+    }
+    if probe.is_none() {
+        probe = open_header(&first.path).ok();
+    }
+    let mut warnings = extra_warnings;
+    for w in plan.warnings {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    if let Some(w) = colour_warning(frames, probe.as_ref()) {
+        warnings.push(w);
+    }
+    let inverted = probe.as_ref().is_some_and(|file| {
+        let obj: &InMemDicomObject = file;
+        get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).as_deref() == Some("MONOCHROME1")
+    });
+    let slices = ordered
+        .iter()
+        .map(|h| SliceSource {
+            path: h.path.clone(),
+            frame: h.frame,
+            sop_instance_uid: h.sop_instance_uid.clone(),
+            sop_class_uid: h.sop_class_uid.clone(),
+            position: h
+                .position
+                .unwrap_or_else(|| geometry::apply(&plan.patient_from_voxel, [0.0, 0.0, 0.0])),
+        })
+        .collect();
+    Ok(Volume {
+        dims: [nx, ny, nz],
+        voxels,
+        spacing: plan.spacing,
+        patient_from_voxel: plan.patient_from_voxel,
+        modality,
+        series_description: description,
+        warnings,
+        window: first.window,
+        inverted,
+        slices,
+        study,
+    })
+}

@@ -1,0 +1,394 @@
+//! Series discovery: walking a folder (DICOMDIR-aware, each file once, bounded), reading headers in parallel, grouping frames into series.
+
+use super::attrs::MEDIA_STORAGE_DIRECTORY;
+use super::guards::open_full;
+use super::headers::{HeaderSummary, read_header_summary, reason_of};
+use super::plan::plan_geometry;
+use super::{Discovery, FileProblem, FrameHeader, ORIENTATION_TOLERANCE, SeriesInfo};
+use crate::{Modality, Result, StudyError, StudyMeta};
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Whether `file` is a DICOMDIR (a Media Storage Directory), whatever its name.
+pub(super) fn is_directory(file: &DefaultDicomObject) -> bool {
+    file.meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0')
+        == MEDIA_STORAGE_DIRECTORY
+}
+
+/// Files referenced by a DICOMDIR (paths resolved against its folder); None when the file is
+/// named DICOMDIR but is something else (an image, say), to be read as such.
+pub(super) fn dicomdir_files(path: &Path) -> Result<Option<Vec<PathBuf>>> {
+    let obj = open_full(path)?;
+    if !is_directory(&obj) {
+        return Ok(None);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    if let Some(records) = obj
+        .get(tags::DIRECTORY_RECORD_SEQUENCE)
+        .and_then(|e| e.items())
+    {
+        for rec in records {
+            let Some(parts) = rec
+                .get(tags::REFERENCED_FILE_ID)
+                .and_then(|e| e.to_multi_str().ok())
+            else {
+                continue;
+            };
+            let mut p = dir.to_path_buf();
+            for part in parts.iter() {
+                let part = part.trim();
+                if part.is_empty() || part == ".." || part == "." {
+                    continue;
+                }
+                p.push(part);
+            }
+            out.push(resolve_case_insensitive(&p).unwrap_or(p));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// DICOMDIR file ids are upper case; on case-sensitive file systems find the real name.
+pub(super) fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
+    if p.exists() {
+        return Some(p.to_path_buf());
+    }
+    let parent = p.parent()?;
+    let parent = resolve_case_insensitive(parent)?;
+    let name = p.file_name()?.to_string_lossy().to_lowercase();
+    std::fs::read_dir(&parent)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().to_lowercase() == name)
+        .map(|e| e.path())
+}
+
+/// What the folder walk has seen: folders and files by (device, inode), so a link back up the
+/// tree (`a -> .`) or a second way to the same file is followed once, and the files found.
+pub(super) struct Walk<'a> {
+    /// Set by the user to stop: the walk ends at the next entry.
+    cancel: &'a std::sync::atomic::AtomicBool,
+    seen: std::collections::HashSet<(u64, u64)>,
+    files: Vec<PathBuf>,
+    problems: Vec<FileProblem>,
+    /// Whether `MAX_FILES` was reached (and said).
+    full: bool,
+}
+
+/// The most files one study folder may hold (a link to `/` would otherwise list the disk).
+pub(super) const MAX_FILES: usize = 200_000;
+
+impl<'a> Walk<'a> {
+    fn new(cancel: &'a std::sync::atomic::AtomicBool) -> Self {
+        Self {
+            cancel,
+            seen: Default::default(),
+            files: Vec::new(),
+            problems: Vec::new(),
+            full: false,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `meta`'s folder or file is new to the walk.
+    fn first_visit(&mut self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.seen.insert((meta.dev(), meta.ino()))
+    }
+
+    fn folder(&mut self, dir: &Path, depth: usize) {
+        if depth > 64 {
+            self.problems.push(FileProblem {
+                path: dir.to_path_buf(),
+                reason: "folder nesting too deep".into(),
+            });
+            return;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.problems.push(FileProblem {
+                    path: dir.to_path_buf(),
+                    reason: format!("cannot list folder: {e}"),
+                });
+                return;
+            }
+        };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if self.cancelled() {
+                return;
+            }
+            if self.files.len() >= MAX_FILES {
+                if !self.full {
+                    self.full = true;
+                    self.problems.push(FileProblem {
+                        path: dir.to_path_buf(),
+                        reason: format!("more than {MAX_FILES} files: the rest were not read"),
+                    });
+                }
+                return;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if !self.first_visit(&m) => {}
+                Ok(m) if m.is_dir() => self.folder(&p, depth + 1),
+                Ok(m) if m.is_file() => self.files.push(p),
+                Ok(_) => {}
+                Err(e) => self.problems.push(FileProblem {
+                    path: p,
+                    reason: format!("cannot stat: {e}"),
+                }),
+            }
+        }
+    }
+}
+
+/// Cheap check: DICM magic at offset 128, or a plausible group 0002/0008 tag at offset 0.
+pub(super) fn looks_like_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = [0u8; 132];
+    let n = f.read(&mut buf).unwrap_or(0);
+    if n >= 132 && &buf[128..132] == b"DICM" {
+        return true;
+    }
+    n >= 4 && matches!(u16::from_le_bytes([buf[0], buf[1]]), 0x0002 | 0x0008)
+}
+
+/// Scan a folder tree for DICOM series. Unreadable files are listed as problems, not errors.
+pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
+    discover_cancellable(folder, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// [`discover`] that stops, with [`StudyError::Cancelled`], once `cancel` is set.
+pub fn discover_cancellable(
+    folder: impl AsRef<Path>,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Discovery> {
+    let folder = folder.as_ref();
+    if !folder.is_dir() {
+        return Err(StudyError::read(folder, "not a folder"));
+    }
+    let mut walk = Walk::new(cancel);
+    if let Ok(meta) = std::fs::metadata(folder) {
+        walk.first_visit(&meta);
+    }
+    walk.folder(folder, 0);
+    let cancelled = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+    if cancelled() {
+        return Err(StudyError::Cancelled {
+            path: folder.to_path_buf(),
+        });
+    }
+    let Walk {
+        files,
+        mut problems,
+        ..
+    } = walk;
+
+    // DICOMDIR: add the files it references (their on-disk names may differ in case).
+    let mut set: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut dicomdirs = Vec::new();
+    for f in files {
+        let is_dir_file = f
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("DICOMDIR"));
+        if is_dir_file {
+            dicomdirs.push(f);
+        } else {
+            set.insert(f);
+        }
+    }
+    for d in &dicomdirs {
+        match dicomdir_files(d) {
+            Ok(Some(list)) => set.extend(list.into_iter().filter(|p| p.is_file())),
+            Ok(None) => {
+                set.insert(d.clone());
+            }
+            Err(e) => problems.push(FileProblem {
+                path: d.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    let results: Vec<(PathBuf, Result<HeaderSummary>)> = set
+        .into_par_iter()
+        .map(|p| {
+            // after a cancel the rest of the headers are not read
+            let r = if cancelled() {
+                Err(StudyError::Cancelled { path: p.clone() })
+            } else {
+                read_header_summary(&p)
+            };
+            (p, r)
+        })
+        .collect();
+    if cancelled() {
+        return Err(StudyError::Cancelled {
+            path: folder.to_path_buf(),
+        });
+    }
+
+    // group
+    type Key = (String, String, u16, u16, String, String, String);
+    struct Group {
+        frames: Vec<FrameHeader>,
+        meta: StudyMeta,
+        description: String,
+        modality: Modality,
+        number: Option<i64>,
+    }
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    for (path, r) in results {
+        match r {
+            Ok((frames, meta, description, modality, number)) => {
+                for fh in frames {
+                    let key = (
+                        meta.study_instance_uid.clone(),
+                        fh.series_instance_uid.clone(),
+                        fh.rows,
+                        fh.columns,
+                        fh.echo.clone(),
+                        fh.temporal.clone(),
+                        fh.stack.clone(),
+                    );
+                    groups
+                        .entry(key)
+                        .or_insert_with(|| Group {
+                            frames: Vec::new(),
+                            meta: meta.clone(),
+                            description: description.clone(),
+                            modality: modality.clone(),
+                            number,
+                        })
+                        .frames
+                        .push(fh);
+                }
+            }
+            Err(e) => {
+                if looks_like_dicom(&path) {
+                    problems.push(FileProblem {
+                        path,
+                        reason: reason_of(&e),
+                    });
+                } else {
+                    problems.push(FileProblem {
+                        path,
+                        reason: "not a DICOM file".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    // split each group by orientation
+    let mut series: Vec<SeriesInfo> = Vec::new();
+    let mut parts_per_uid: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pieces: Vec<(Group, Vec<FrameHeader>, &'static str)> = Vec::new();
+    for (_, g) in groups {
+        let mut clusters: Vec<([f64; 6], Vec<FrameHeader>)> = Vec::new();
+        for fh in &g.frames {
+            let o = fh.orientation.unwrap_or([0.0; 6]);
+            match clusters.iter_mut().find(|(c, _)| {
+                c.iter()
+                    .zip(o.iter())
+                    .all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE)
+            }) {
+                Some((_, v)) => v.push(fh.clone()),
+                None => clusters.push((o, vec![fh.clone()])),
+            }
+        }
+        let why = if clusters.len() > 1 {
+            "orientation"
+        } else {
+            ""
+        };
+        for (_, frames) in clusters {
+            *parts_per_uid
+                .entry(frames[0].series_instance_uid.clone())
+                .or_default() += 1;
+            pieces.push((
+                Group {
+                    frames: Vec::new(),
+                    meta: g.meta.clone(),
+                    description: g.description.clone(),
+                    modality: g.modality.clone(),
+                    number: g.number,
+                },
+                frames,
+                why,
+            ));
+        }
+    }
+    let mut part_index: BTreeMap<String, usize> = BTreeMap::new();
+    for (g, frames, why) in pieces {
+        let uid = frames[0].series_instance_uid.clone();
+        let total = parts_per_uid.get(&uid).copied().unwrap_or(1);
+        let idx = part_index.entry(uid.clone()).or_default();
+        *idx += 1;
+        let mut warnings = Vec::new();
+        let mut description = g.description.clone();
+        if total > 1 {
+            description = format!("{description} (part {idx} of {total})");
+            let reason = if why.is_empty() {
+                "image size, echo or temporal position"
+            } else {
+                "mixed orientations"
+            };
+            warnings.push(format!(
+                "series {uid} was split into {total} parts because of {reason}; this is part {idx}"
+            ));
+        }
+        let folder = frames[0]
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        match plan_geometry(&frames, &folder) {
+            Ok(plan) => warnings.extend(plan.warnings),
+            Err(e) => warnings.push(format!("cannot be loaded as a volume: {}", reason_of(&e))),
+        }
+        series.push(SeriesInfo {
+            series_instance_uid: uid,
+            description,
+            modality: g.modality,
+            series_number: g.number,
+            rows: frames[0].rows,
+            columns: frames[0].columns,
+            slice_count: frames.len(),
+            warnings,
+            study: g.meta,
+            frames,
+            folder,
+        });
+    }
+    series.sort_by(|a, b| {
+        (
+            &a.study.study_instance_uid,
+            a.series_number,
+            &a.description,
+            &a.series_instance_uid,
+        )
+            .cmp(&(
+                &b.study.study_instance_uid,
+                b.series_number,
+                &b.description,
+                &b.series_instance_uid,
+            ))
+    });
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Discovery { series, problems })
+}
