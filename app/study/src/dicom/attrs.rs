@@ -80,9 +80,6 @@ pub(super) fn study_meta(obj: &InMemDicomObject) -> StudyMeta {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// reading headers
-
 pub(super) fn window_of(obj: &InMemDicomObject) -> Option<Window> {
     let c = get_f64(obj, tags::WINDOW_CENTER)?;
     let w = get_f64(obj, tags::WINDOW_WIDTH)?;

@@ -187,44 +187,19 @@ pub fn discover_cancellable(
     }
     walk.folder(folder, 0);
     let cancelled = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+    let stopped = || StudyError::Cancelled {
+        path: folder.to_path_buf(),
+    };
     if cancelled() {
-        return Err(StudyError::Cancelled {
-            path: folder.to_path_buf(),
-        });
+        return Err(stopped());
     }
     let Walk {
         files,
         mut problems,
         ..
     } = walk;
-
-    // DICOMDIR: add the files it references (their on-disk names may differ in case).
-    let mut set: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut dicomdirs = Vec::new();
-    for f in files {
-        let is_dir_file = f
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("DICOMDIR"));
-        if is_dir_file {
-            dicomdirs.push(f);
-        } else {
-            set.insert(f);
-        }
-    }
-    for d in &dicomdirs {
-        match dicomdir_files(d) {
-            Ok(Some(list)) => set.extend(list.into_iter().filter(|p| p.is_file())),
-            Ok(None) => {
-                set.insert(d.clone());
-            }
-            Err(e) => problems.push(FileProblem {
-                path: d.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    let results: Vec<(PathBuf, Result<HeaderSummary>)> = set
+    let candidates = with_dicomdir_entries(files, &mut problems);
+    let headers: Vec<(PathBuf, Result<HeaderSummary>)> = candidates
         .into_par_iter()
         .map(|p| {
             // after a cancel the rest of the headers are not read
@@ -237,22 +212,74 @@ pub fn discover_cancellable(
         })
         .collect();
     if cancelled() {
-        return Err(StudyError::Cancelled {
-            path: folder.to_path_buf(),
-        });
+        return Err(stopped());
     }
+    let groups = group_frames(headers, &mut problems);
+    let mut series = split_into_series(groups);
+    series.sort_by(|a, b| {
+        (
+            &a.study.study_instance_uid,
+            a.series_number,
+            &a.description,
+            &a.series_instance_uid,
+        )
+            .cmp(&(
+                &b.study.study_instance_uid,
+                b.series_number,
+                &b.description,
+                &b.series_instance_uid,
+            ))
+    });
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Discovery { series, problems })
+}
 
-    // group
-    type Key = (String, String, u16, u16, String, String, String);
-    struct Group {
-        frames: Vec<FrameHeader>,
-        meta: StudyMeta,
-        description: String,
-        modality: Modality,
-        number: Option<i64>,
+/// The files to read: those found, with each DICOMDIR replaced by the files it references
+/// (their on-disk names may differ in case). A file named DICOMDIR that is not one stays.
+fn with_dicomdir_entries(
+    files: Vec<PathBuf>,
+    problems: &mut Vec<FileProblem>,
+) -> BTreeSet<PathBuf> {
+    let (dicomdirs, others): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| {
+        f.file_name()
+            .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case("DICOMDIR"))
+    });
+    let mut set: BTreeSet<PathBuf> = others.into_iter().collect();
+    for d in dicomdirs {
+        match dicomdir_files(&d) {
+            Ok(Some(list)) => set.extend(list.into_iter().filter(|p| p.is_file())),
+            Ok(None) => {
+                set.insert(d);
+            }
+            Err(e) => problems.push(FileProblem {
+                path: d,
+                reason: e.to_string(),
+            }),
+        }
     }
-    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
-    for (path, r) in results {
+    set
+}
+
+/// What makes frames one series: study and series UID, image size, echo, temporal position
+/// and stack.
+type GroupKey = (String, String, u16, u16, String, String, String);
+
+/// Frames of one series (before it is split by orientation) and what their files say of it.
+struct Group {
+    frames: Vec<FrameHeader>,
+    meta: StudyMeta,
+    description: String,
+    modality: Modality,
+    number: Option<i64>,
+}
+
+/// Groups the frames of every readable file; the others become problems.
+fn group_frames(
+    headers: Vec<(PathBuf, Result<HeaderSummary>)>,
+    problems: &mut Vec<FileProblem>,
+) -> BTreeMap<GroupKey, Group> {
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+    for (path, r) in headers {
         match r {
             Ok((frames, meta, description, modality, number)) => {
                 for fh in frames {
@@ -279,62 +306,53 @@ pub fn discover_cancellable(
                 }
             }
             Err(e) => {
-                if looks_like_dicom(&path) {
-                    problems.push(FileProblem {
-                        path,
-                        reason: reason_of(&e),
-                    });
+                let reason = if looks_like_dicom(&path) {
+                    reason_of(&e)
                 } else {
-                    problems.push(FileProblem {
-                        path,
-                        reason: "not a DICOM file".into(),
-                    });
-                }
+                    "not a DICOM file".into()
+                };
+                problems.push(FileProblem { path, reason });
             }
         }
     }
+    groups
+}
 
-    // split each group by orientation
-    let mut series: Vec<SeriesInfo> = Vec::new();
-    let mut parts_per_uid: BTreeMap<String, usize> = BTreeMap::new();
-    let mut pieces: Vec<(Group, Vec<FrameHeader>, &'static str)> = Vec::new();
-    for (_, g) in groups {
-        let mut clusters: Vec<([f64; 6], Vec<FrameHeader>)> = Vec::new();
-        for fh in &g.frames {
-            let o = fh.orientation.unwrap_or([0.0; 6]);
-            match clusters.iter_mut().find(|(c, _)| {
-                c.iter()
-                    .zip(o.iter())
-                    .all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE)
-            }) {
-                Some((_, v)) => v.push(fh.clone()),
-                None => clusters.push((o, vec![fh.clone()])),
-            }
+/// The frames of `frames` in clusters of one orientation, in order of first appearance.
+fn orientation_clusters(frames: &[FrameHeader]) -> Vec<Vec<FrameHeader>> {
+    let mut clusters: Vec<([f64; 6], Vec<FrameHeader>)> = Vec::new();
+    for fh in frames {
+        let o = fh.orientation.unwrap_or([0.0; 6]);
+        match clusters.iter_mut().find(|(c, _)| {
+            c.iter()
+                .zip(o.iter())
+                .all(|(a, b)| (a - b).abs() < ORIENTATION_TOLERANCE)
+        }) {
+            Some((_, v)) => v.push(fh.clone()),
+            None => clusters.push((o, vec![fh.clone()])),
         }
-        let why = if clusters.len() > 1 {
-            "orientation"
-        } else {
-            ""
-        };
-        for (_, frames) in clusters {
+    }
+    clusters.into_iter().map(|(_, frames)| frames).collect()
+}
+
+/// Splits each group by orientation into series; a UID split into parts says so in its
+/// description and warnings.
+fn split_into_series(groups: BTreeMap<GroupKey, Group>) -> Vec<SeriesInfo> {
+    let mut parts_per_uid: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pieces: Vec<(&Group, Vec<FrameHeader>, bool)> = Vec::new();
+    for g in groups.values() {
+        let clusters = orientation_clusters(&g.frames);
+        let mixed_orientations = clusters.len() > 1;
+        for frames in clusters {
             *parts_per_uid
                 .entry(frames[0].series_instance_uid.clone())
                 .or_default() += 1;
-            pieces.push((
-                Group {
-                    frames: Vec::new(),
-                    meta: g.meta.clone(),
-                    description: g.description.clone(),
-                    modality: g.modality.clone(),
-                    number: g.number,
-                },
-                frames,
-                why,
-            ));
+            pieces.push((g, frames, mixed_orientations));
         }
     }
     let mut part_index: BTreeMap<String, usize> = BTreeMap::new();
-    for (g, frames, why) in pieces {
+    let mut series = Vec::with_capacity(pieces.len());
+    for (g, frames, mixed_orientations) in pieces {
         let uid = frames[0].series_instance_uid.clone();
         let total = parts_per_uid.get(&uid).copied().unwrap_or(1);
         let idx = part_index.entry(uid.clone()).or_default();
@@ -343,10 +361,10 @@ pub fn discover_cancellable(
         let mut description = g.description.clone();
         if total > 1 {
             description = format!("{description} (part {idx} of {total})");
-            let reason = if why.is_empty() {
-                "image size, echo or temporal position"
-            } else {
+            let reason = if mixed_orientations {
                 "mixed orientations"
+            } else {
+                "image size, echo or temporal position"
             };
             warnings.push(format!(
                 "series {uid} was split into {total} parts because of {reason}; this is part {idx}"
@@ -364,31 +382,16 @@ pub fn discover_cancellable(
         series.push(SeriesInfo {
             series_instance_uid: uid,
             description,
-            modality: g.modality,
+            modality: g.modality.clone(),
             series_number: g.number,
             rows: frames[0].rows,
             columns: frames[0].columns,
             slice_count: frames.len(),
             warnings,
-            study: g.meta,
+            study: g.meta.clone(),
             frames,
             folder,
         });
     }
-    series.sort_by(|a, b| {
-        (
-            &a.study.study_instance_uid,
-            a.series_number,
-            &a.description,
-            &a.series_instance_uid,
-        )
-            .cmp(&(
-                &b.study.study_instance_uid,
-                b.series_number,
-                &b.description,
-                &b.series_instance_uid,
-            ))
-    });
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Discovery { series, problems })
+    series
 }

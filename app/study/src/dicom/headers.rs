@@ -175,6 +175,3 @@ pub(super) fn reason_of(e: &StudyError) -> String {
         StudyError::Cancelled { .. } => "loading cancelled".into(),
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// geometry

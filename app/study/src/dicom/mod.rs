@@ -128,9 +128,6 @@ pub struct Discovery {
     pub problems: Vec<FileProblem>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// attribute helpers
-
 /// Load a discovered series: sort along the slice normal, decode in parallel, apply rescale.
 pub fn load_series(series: &SeriesInfo) -> Result<Volume> {
     load_series_with(series, &super::LoadControl::default())
