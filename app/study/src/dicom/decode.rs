@@ -100,86 +100,110 @@ pub(super) fn convert_frame(
             ),
         ));
     }
-    // bits above Bits Stored are not the sample's (overlays were once kept there)
-    let mask8 = u8::MAX >> (8 - bs.min(8));
-    let mask16 = u16::MAX >> (16 - bs.min(16));
-    let mask32 = u32::MAX >> (32 - u32::from(bs.min(32)));
-    let raw = |idx: usize| -> f64 {
-        let o = idx * bytes;
-        match ba {
+    let samples = Samples {
+        allocated: ba,
+        stored: bs,
+        signed,
+    };
+    if spp == 1 && ba == 16 {
+        rescale_16bit(&data[..n * 2], samples, slope, intercept, out);
+    } else if spp == 1 {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (samples.get(&data, i) * slope + intercept) as f32;
+        }
+    } else {
+        colour_to_grey(px, &data, samples, out);
+    }
+    Ok(())
+}
+
+/// How a frame's samples are stored (little endian).
+#[derive(Debug, Clone, Copy)]
+struct Samples {
+    /// Bits Allocated: 8, 16 or 32.
+    allocated: u16,
+    /// Bits Stored, 1..=allocated.
+    stored: u16,
+    signed: bool,
+}
+
+impl Samples {
+    /// Sample `idx` of `data`. Bits above Bits Stored are not the sample's (overlays were once
+    /// kept there): masked off, or replaced by the sign of a signed sample.
+    fn get(self, data: &[u8], idx: usize) -> f64 {
+        let bs = self.stored;
+        match self.allocated {
             8 => {
-                let v = data[o];
-                if signed {
+                let v = data[idx];
+                if self.signed {
                     f64::from(v as i8)
                 } else {
-                    f64::from(v & mask8)
+                    f64::from(v & (u8::MAX >> (8 - bs.min(8))))
                 }
             }
             16 => {
+                let o = idx * 2;
                 let v = u16::from_le_bytes([data[o], data[o + 1]]);
-                if signed {
-                    let sh = 16 - bs.min(16);
+                let sh = 16 - bs.min(16);
+                if self.signed {
                     f64::from(((v << sh) as i16) >> sh)
                 } else {
-                    f64::from(v & mask16)
+                    f64::from(v & (u16::MAX >> sh))
                 }
             }
             _ => {
+                let o = idx * 4;
                 let v = u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
-                if signed {
-                    let sh = 32 - u32::from(bs.min(32));
+                let sh = 32 - u32::from(bs.min(32));
+                if self.signed {
                     f64::from(((v << sh) as i32) >> sh)
                 } else {
-                    f64::from(v & mask32)
+                    f64::from(v & (u32::MAX >> sh))
                 }
             }
         }
-    };
-    if spp == 1 && ba == 16 {
-        // fast path (CT/MR): f32 arithmetic is exact for 16-bit samples with integral rescale
-        let (k, c) = (slope as f32, intercept as f32);
-        let sh = 16 - bs.min(16);
-        let src = data[..n * 2].chunks_exact(2);
-        if signed {
-            for (o, b) in out.iter_mut().zip(src) {
-                let v = ((u16::from_le_bytes([b[0], b[1]]) << sh) as i16) >> sh;
-                *o = f32::from(v) * k + c;
-            }
-        } else {
-            for (o, b) in out.iter_mut().zip(src) {
-                *o = f32::from(u16::from_le_bytes([b[0], b[1]]) & mask16) * k + c;
-            }
-        }
-    } else if spp == 1 {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = (raw(i) * slope + intercept) as f32;
+    }
+}
+
+/// The fast path of CT and MR (one 16-bit sample a pixel): f32 arithmetic is exact for 16-bit
+/// samples with an integral rescale.
+fn rescale_16bit(data: &[u8], samples: Samples, slope: f64, intercept: f64, out: &mut [f32]) {
+    let (k, c) = (slope as f32, intercept as f32);
+    let sh = 16 - samples.stored.min(16);
+    let src = data.chunks_exact(2);
+    if samples.signed {
+        for (o, b) in out.iter_mut().zip(src) {
+            let v = ((u16::from_le_bytes([b[0], b[1]]) << sh) as i16) >> sh;
+            *o = f32::from(v) * k + c;
         }
     } else {
-        let planar = px.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
-        let ybr = matches!(
-            px.photometric_interpretation(),
-            PhotometricInterpretation::YbrFull
-                | PhotometricInterpretation::YbrFull422
-                | PhotometricInterpretation::YbrIct
-                | PhotometricInterpretation::YbrRct
-        );
-        let at = |i: usize, s: usize| {
-            if planar {
-                raw(s * n + i)
-            } else {
-                raw(i * 3 + s)
-            }
-        };
-        for (i, o) in out.iter_mut().enumerate() {
-            let v = if ybr {
-                at(i, 0)
-            } else {
-                0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)
-            };
-            *o = v as f32;
+        let mask = u16::MAX >> sh;
+        for (o, b) in out.iter_mut().zip(src) {
+            *o = f32::from(u16::from_le_bytes([b[0], b[1]]) & mask) * k + c;
         }
     }
-    Ok(())
+}
+
+/// A three-sample frame as grey: luma of RGB, the Y of YBR.
+fn colour_to_grey(px: &DecodedPixelData<'_>, data: &[u8], samples: Samples, out: &mut [f32]) {
+    let n = out.len();
+    let planar = px.planar_configuration() != dicom_pixeldata::PlanarConfiguration::Standard;
+    let ybr = matches!(
+        px.photometric_interpretation(),
+        PhotometricInterpretation::YbrFull
+            | PhotometricInterpretation::YbrFull422
+            | PhotometricInterpretation::YbrIct
+            | PhotometricInterpretation::YbrRct
+    );
+    let at = |i: usize, s: usize| samples.get(data, if planar { s * n + i } else { i * 3 + s });
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = if ybr {
+            at(i, 0)
+        } else {
+            0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)
+        };
+        *o = v as f32;
+    }
 }
 
 pub(super) fn decode_into(

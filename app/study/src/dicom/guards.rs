@@ -34,142 +34,191 @@ pub(super) fn walk_lengths(
     name: &Path,
     head: &[u8],
     total_len: u64,
-    mut pos: usize,
+    pos: usize,
     mut in_meta: bool,
 ) -> Result<Option<usize>> {
-    const LONG_VRS: [&[u8; 2]; 13] = [
-        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
-    ];
-    const SHORT_VRS: [&[u8; 2]; 21] = [
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
-        b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
-    ];
-    let rd16 = |b: &[u8], be: bool| {
-        if be {
-            u16::from_be_bytes([b[0], b[1]])
-        } else {
-            u16::from_le_bytes([b[0], b[1]])
-        }
-    };
-    let rd32 = |b: &[u8], be: bool| {
-        if be {
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        }
+    let mut walk = LengthWalk {
+        name,
+        head,
+        total_len,
+        pos,
+        explicit: true,
+        big_endian: false,
+        in_pixel_items: false,
+        open: Vec::new(),
     };
     let mut ts = String::new();
-    let (mut explicit, mut be) = (true, false);
-    let mut in_pixel_items = false;
-    // The open sequences and items, by where they end (None: at a delimiter). The parser
-    // recurses once per level, so a file nested deeply enough overflows its thread's stack.
-    let mut open: Vec<Option<usize>> = Vec::new();
     loop {
-        while let Some(Some(end)) = open.last()
-            && pos >= *end
-        {
-            open.pop();
-        }
-        if open.len() > 2 * MAX_SEQUENCE_DEPTH {
+        walk.close_ended();
+        if walk.open.len() > 2 * MAX_SEQUENCE_DEPTH {
             return Err(StudyError::invalid(
                 name,
                 format!("sequences nested more than {MAX_SEQUENCE_DEPTH} deep"),
             ));
         }
-        if pos + 8 > head.len() {
+        if walk.pos + 8 > head.len() {
             return Ok(None);
         }
-        let group_le = u16::from_le_bytes([head[pos], head[pos + 1]]);
+        let group_le = u16::from_le_bytes([head[walk.pos], head[walk.pos + 1]]);
         if in_meta && group_le != 0x0002 {
             in_meta = false;
             match ts.as_str() {
-                "1.2.840.10008.1.2" => explicit = false,
-                "1.2.840.10008.1.2.2" => be = true,
-                DEFLATED => return Ok(Some(pos)),
+                "1.2.840.10008.1.2" => walk.explicit = false,
+                "1.2.840.10008.1.2.2" => walk.big_endian = true,
+                DEFLATED => return Ok(Some(walk.pos)),
                 _ => {}
             }
         }
-        let (group, elem) = (rd16(&head[pos..], be), rd16(&head[pos + 2..], be));
-        let remaining = |after: usize| total_len.saturating_sub(after as u64);
+        let (group, elem) = (walk.u16_at(walk.pos), walk.u16_at(walk.pos + 2));
         if group == 0xFFFE {
-            let len = rd32(&head[pos + 4..], be);
-            pos += 8;
-            match elem {
-                0xE000 if len != u32::MAX => {
-                    if u64::from(len) > remaining(pos) {
-                        return Err(StudyError::read(
-                            name,
-                            format!(
-                                "damaged file: an item declares {len} bytes, only {} remain",
-                                remaining(pos)
-                            ),
-                        ));
-                    }
-                    if in_pixel_items {
-                        pos += len as usize; // a compressed fragment
-                    } else {
-                        open.push(Some(pos + len as usize));
-                    }
-                }
-                0xE000 => open.push(None),
-                0xE00D => {
-                    open.pop();
-                }
-                0xE0DD if in_pixel_items => in_pixel_items = false,
-                0xE0DD => {
-                    open.pop();
-                }
-                _ => {}
-            }
+            walk.item_or_delimiter(elem)?;
             continue;
         }
-        let (len, header) = if explicit {
-            let vr = [head[pos + 4], head[pos + 5]];
-            // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
-            if LONG_VRS.contains(&&vr) || !SHORT_VRS.contains(&&vr) {
-                if pos + 12 > head.len() {
-                    return Ok(None);
-                }
-                if &vr == b"UN" && rd32(&head[pos + 8..], be) == u32::MAX {
-                    return Ok(None); // implicit-VR content inside: leave it to the parser
-                }
-                (rd32(&head[pos + 8..], be), 12)
-            } else {
-                (u32::from(rd16(&head[pos + 6..], be)), 8)
-            }
-        } else {
-            (rd32(&head[pos + 4..], be), 8)
+        let Some((len, is_sq)) = walk.element_header() else {
+            return Ok(None);
         };
-        pos += header;
-        let is_sq = explicit && &head[pos - header + 4..pos - header + 6] == b"SQ";
         if len == u32::MAX {
             if (group, elem) == (0x7FE0, 0x0010) {
-                in_pixel_items = true;
+                walk.in_pixel_items = true;
             } else {
-                open.push(None);
+                walk.open.push(None);
             }
             continue; // undefined length: walk into it
         }
-        if u64::from(len) > remaining(pos) {
-            return Err(StudyError::read(
-                name,
-                format!(
-                    "damaged file: element ({group:04X},{elem:04X}) declares {len} bytes, only {} remain",
-                    remaining(pos)
-                ),
-            ));
-        }
+        walk.check_fits(u64::from(len), || {
+            format!("element ({group:04X},{elem:04X})")
+        })?;
+        let (pos, len) = (walk.pos, len as usize);
         if is_sq {
-            open.push(Some(pos + len as usize));
+            walk.open.push(Some(pos + len));
         }
-        if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len as usize <= head.len() {
-            ts = String::from_utf8_lossy(&head[pos..pos + len as usize])
+        if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len <= head.len() {
+            ts = String::from_utf8_lossy(&head[pos..pos + len])
                 .trim_end_matches(['\0', ' '])
                 .to_string();
         }
         if !is_sq {
-            pos = pos.saturating_add(len as usize);
+            walk.pos = pos.saturating_add(len);
         }
+    }
+}
+
+/// Where the length walk is in `head`, how the data set is encoded, and the open sequences and
+/// items by where they end (None: at a delimiter). The parser recurses once per level, so a file
+/// nested deeply enough overflows its thread's stack.
+struct LengthWalk<'a> {
+    name: &'a Path,
+    head: &'a [u8],
+    total_len: u64,
+    pos: usize,
+    explicit: bool,
+    big_endian: bool,
+    in_pixel_items: bool,
+    open: Vec<Option<usize>>,
+}
+
+impl LengthWalk<'_> {
+    fn u16_at(&self, at: usize) -> u16 {
+        let b = [self.head[at], self.head[at + 1]];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = [
+            self.head[at],
+            self.head[at + 1],
+            self.head[at + 2],
+            self.head[at + 3],
+        ];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// Closes the sequences and items of defined length that end at or before `pos`.
+    fn close_ended(&mut self) {
+        while let Some(Some(end)) = self.open.last()
+            && self.pos >= *end
+        {
+            self.open.pop();
+        }
+    }
+
+    /// Refuses `len` bytes (of `what`) declared at `pos` that run past the end of the file.
+    fn check_fits(&self, len: u64, what: impl FnOnce() -> String) -> Result<()> {
+        let remaining = self.total_len.saturating_sub(self.pos as u64);
+        if len > remaining {
+            return Err(StudyError::read(
+                self.name,
+                format!(
+                    "damaged file: {} declares {len} bytes, only {remaining} remain",
+                    what()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An item, item delimiter or sequence delimiter (group FFFE) at `pos`, stepped over.
+    fn item_or_delimiter(&mut self, elem: u16) -> Result<()> {
+        let len = self.u32_at(self.pos + 4);
+        self.pos += 8;
+        match elem {
+            0xE000 if len != u32::MAX => {
+                self.check_fits(u64::from(len), || "an item".to_string())?;
+                if self.in_pixel_items {
+                    self.pos += len as usize; // a compressed fragment
+                } else {
+                    self.open.push(Some(self.pos + len as usize));
+                }
+            }
+            0xE000 => self.open.push(None),
+            0xE0DD if self.in_pixel_items => self.in_pixel_items = false,
+            0xE00D | 0xE0DD => {
+                self.open.pop();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the element header at `pos` and steps past it: the declared length and whether
+    /// it is a sequence. None where the header runs past `head` or the walk cannot follow.
+    fn element_header(&mut self) -> Option<(u32, bool)> {
+        const LONG_VRS: [&[u8; 2]; 13] = [
+            b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+            b"UV",
+        ];
+        const SHORT_VRS: [&[u8; 2]; 21] = [
+            b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+            b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+        ];
+        let pos = self.pos;
+        if !self.explicit {
+            self.pos += 8;
+            return Some((self.u32_at(pos + 4), false));
+        }
+        let vr = [self.head[pos + 4], self.head[pos + 5]];
+        // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
+        let (len, header) = if LONG_VRS.contains(&&vr) || !SHORT_VRS.contains(&&vr) {
+            if pos + 12 > self.head.len() {
+                return None;
+            }
+            if &vr == b"UN" && self.u32_at(pos + 8) == u32::MAX {
+                return None; // implicit-VR content inside: leave it to the parser
+            }
+            (self.u32_at(pos + 8), 12)
+        } else {
+            (u32::from(self.u16_at(pos + 6)), 8)
+        };
+        self.pos += header;
+        Some((len, &vr == b"SQ"))
     }
 }
 

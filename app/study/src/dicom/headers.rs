@@ -15,11 +15,6 @@ use std::path::Path;
 /// Frame headers of one opened file: one per frame (enhanced multi-frame objects carry per-frame
 /// geometry in their functional groups).
 pub(super) fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Vec<FrameHeader>> {
-    let ts = file
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
     let obj: &InMemDicomObject = file;
     let rows = get_int(obj, tags::ROWS).unwrap_or(0);
     let columns = get_int(obj, tags::COLUMNS).unwrap_or(0);
@@ -50,7 +45,34 @@ pub(super) fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Ve
             ));
         }
     }
-    let base = FrameHeader {
+    let base = file_header(path, file, rows as u16, columns as u16);
+    if frames == 1
+        && obj
+            .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+            .is_none()
+    {
+        check_values(path, &base)?;
+        return Ok(vec![base]);
+    }
+    let shared = first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
+    let per_frame: Option<&[InMemDicomObject]> = obj
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items());
+    let mut out = Vec::with_capacity(frames as usize);
+    for f in 0..frames as usize {
+        let mut h = base.clone();
+        h.frame = Some(f as u32);
+        apply_functional_groups(&mut h, per_frame.and_then(|items| items.get(f)), shared);
+        check_values(path, &h)?;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// The header a file's own attributes give every frame (size already checked).
+fn file_header(path: &Path, file: &DefaultDicomObject, rows: u16, columns: u16) -> FrameHeader {
+    let obj: &InMemDicomObject = file;
+    FrameHeader {
         path: path.to_path_buf(),
         frame: None,
         // anonymisers sometimes blank these; the file meta keeps a copy
@@ -70,8 +92,8 @@ pub(super) fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Ve
         position: get_f64s(obj, tags::IMAGE_POSITION_PATIENT).and_then(|v| arr3(&v)),
         orientation: get_f64s(obj, tags::IMAGE_ORIENTATION_PATIENT).and_then(|v| arr6(&v)),
         pixel_spacing: get_f64s(obj, tags::PIXEL_SPACING).and_then(|v| arr2(&v)),
-        rows: rows as u16,
-        columns: columns as u16,
+        rows,
+        columns,
         instance_number: get_int(obj, tags::INSTANCE_NUMBER),
         slope: get_f64(obj, tags::RESCALE_SLOPE).unwrap_or(1.0),
         intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
@@ -82,67 +104,59 @@ pub(super) fn frame_headers(path: &Path, file: &DefaultDicomObject) -> Result<Ve
         slice_thickness: get_f64(obj, tags::SLICE_THICKNESS),
         spacing_between_slices: get_f64(obj, tags::SPACING_BETWEEN_SLICES),
         gantry_tilt: get_f64(obj, tags::GANTRY_DETECTOR_TILT),
-        transfer_syntax: ts,
-    };
-    if frames == 1
-        && obj
-            .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
-            .is_none()
+        transfer_syntax: file
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string(),
+    }
+}
+
+/// What frame `pf`'s functional groups (or the shared ones) say over the file's attributes:
+/// position, orientation, pixel measures, rescale, window, temporal position and stack.
+fn apply_functional_groups(
+    h: &mut FrameHeader,
+    pf: Option<&InMemDicomObject>,
+    shared: Option<&InMemDicomObject>,
+) {
+    if let Some(pos) = group_attr(pf, shared, tags::PLANE_POSITION_SEQUENCE)
+        .and_then(|i| get_f64s(i, tags::IMAGE_POSITION_PATIENT))
+        .and_then(|v| arr3(&v))
     {
-        check_values(path, &base)?;
-        return Ok(vec![base]);
+        h.position = Some(pos);
     }
-    let shared = first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
-    let per_frame: Option<&[InMemDicomObject]> = obj
-        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
-        .and_then(|e| e.items());
-    let mut out = Vec::with_capacity(frames as usize);
-    for f in 0..frames as usize {
-        let pf = per_frame.and_then(|items| items.get(f));
-        let mut h = base.clone();
-        h.frame = Some(f as u32);
-        if let Some(pos) = group_attr(pf, shared, tags::PLANE_POSITION_SEQUENCE)
-            .and_then(|i| get_f64s(i, tags::IMAGE_POSITION_PATIENT))
-            .and_then(|v| arr3(&v))
-        {
-            h.position = Some(pos);
-        }
-        if let Some(o) = group_attr(pf, shared, tags::PLANE_ORIENTATION_SEQUENCE)
-            .and_then(|i| get_f64s(i, tags::IMAGE_ORIENTATION_PATIENT))
-            .and_then(|v| arr6(&v))
-        {
-            h.orientation = Some(o);
-        }
-        if let Some(m) = group_attr(pf, shared, tags::PIXEL_MEASURES_SEQUENCE) {
-            if let Some(ps) = get_f64s(m, tags::PIXEL_SPACING).and_then(|v| arr2(&v)) {
-                h.pixel_spacing = Some(ps);
-            }
-            if let Some(t) = get_f64(m, tags::SLICE_THICKNESS) {
-                h.slice_thickness = Some(t);
-            }
-            if let Some(t) = get_f64(m, tags::SPACING_BETWEEN_SLICES) {
-                h.spacing_between_slices = Some(t);
-            }
-        }
-        if let Some(t) = group_attr(pf, shared, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
-            h.slope = get_f64(t, tags::RESCALE_SLOPE).unwrap_or(h.slope);
-            h.intercept = get_f64(t, tags::RESCALE_INTERCEPT).unwrap_or(h.intercept);
-        }
-        if let Some(w) = group_attr(pf, shared, tags::FRAME_VOILUT_SEQUENCE).and_then(window_of) {
-            h.window = Some(w);
-        }
-        if let Some(c) = pf.and_then(|p| first_item(p, tags::FRAME_CONTENT_SEQUENCE)) {
-            if let Some(t) = get_str(c, tags::TEMPORAL_POSITION_INDEX) {
-                h.temporal = t;
-            }
-            if let Some(s) = get_str(c, tags::STACK_ID) {
-                h.stack = s;
-            }
-        }
-        check_values(path, &h)?;
-        out.push(h);
+    if let Some(o) = group_attr(pf, shared, tags::PLANE_ORIENTATION_SEQUENCE)
+        .and_then(|i| get_f64s(i, tags::IMAGE_ORIENTATION_PATIENT))
+        .and_then(|v| arr6(&v))
+    {
+        h.orientation = Some(o);
     }
-    Ok(out)
+    if let Some(m) = group_attr(pf, shared, tags::PIXEL_MEASURES_SEQUENCE) {
+        if let Some(ps) = get_f64s(m, tags::PIXEL_SPACING).and_then(|v| arr2(&v)) {
+            h.pixel_spacing = Some(ps);
+        }
+        if let Some(t) = get_f64(m, tags::SLICE_THICKNESS) {
+            h.slice_thickness = Some(t);
+        }
+        if let Some(t) = get_f64(m, tags::SPACING_BETWEEN_SLICES) {
+            h.spacing_between_slices = Some(t);
+        }
+    }
+    if let Some(t) = group_attr(pf, shared, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
+        h.slope = get_f64(t, tags::RESCALE_SLOPE).unwrap_or(h.slope);
+        h.intercept = get_f64(t, tags::RESCALE_INTERCEPT).unwrap_or(h.intercept);
+    }
+    if let Some(w) = group_attr(pf, shared, tags::FRAME_VOILUT_SEQUENCE).and_then(window_of) {
+        h.window = Some(w);
+    }
+    if let Some(c) = pf.and_then(|p| first_item(p, tags::FRAME_CONTENT_SEQUENCE)) {
+        if let Some(t) = get_str(c, tags::TEMPORAL_POSITION_INDEX) {
+            h.temporal = t;
+        }
+        if let Some(s) = get_str(c, tags::STACK_ID) {
+            h.stack = s;
+        }
+    }
 }
 
 pub(super) type HeaderSummary = (Vec<FrameHeader>, StudyMeta, String, Modality, Option<i64>);
