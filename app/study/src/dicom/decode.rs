@@ -109,10 +109,10 @@ pub(super) fn convert_frame(
         rescale_16bit(&data[..n * 2], samples, slope, intercept, out);
     } else if spp == 1 {
         for (i, o) in out.iter_mut().enumerate() {
-            *o = (samples.get(&data, i) * slope + intercept) as f32;
+            *o = (samples.get(data, i) * slope + intercept) as f32;
         }
     } else {
-        colour_to_grey(px, &data, samples, out);
+        colour_to_grey(px, data, samples, out);
     }
     Ok(())
 }
