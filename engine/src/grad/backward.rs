@@ -4,7 +4,7 @@
 use super::GradError;
 use super::ctx::Ctx;
 use super::rules::{self, NON_DIFFERENTIABLE_OPS};
-use crate::graph::proto::dtype;
+use crate::graph::proto::{NodeProto, dtype};
 use crate::graph::{Builder, Model, Shapes, TensorData, fold_shapes, node_label};
 use std::collections::{HashMap, HashSet};
 
@@ -78,61 +78,10 @@ pub fn build_gradient(
             shape: out_info.shape.clone(),
         });
     }
-    let mut m = model.clone();
-    let known = m.tensor_names();
-    for name in request
-        .wrt
-        .iter()
-        .chain([&request.output])
-        .chain(&request.keep)
-    {
-        if !known.contains(name) {
-            return Err(GradError::UnknownTensor(name.clone()));
-        }
-    }
-    // Initializers we differentiate with respect to become (overridable) graph inputs, which
-    // also keeps constant folding away from them.
-    for w in &request.wrt {
-        let is_input = m.graph().input.iter().any(|i| &i.name == w);
-        if !is_input && m.has_initializer(w) {
-            let wi = info(w)?;
-            let vi = crate::graph::value_info(w, wi.dtype, &wi.shape);
-            m.graph_mut().input.push(vi);
-        }
-    }
-    // Turn shape arithmetic into constants so rules can read axes, pads and targets.
-    fold_shapes(&mut m, shapes)?;
-    m.sort_topologically()?;
+    let m = prepared(model, request, shapes)?;
     let nodes = m.graph().node.clone();
 
-    // Forward: tensors that depend differentiably on a `wrt` tensor.
-    let mut active: HashSet<String> = request.wrt.iter().cloned().collect();
-    for n in &nodes {
-        if NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str())
-            || !n.input.iter().any(|x| active.contains(x))
-        {
-            continue;
-        }
-        for o in &n.output {
-            if shapes.get(o).is_some_and(|i| dtype::is_float(i.dtype)) {
-                active.insert(o.clone());
-            }
-        }
-    }
-    // Backward: of those, the ones the output depends on.
-    let mut needed: HashSet<String> = HashSet::from([request.output.clone()]);
-    let mut path: Vec<usize> = Vec::new();
-    for (i, n) in nodes.iter().enumerate().rev() {
-        let feeds_output = n
-            .output
-            .iter()
-            .any(|o| needed.contains(o) && active.contains(o));
-        if !feeds_output {
-            continue;
-        }
-        path.push(i);
-        needed.extend(n.input.iter().filter(|x| active.contains(*x)).cloned());
-    }
+    let (active, needed, path) = differentiable_path(&nodes, request, shapes);
 
     let mut b = Builder::from_model(m);
     b.set_prefix("grad/");
@@ -213,6 +162,77 @@ pub fn build_gradient(
         output: request.output.clone(),
         gradients,
     })
+}
+
+/// `model` ready to differentiate: every requested tensor checked to exist, the initializers
+/// differentiated with respect to made (overridable) graph inputs, which also keeps constant
+/// folding away from them, shape arithmetic folded so rules can read axes, pads and targets,
+/// nodes in topological order.
+fn prepared(model: &Model, request: &GradRequest, shapes: &Shapes) -> Result<Model, GradError> {
+    let info = |name: &str| {
+        shapes
+            .get(name)
+            .ok_or_else(|| GradError::NoShape(name.to_string()))
+    };
+    let mut m = model.clone();
+    let known = m.tensor_names();
+    for name in request
+        .wrt
+        .iter()
+        .chain([&request.output])
+        .chain(&request.keep)
+    {
+        if !known.contains(name) {
+            return Err(GradError::UnknownTensor(name.clone()));
+        }
+    }
+    for w in &request.wrt {
+        let is_input = m.graph().input.iter().any(|i| &i.name == w);
+        if !is_input && m.has_initializer(w) {
+            let wi = info(w)?;
+            let vi = crate::graph::value_info(w, wi.dtype, &wi.shape);
+            m.graph_mut().input.push(vi);
+        }
+    }
+    fold_shapes(&mut m, shapes)?;
+    m.sort_topologically()?;
+    Ok(m)
+}
+
+/// Which tensors carry gradient: `active` depend differentiably on a `wrt` tensor, `needed`
+/// feed the output, and `path` lists the nodes to differentiate, output first.
+fn differentiable_path(
+    nodes: &[NodeProto],
+    request: &GradRequest,
+    shapes: &Shapes,
+) -> (HashSet<String>, HashSet<String>, Vec<usize>) {
+    let mut active: HashSet<String> = request.wrt.iter().cloned().collect();
+    for n in nodes {
+        if NON_DIFFERENTIABLE_OPS.contains(&n.op_type.as_str())
+            || !n.input.iter().any(|x| active.contains(x))
+        {
+            continue;
+        }
+        for o in &n.output {
+            if shapes.get(o).is_some_and(|i| dtype::is_float(i.dtype)) {
+                active.insert(o.clone());
+            }
+        }
+    }
+    let mut needed: HashSet<String> = HashSet::from([request.output.clone()]);
+    let mut path: Vec<usize> = Vec::new();
+    for (i, n) in nodes.iter().enumerate().rev() {
+        let feeds_output = n
+            .output
+            .iter()
+            .any(|o| needed.contains(o) && active.contains(o));
+        if !feeds_output {
+            continue;
+        }
+        path.push(i);
+        needed.extend(n.input.iter().filter(|x| active.contains(*x)).cloned());
+    }
+    (active, needed, path)
 }
 
 /// Sums several gradient contributions to one tensor.

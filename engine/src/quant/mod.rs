@@ -225,24 +225,8 @@ pub fn quantize_graph(
         kept_float.dedup();
     }
 
-    // Weights are calibrated after reparameterization changed them.
-    let mut weight_quant = HashMap::new();
-    for site in &sites.sites {
-        let Some(w) = &site.weight else { continue };
-        let TensorData::F32(values) = model.initializer(&w.initializer)? else {
-            continue;
-        };
-        let lanes: Vec<Vec<f32>> = values
-            .axis_iter(ndarray::Axis(w.channel_axis))
-            .map(|lane| lane.iter().copied().collect())
-            .collect();
-        let q = if site.output.is_some() && integer_convs {
-            quantizer::search_per_channel_symmetric(&lanes, bits.weights)
-        } else {
-            quantizer::search_per_channel(&lanes, bits.weights)
-        };
-        weight_quant.insert(w.initializer.clone(), q);
-    }
+    // weights are calibrated after reparameterization changed them
+    let weight_quant = weight_quantizers(&model, &sites, bits.weights, integer_convs)?;
     let (out, summary) = emit(&model, &sites.sites, &weight_quant, &act_quant)?;
     Ok((
         out,
@@ -254,6 +238,34 @@ pub fn quantize_graph(
             activations: act_quant,
         },
     ))
+}
+
+/// Per-channel weight quantizers of every site with a weight, by initializer: symmetric for
+/// the convolutions that run on integer kernels (`integer_convs`).
+fn weight_quantizers(
+    model: &Model,
+    sites: &Sites,
+    bits: u32,
+    integer_convs: bool,
+) -> Result<HashMap<String, emit::WeightQuant>, QuantError> {
+    let mut weight_quant = HashMap::new();
+    for site in &sites.sites {
+        let Some(w) = &site.weight else { continue };
+        let TensorData::F32(values) = model.initializer(&w.initializer)? else {
+            continue;
+        };
+        let lanes: Vec<Vec<f32>> = values
+            .axis_iter(ndarray::Axis(w.channel_axis))
+            .map(|lane| lane.iter().copied().collect())
+            .collect();
+        let q = if site.output.is_some() && integer_convs {
+            quantizer::search_per_channel_symmetric(&lanes, bits)
+        } else {
+            quantizer::search_per_channel(&lanes, bits)
+        };
+        weight_quant.insert(w.initializer.clone(), q);
+    }
+    Ok(weight_quant)
 }
 
 #[cfg(test)]

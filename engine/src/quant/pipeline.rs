@@ -563,6 +563,49 @@ fn quantized_manifest(
         bits.weights,
         bits.activations.map_or("f".into(), |a| a.to_string())
     );
+    let d = precision_details(base, options, summary, synthetic);
+    let mut files = base.files.clone();
+    files.encoder = FileEntry {
+        path: "encoder.onnx".into(),
+        sha256: sha256_file(&dir.join("encoder.onnx"))?,
+    };
+    files.decoder = FileEntry {
+        path: "decoder.onnx".into(),
+        sha256: sha256_file(&dir.join("decoder.onnx"))?,
+    };
+    if let Some(click) = &mut files.click_decoder {
+        click.path = CLICK_DECODER_FILE.into();
+    }
+    Ok(Manifest {
+        name: format!("{}-{tag}", base.name),
+        description: format!(
+            "{} requantized to W{}A{} without patient data",
+            base.name, bits.weights, a
+        ),
+        precision: Precision {
+            kind: "quantized".into(),
+            details: d,
+        },
+        files,
+        accuracy: BTreeMap::new(),
+        // the set stays with the FP bundle it was made from
+        synthetic: None,
+        ..base.clone()
+    })
+}
+
+/// The `[precision]` table of a requantized bundle: the bits, the method, what runs on
+/// integer kernels and what is simulated, the calibration and its synthetic set.
+fn precision_details(
+    base: &Manifest,
+    options: &RequantizeOptions,
+    summary: &GraphSummary,
+    synthetic: Option<&SyntheticSet>,
+) -> BTreeMap<String, toml::Value> {
+    let bits = options.bits;
+    let a = bits
+        .activations
+        .map_or("float".to_string(), |a| a.to_string());
     let mut d: BTreeMap<String, toml::Value> = BTreeMap::new();
     let mut put = |k: &str, v: toml::Value| {
         d.insert(k.to_string(), v);
@@ -643,34 +686,7 @@ fn quantized_manifest(
         "quantized_decoder_weights",
         toml::Value::Boolean(options.quantize_decoder),
     );
-    let mut files = base.files.clone();
-    files.encoder = FileEntry {
-        path: "encoder.onnx".into(),
-        sha256: sha256_file(&dir.join("encoder.onnx"))?,
-    };
-    files.decoder = FileEntry {
-        path: "decoder.onnx".into(),
-        sha256: sha256_file(&dir.join("decoder.onnx"))?,
-    };
-    if let Some(click) = &mut files.click_decoder {
-        click.path = CLICK_DECODER_FILE.into();
-    }
-    Ok(Manifest {
-        name: format!("{}-{tag}", base.name),
-        description: format!(
-            "{} requantized to W{}A{} without patient data",
-            base.name, bits.weights, a
-        ),
-        precision: Precision {
-            kind: "quantized".into(),
-            details: d,
-        },
-        files,
-        accuracy: BTreeMap::new(),
-        // the set stays with the FP bundle it was made from
-        synthetic: None,
-        ..base.clone()
-    })
+    d
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), QuantError> {
