@@ -133,8 +133,7 @@ fn a_box_on_the_liver_segments_it_on_ct_and_on_mr() {
 /// liver); the bundle's click decoder (packaging/model/litemedsam/finetune.py) answers every
 /// prompt with a click. The click goes where `lumen eval` puts the first one: the liver's most
 /// interior pixel. On held-out BTCV patients, the fine-tune's own kind of data, one click finds
-/// most of the liver and covers the clicked point. (On CHAOS CT, windowed otherwise, it does not
-/// yet: the model card has the numbers.)
+/// most of the liver and covers the clicked point.
 #[test]
 fn clicks_go_to_the_click_decoder_and_segment_a_held_out_liver() {
     assert!(model().bundle().click_decoder_path.is_some());
@@ -160,10 +159,36 @@ fn clicks_go_to_the_click_decoder_and_segment_a_held_out_liver() {
             click.x,
             click.y
         );
-        // measured 0.752 on sabs_case00; the goal for one click is 0.88, not reached yet
+        // the goal for one click is 0.88, not reached yet on every patient
         let d = dice(one.mask.view(), liver.view());
         assert!(d >= 0.7, "{patient}: one click, liver Dice {d:.3}");
     }
+}
+
+/// The click decoder was fine-tuned on BTCV slices in BTCV's own window and in LiteMedSAM's CT
+/// window (WL 40 / WW 400), the one the app and CHAOS use; before the second window it gave a
+/// small blob for one click on the CHAOS CT liver. One click on the liver's most interior pixel,
+/// on CT and MR slices of datasets it never saw.
+#[test]
+fn one_click_finds_the_liver_on_ct_and_mr_slices_the_fine_tune_never_saw() {
+    let mut dices = Vec::new();
+    for (name, image, label) in liver_cases() {
+        let embedding = model().embed(image.view()).unwrap();
+        let click = next_click(None, label.view()).unwrap();
+        let mut prompt = Prompt::default();
+        prompt.points.push(click);
+        let one = model().predict(&embedding, &prompt).unwrap();
+        let d = dice(one.mask.view(), label.view());
+        eprintln!("{name}: one click, liver Dice {d:.3}");
+        dices.push((name, d));
+    }
+    let mean = dices.iter().map(|(_, d)| d).sum::<f64>() / dices.len() as f64;
+    // measured: mean 0.501 (CT 0.279, 0.172, 0.767; MR 0.647, 0.640); the one-window decoder
+    // shipped before gave 0.240. The goal for one click on the liver, 0.85, is not met.
+    assert!(
+        mean >= 0.45,
+        "one click, mean liver Dice {mean:.3}: {dices:?}"
+    );
 }
 
 /// DFQ-SAM's patch-similarity entropy finds TinyViT's windowed attention, whose attn·V outputs

@@ -4,9 +4,11 @@
 LiteMedSAM was trained on boxes only. This recipe fine-tunes the prompt encoder and mask decoder
 with SAM's interactive simulation on embeddings computed once by the bundled, frozen encoder:
 
-    .venv-model/bin/python packaging/model/litemedsam/finetune.py embed    # encoder runs, cached
-    .venv-model/bin/python packaging/model/litemedsam/finetune.py train    # pauses (exit 75), continues
-    .venv-model/bin/python packaging/model/litemedsam/finetune.py export   # -> click_decoder.onnx
+    F=packaging/model/litemedsam/finetune.py
+    .venv-model/bin/python $F embed                          # encoder runs, cached
+    .venv-model/bin/python $F embed --window litemedsam      # the same slices in LiteMedSAM's CT window
+    .venv-model/bin/python $F train --run ckpt-two-windows --windows btcv litemedsam --steps 500
+    .venv-model/bin/python $F export --run ckpt-two-windows  # -> click_decoder.onnx
 
 * Data: the BTCV training patients (every patient but the four held out, `HELD_OUT`), every 2nd
   labelled slice, in display orientation and through LiteMedSAM's own preprocessing
@@ -14,8 +16,9 @@ with SAM's interactive simulation on embeddings computed once by the bundled, fr
   patients' every 4th labelled slice is embedded too, for the monitor only. CHAOS CT, CHAOS MR and the
   TotalSegmentator example are never seen: they measure generality. `embed --window litemedsam`
   embeds the same slices once more in LiteMedSAM's CT window (WL 40 / WW 400, through the HU of
-  BTCV's estimated window), and `train --windows btcv litemedsam` trains on both (the shipped
-  decoder saw BTCV's window only, and fails on CT windowed as the app windows it).
+  BTCV's estimated window), and `train --windows btcv litemedsam` trains on both. The shipped
+  decoder is that run (`ckpt-two-windows`); the first one (`ckpt`) saw BTCV's window only and
+  failed on CT windowed as the app windows it.
 * Sessions: a jittered box (0-5 px per side) or a first click, then one or two correction clicks,
   each fed the previous low-res mask, as the app does. The first click is the point of the organ
   farthest from its border (`lumen eval`'s rule) or a random pixel of it; a correction click goes to
@@ -415,8 +418,10 @@ def export(args):
     # the box decoder and the encoder against PyTorch, as convert.py checks them
     diffs = convert.compare(convert.load_network(), args.out / "encoder.onnx", args.out / "decoder.onnx", slices)
     schedule, log = saved["state"]["schedule"], saved["state"]["log"]
+    windows = " and ".join(schedule.get("windows", ["btcv"]))
     note = (f"finetune.py: LiteMedSAM's prompt encoder and mask decoder fine-tuned for clicks, image encoder "
-            f"frozen; {schedule['steps']} steps of {schedule['batch']} interactive sessions, lr {schedule['lr']}, "
+            f"frozen; {schedule['steps']} steps of {schedule['batch']} interactive sessions (slices in the "
+            f"{windows} windows), lr {schedule['lr']}, "
             f"box distillation weight {schedule['distill']}, seed {schedule['seed']}; BTCV patients other than "
             f"{', '.join(HELD_OUT)}; held-out monitor (box, 1, 2, 3 clicks; best multimask output for one click) "
             f"{np.round(log[0]['val'], 4).tolist()} before, {np.round(log[-1]['val'], 4).tolist()} after")
