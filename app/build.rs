@@ -8,6 +8,7 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    record_commit(&manifest_dir);
     let script = manifest_dir.join("../packaging/ort/provision.py");
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rerun-if-env-changed=LUMEN_SKIP_ORT_PROVISION");
@@ -33,6 +34,55 @@ fn main() {
         ),
         Err(e) => {
             println!("cargo:warning=could not run {python} for ONNX Runtime provisioning: {e}")
+        }
+    }
+}
+
+/// Puts the source's commit into `LUMEN_COMMIT` for `lumen --version`: the short hash, with
+/// `-modified` when tracked files differ from it, or `unknown` outside a git checkout (a source
+/// tarball). Rebuilt when HEAD or the branch it names moves, or the index changes, so an edit
+/// not yet staged shows only at the next build that reruns this.
+fn record_commit(manifest_dir: &Path) {
+    let repo = manifest_dir.join("..");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            // a status must not rewrite the index, which this script watches
+            .arg("--no-optional-locks")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(hash) if !hash.is_empty() => {
+            let modified = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|changes| !changes.is_empty());
+            if modified {
+                format!("{hash}-modified")
+            } else {
+                hash
+            }
+        }
+        _ => "unknown".to_string(),
+    };
+    println!("cargo:rustc-env=LUMEN_COMMIT={commit}");
+    if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        let git_dir = PathBuf::from(git_dir);
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]).map(|name| git_dir.join(name));
+        // a watched path that does not exist would rerun this script on every build
+        for watched in [
+            git_dir.join("HEAD"),
+            git_dir.join("index"),
+            git_dir.join("packed-refs"),
+        ]
+        .into_iter()
+        .chain(branch)
+        .filter(|path| path.exists())
+        {
+            println!("cargo:rerun-if-changed={}", watched.display());
         }
     }
 }

@@ -14,8 +14,10 @@ pub fn assets_dir() -> PathBuf {
         .and_then(|exe| exe.parent().map(|d| d.join("assets")));
     match beside_exe {
         Some(dir) if dir.is_dir() => dir,
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
+        // the app crate's parent is the repository root
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new(".."))
             .join("assets"),
     }
 }

@@ -4,6 +4,9 @@
 use std::process::Command;
 
 mod common;
+#[path = "common/demo_slice.rs"]
+mod demo_slice;
+use demo_slice::{demo_slice, label_box};
 
 /// The `lumen` binary, keeping its settings and caches in the test process's own folder.
 fn lumen() -> Command {
@@ -133,25 +136,10 @@ fn a_closed_stderr_does_not_stop_lumen_eval() {
     assert!(dice > 0.9, "CHAOS liver box Dice {dice}: {stdout}");
 }
 
-/// A real CT slice from the SAM-Med2D demo set and its liver label.
-fn demo_slice() -> (std::path::PathBuf, image::GrayImage) {
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/sam_med2d_demo/data_demo");
-    let label = image::open(demo.join("masks/amos_0004_75_liver_000.png"))
-        .unwrap()
-        .into_luma8();
-    (demo.join("images/amos_0004_75.png"), label)
-}
-
 #[test]
 fn segment_writes_a_mask_inside_the_box_and_refuses_a_box_off_the_image() {
     let (image, label) = demo_slice();
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for (x, y, p) in label.enumerate_pixels() {
-        if p.0[0] > 0 {
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-        }
-    }
+    let (x0, y0, x1, y1) = label_box(&label);
     let dir = tempfile::tempdir().unwrap();
     let mask = dir.path().join("mask.png");
     let out = lumen()
@@ -393,4 +381,47 @@ fn a_thread_count_beyond_the_machine_is_refused_at_once() {
             "{command}: {stderr}"
         );
     }
+}
+
+#[test]
+fn doctor_fails_on_a_missing_library_and_an_unwritable_home_and_names_each_fix() {
+    // LUMEN_HOME is a file, so none of the three folders can be made under it
+    let not_a_folder = tempfile::NamedTempFile::new().unwrap();
+    let out = lumen()
+        .arg("doctor")
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .env("LUMEN_HOME", not_a_folder.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("4 check(s) failed"), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let fix_after = |start: &str| {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} line in:\n{stdout}"));
+        lines[at + 1]
+    };
+    assert!(
+        fix_after("FAIL  ONNX Runtime 1.32.0").contains("ORT_DYLIB_PATH"),
+        "{stdout}"
+    );
+    assert!(
+        fix_after("FAIL  settings folder").contains("set LUMEN_HOME to a writable folder"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAIL  caches folder"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  models and autosaves folder"),
+        "{stdout}"
+    );
+    // without a runtime the models' checksums are still checked
+    assert!(
+        stdout.contains("ok    bundled model litemedsam (fp32")
+            && stdout.contains("every file matches its sha256\n"),
+        "{stdout}"
+    );
 }

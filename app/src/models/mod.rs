@@ -1,7 +1,7 @@
 //! The model catalogue: bundled models and the user's models folder (imported and requantized
 //! bundles), read from their manifests; importing a bundle folder into the user's folder.
 
-use lumen_engine::model::{ModelBundle, read_manifest};
+use lumen_engine::model::{Manifest, ModelBundle, read_manifest};
 use std::path::{Path, PathBuf};
 
 /// Where a model comes from.
@@ -80,21 +80,25 @@ pub fn list_models(bundled_dir: &Path, user_dir: &Path) -> Vec<ModelEntry> {
     all
 }
 
+/// "fp32", or "W4A8" etc. for a quantized bundle.
+pub fn precision_label(manifest: &Manifest) -> String {
+    if manifest.precision.kind != "quantized" {
+        return manifest.precision.kind.clone();
+    }
+    let bits = |key: &str| {
+        manifest
+            .precision
+            .details
+            .get(key)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("W{}A{}", bits("weight_bits"), bits("activation_bits"))
+}
+
 fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
     let manifest = read_manifest(dir).ok()?;
-    let precision = if manifest.precision.kind == "quantized" {
-        let get = |k: &str| {
-            manifest
-                .precision
-                .details
-                .get(k)
-                .map(|v| v.to_string().trim_matches('"').to_string())
-                .unwrap_or_else(|| "?".into())
-        };
-        format!("W{}A{}", get("weight_bits"), get("activation_bits"))
-    } else {
-        manifest.precision.kind.clone()
-    };
+    let precision = precision_label(&manifest);
     let size_bytes = manifest
         .files
         .entries()

@@ -41,6 +41,38 @@ pub fn init() -> Result<PathBuf, RuntimeError> {
     environment().map(|(_, path)| path.clone())
 }
 
+/// The version the library in use reports (`OrtGetApiBase()->GetVersionString()`), loading it
+/// first if need be: `ORT_DYLIB_PATH` may name any build, whatever its file name says.
+pub fn library_version() -> Result<String, RuntimeError> {
+    let path = init()?;
+    let failed = |reason: String| RuntimeError::LibraryLoad {
+        path: path.clone(),
+        reason,
+    };
+    type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: the library is already loaded (by `init`), so this only takes another reference to
+    // it. `OrtGetApiBase` takes nothing and returns a pointer to a static table, whose
+    // `GetVersionString` returns a static NUL-terminated string; both are checked for null.
+    #[allow(unsafe_code)]
+    unsafe {
+        let library = libloading::Library::new(&path).map_err(|e| failed(e.to_string()))?;
+        let get_api_base = library
+            .get::<GetApiBase>(b"OrtGetApiBase")
+            .map_err(|e| failed(e.to_string()))?;
+        let base = get_api_base();
+        if base.is_null() {
+            return Err(failed("OrtGetApiBase returned nothing".into()));
+        }
+        let version = ((*base).GetVersionString)();
+        if version.is_null() {
+            return Err(failed("GetVersionString returned nothing".into()));
+        }
+        Ok(std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
 /// The variable that turns off ONNX Runtime's 1DS telemetry on Linux (on since 1.29). The library
 /// reads it when it starts its telemetry provider, before any API call could disable it, so it
 /// must be in the environment before the library is loaded; `with_telemetry(false)` alone still
