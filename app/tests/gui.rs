@@ -87,7 +87,28 @@ fn an_accept_survives_a_kill_and_comes_back_once_on_reopening() {
     let mask = image::open(masks[0].path()).unwrap().into_luma8();
     let on = mask.pixels().filter(|p| p.0[0] == 255).count();
     let document = harness.state().document().unwrap();
-    assert_eq!(on, document.slice_count(z, document.segments()[0].label));
+    let voxels = document.slice_count(z, document.segments()[0].label);
+    assert_eq!(on, voxels);
+
+    // The statistics table shows the liver's volume; Statistics CSV writes the same numbers.
+    let spacing = harness.state().volume().unwrap().spacing;
+    let ml = voxels as f64 * spacing.iter().product::<f64>() / 1000.0;
+    harness.get_by_label("Statistics");
+    harness.get_by_label(&format!("{ml:.1}"));
+    harness.get_by_label("Statistics CSV").click();
+    harness.step();
+    step_until(&mut harness, "CSV export", |app| !app.is_writing());
+    let csv = harness.state().last_export().unwrap().to_path_buf();
+    assert!(
+        csv.to_string_lossy().ends_with("-statistics.csv"),
+        "{csv:?}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[0], "Liver", "{text}");
+    assert_eq!(row[2], voxels.to_string(), "{text}");
+    assert_eq!(row[3], format!("{ml:.3}"), "{text}");
+    assert_eq!(row[8], "HU", "{text}");
 }
 
 #[test]

@@ -84,6 +84,38 @@ pub fn chaos_liver_slice(index: usize) -> anyhow::Result<(Array2<f32>, Array2<bo
     Ok((hu, mask))
 }
 
+/// The CHAOS CT liver ground truth (one PNG per DICOM file, in file-name order) as a label map
+/// (1 = liver) on `volume`, the loaded CHAOS series.
+pub fn chaos_liver_labels(volume: &lumen_study::Volume) -> lumen_study::LabelVolume {
+    let root = shared_data().join("chaos_ct_liver").join("Data_3D");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("DICOM_anon"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), volume.dims[2], "one CHAOS file per slice");
+    let mut labels = lumen_study::LabelVolume::empty_like(volume);
+    let plane = volume.slice_len();
+    for (k, file) in files.iter().enumerate() {
+        let Some(z) = volume.slices.iter().position(|s| s.path == *file) else {
+            panic!("{} is not a slice of the volume", file.display());
+        };
+        let mask = read_png_mask(&root.join("Ground").join(format!("liver_GT_{k:03}.png")));
+        let Ok(mask) = mask else {
+            panic!("CHAOS ground truth {k} is unreadable");
+        };
+        assert_eq!(mask.dim(), (volume.dims[1], volume.dims[0]));
+        for (i, inside) in mask.iter().enumerate() {
+            if *inside {
+                labels.labels[z * plane + i] = 1;
+            }
+        }
+    }
+    labels
+}
+
 /// The bundled LiteMedSAM model.
 pub fn litemedsam_model_dir() -> PathBuf {
     repo_root().join("assets").join("models").join("litemedsam")

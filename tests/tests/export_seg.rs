@@ -8,8 +8,8 @@ use lumen_annotation::export::{
     self, SegOptions, Segment, read_seg, reimport_nifti, write_nifti_labels, write_png_masks,
     write_png_overlays, write_seg,
 };
-use lumen_study::{LabelVolume, Volume, discover, load_nifti_labels, load_series, preset};
-use lumen_tests::shared_data;
+use lumen_study::{Volume, discover, load_nifti_labels, load_series, preset};
+use lumen_tests::{chaos_liver_labels, shared_data};
 
 /// dicom3tools' IOD validator finds no error in `path` (warnings, such as the empty Patient ID
 /// of an anonymized source, are allowed).
@@ -38,40 +38,11 @@ fn load_dir(dir: &Path) -> Volume {
     load_series(&d.series[0]).unwrap()
 }
 
-/// The CHAOS PNG ground truth (one PNG per DICOM file, in file-name order) as a label map (1 = liver)
-/// on the loaded volume's grid.
-fn chaos_labels(volume: &Volume) -> LabelVolume {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(chaos_dir().join("DICOM_anon"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), volume.dims[2]);
-    let mut labels = LabelVolume::empty_like(volume);
-    let plane = volume.slice_len();
-    for (k, f) in files.iter().enumerate() {
-        let z = volume.slices.iter().position(|s| s.path == *f).unwrap();
-        let png = image::open(chaos_dir().join(format!("Ground/liver_GT_{k:03}.png")))
-            .unwrap()
-            .to_luma8();
-        assert_eq!(
-            (png.width() as usize, png.height() as usize),
-            (volume.dims[0], volume.dims[1])
-        );
-        for (i, p) in png.pixels().enumerate() {
-            if p.0[0] > 0 {
-                labels.labels[z * plane + i] = 1;
-            }
-        }
-    }
-    labels
-}
-
 #[test]
 fn chaos_liver_exports_to_seg_and_nifti_and_reads_back_voxel_exact() {
     let volume = load_dir(&chaos_dir().join("DICOM_anon"));
     assert_eq!(volume.dims, [512, 512, 78]);
-    let labels = chaos_labels(&volume);
+    let labels = chaos_liver_labels(&volume);
     let liver_voxels = labels.labels.iter().filter(|&&l| l == 1).count();
     assert_eq!(liver_voxels, 1_342_595);
     // the masks sit on liver: contrast-enhanced parenchyma, mean well above water
@@ -242,7 +213,7 @@ fn reimport_refuses_a_label_map_from_another_grid() {
     );
     // a SEG read onto the wrong study is refused too
     let chaos = load_dir(&chaos_dir().join("DICOM_anon"));
-    let labels = chaos_labels(&chaos);
+    let labels = chaos_liver_labels(&chaos);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("liver.dcm");
     write_seg(

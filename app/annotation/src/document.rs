@@ -48,6 +48,9 @@ pub struct Document {
     voxel_ml: f64,
     /// Bumped by every change, so autosave can tell whether there is anything new to write.
     revision: u64,
+    /// Per slice, the revision that last changed its voxels, so what is derived from the voxels
+    /// (the statistics) is remade for those slices only.
+    slice_revisions: Vec<u64>,
 }
 
 impl Document {
@@ -61,6 +64,7 @@ impl Document {
             redo: Vec::new(),
             voxel_ml: spacing.iter().product::<f64>() / 1000.0,
             revision: 0,
+            slice_revisions: vec![0; dims[2]],
         }
     }
 
@@ -72,12 +76,30 @@ impl Document {
             self.undo.clear();
             self.redo.clear();
             self.revision += 1;
+            self.slice_revisions.fill(self.revision);
         }
     }
 
     /// Changes so far; any change makes it larger.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// The revision that last changed slice `z`'s voxels (0: never; a segment's name or colour
+    /// is not a change of voxels).
+    pub fn slice_revision(&self, z: usize) -> u64 {
+        self.slice_revisions.get(z).copied().unwrap_or(0)
+    }
+
+    /// Marks a new revision, and the slices holding `changes` as changed in it.
+    fn touch(&mut self, changes: &[(u32, u8, u8)]) {
+        self.revision += 1;
+        let plane = (self.dims[0] * self.dims[1]).max(1);
+        for &(index, _, _) in changes {
+            if let Some(slice) = self.slice_revisions.get_mut(index as usize / plane) {
+                *slice = self.revision;
+            }
+        }
     }
 
     pub fn dims(&self) -> [usize; 3] {
@@ -185,9 +207,9 @@ impl Document {
         for &(index, _, new) in &edit.changes {
             self.labels[index as usize] = new;
         }
+        self.touch(&edit.changes);
         self.undo.push(edit);
         self.redo.clear();
-        self.revision += 1;
         count
     }
 
@@ -197,9 +219,9 @@ impl Document {
         for &(index, old, _) in &edit.changes {
             self.labels[index as usize] = old;
         }
+        self.touch(&edit.changes);
         let what = edit.what.clone();
         self.redo.push(edit);
-        self.revision += 1;
         Some(what)
     }
 
@@ -209,9 +231,9 @@ impl Document {
         for &(index, _, new) in &edit.changes {
             self.labels[index as usize] = new;
         }
+        self.touch(&edit.changes);
         let what = edit.what.clone();
         self.undo.push(edit);
-        self.revision += 1;
         Some(what)
     }
 

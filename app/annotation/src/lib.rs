@@ -8,5 +8,6 @@ mod document;
 pub mod export;
 mod interchange;
 pub mod propagate;
+pub mod statistics;
 
 pub use document::{Document, Segment};

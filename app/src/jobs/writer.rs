@@ -13,10 +13,12 @@ pub enum Format {
     DicomSeg,
     Nifti,
     Png,
+    /// The segment statistics table.
+    Csv,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::DicomSeg, Format::Nifti, Format::Png];
+    pub const ALL: [Format; 4] = [Format::DicomSeg, Format::Nifti, Format::Png, Format::Csv];
 
     /// The format in words, as the Export buttons name it.
     pub fn describe(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Format {
             Format::DicomSeg => "DICOM SEG",
             Format::Nifti => "NIfTI",
             Format::Png => "PNG",
+            Format::Csv => "Statistics CSV",
         }
     }
 }
@@ -91,6 +94,9 @@ fn run(job: &WriteJob) -> Result<(), String> {
         }
         Format::Nifti => export::write_nifti_labels(&job.target, &job.labels, &job.segments),
         Format::Png => export::write_png_masks(&job.target, &job.labels, &job.segments).map(|_| ()),
+        Format::Csv => {
+            export::write_statistics_csv(&job.target, &job.volume, &job.labels, &job.segments)
+        }
     }
     .map_err(|e| e.to_string())
 }
@@ -131,5 +137,6 @@ pub fn export_name(volume: &Volume, format: Format) -> String {
         Format::DicomSeg => format!("{name}-{stamp}-seg.dcm"),
         Format::Nifti => format!("{name}-{stamp}-labels.nii.gz"),
         Format::Png => format!("{name}-{stamp}-png"),
+        Format::Csv => format!("{name}-{stamp}-statistics.csv"),
     }
 }

@@ -75,6 +75,8 @@ struct OpenStudy {
     slice_dirty: bool,
     overlay_dirty: bool,
     histogram: super::histogram::HistogramView,
+    /// The segments' statistics, remade per slice as edits change them.
+    statistics: lumen_annotation::statistics::StatisticsCache,
 }
 
 pub struct LumenApp {

@@ -1,14 +1,16 @@
 //! Export of segmentations: DICOM SEG (for PACS), NIfTI label map + JSON sidecar (for research),
-//! PNG masks and overlays; and re-import of SEG / NIfTI onto a study.
+//! PNG masks and overlays, the segment statistics as CSV; and re-import of SEG / NIfTI onto a study.
 //!
 //! Every file is written atomically: a temporary file in the destination folder, then a rename.
 
+pub mod csv;
 pub mod nifti;
 pub mod png;
 pub mod seg;
 
 use std::path::{Path, PathBuf};
 
+pub use csv::write_statistics_csv;
 pub use nifti::{read_sidecar, reimport_nifti, sidecar_path, write_nifti_labels};
 pub use png::{write_png_masks, write_png_overlays};
 pub use seg::{SegOptions, SegSummary, read_seg, write_seg};

@@ -162,6 +162,7 @@ impl LumenApp {
             slice_dirty: true,
             overlay_dirty: true,
             histogram: Default::default(),
+            statistics: Default::default(),
         });
         self.active_label = None;
         self.go_to_slice(z);

@@ -1,6 +1,7 @@
 //! The side panel: series, tools, segments, window, export and model, top to bottom.
 
 use super::*;
+use lumen_annotation::statistics::SegmentStatistics;
 
 impl LumenApp {
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
@@ -85,9 +86,16 @@ impl LumenApp {
         }
         let z = study.z;
         let mut changed = false;
+        let table = study
+            .statistics
+            .update(&study.document, &study.volume)
+            .to_vec();
         let labels: Vec<u8> = study.document.segments().iter().map(|s| s.label).collect();
         for label in labels {
-            let volume = study.document.volume_ml(label);
+            let volume = table
+                .iter()
+                .find(|s| s.label == label)
+                .map_or(0.0, |s| s.volume_ml);
             let on_slice = study.document.slice_count(z, label);
             let pixel_mm2 = study.volume.spacing[0] * study.volume.spacing[1];
             let Some(before) = study.document.segments().iter().find(|s| s.label == label) else {
@@ -124,6 +132,9 @@ impl LumenApp {
         }
         if changed {
             study.overlay_dirty = true;
+        }
+        if !table.is_empty() {
+            statistics_table(ui, &table, study.volume.modality.value_name());
         }
     }
 
@@ -180,4 +191,41 @@ impl LumenApp {
             None => {}
         }
     }
+}
+
+/// Each segment's volume, intensities and extent, as the CSV export writes them.
+fn statistics_table(ui: &mut egui::Ui, table: &[SegmentStatistics], unit: &str) {
+    egui::CollapsingHeader::new("Statistics")
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::Grid::new("segment statistics")
+                .striped(true)
+                .show(ui, |ui| {
+                    for heading in [
+                        "Segment".to_string(),
+                        "mL".into(),
+                        format!("mean ± SD {unit}"),
+                        "min … max".into(),
+                        "R-L × A-P × I-S mm".into(),
+                    ] {
+                        ui.strong(heading);
+                    }
+                    ui.end_row();
+                    for s in table {
+                        ui.label(&s.name);
+                        ui.label(format!("{:.1}", s.volume_ml));
+                        if s.voxels > 0 {
+                            let [rl, ap, si] = s.extent_mm;
+                            ui.label(format!("{:.0} ± {:.0}", s.mean, s.sd));
+                            ui.label(format!("{:.0} … {:.0}", s.min, s.max));
+                            ui.label(format!("{rl:.0} × {ap:.0} × {si:.0}"));
+                        } else {
+                            for _ in 0..3 {
+                                ui.label("–");
+                            }
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
 }
