@@ -419,3 +419,164 @@ fn series_browser_lists_the_series_of_a_folder_with_thumbnails_and_opens_another
         "the list is kept"
     );
 }
+
+/// The pixels of `rect` (points) in a rendered frame.
+fn pixels_in(image: &image::RgbaImage, rect: egui::Rect, pixels_per_point: f32) -> Vec<[u8; 4]> {
+    let (x0, y0) = (
+        (rect.min.x * pixels_per_point) as u32,
+        (rect.min.y * pixels_per_point) as u32,
+    );
+    let (x1, y1) = (
+        (rect.max.x * pixels_per_point) as u32,
+        (rect.max.y * pixels_per_point) as u32,
+    );
+    let mut out = Vec::new();
+    for y in y0..y1.min(image.height()) {
+        for x in x0..x1.min(image.width()) {
+            out.push(image.get_pixel(x, y).0);
+        }
+    }
+    out
+}
+
+#[test]
+fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
+    use egui_kittest::kittest::Queryable;
+    use lumen_app::ui::viewport::Placement;
+    let mut harness = app_harness(860.0);
+    harness.state_mut().show_timings(false);
+    harness
+        .state_mut()
+        .set_export_folder("/media/usb-stick/Lumen".into());
+    harness
+        .state_mut()
+        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
+    step_until(&mut harness, "study and model", LumenApp::is_ready);
+    let (z, _) = box_the_liver_and_accept(&mut harness);
+    harness.get_by_label("Both").click();
+    harness.step();
+    step_until(&mut harness, "propagation", |app| !app.is_propagating());
+
+    harness.get_by_label("Three planes").click();
+    harness.run_steps(2);
+    let volume = harness.state().volume().unwrap().clone();
+    let [nx, ny, nz] = volume.dims;
+    let [x, y, _] = harness.state().crosshair().unwrap();
+    assert_eq!(
+        (x, y),
+        (nx / 2, ny / 2),
+        "the crosshair starts at the slice's centre"
+    );
+    let coronal = harness.get_by_label("Coronal view").rect();
+    let sagittal = harness.get_by_label("Sagittal view").rect();
+    assert!(
+        coronal.max.y <= sagittal.min.y + 1.0,
+        "stacked: {coronal:?} {sagittal:?}"
+    );
+
+    // The liver shows in the coronal plane: its pixels there change when it is hidden, by
+    // about the screen area of its voxels on the crosshair's row.
+    let document = harness.state().document().unwrap();
+    let in_plane: usize = (0..nz)
+        .map(|slice| {
+            document.slice_labels(slice)[(ny / 2) * nx..(ny / 2 + 1) * nx]
+                .iter()
+                .filter(|l| **l != 0)
+                .count()
+        })
+        .sum();
+    assert!(
+        in_plane > 500,
+        "the liver crosses the crosshair's row: {in_plane} voxels"
+    );
+    let ppp = harness.ctx.pixels_per_point();
+    let aspect = (volume.spacing[2] / volume.spacing[0]) as f32;
+    let placement = Placement::fit_aspect(coronal, (nx, nz), aspect, 1.0, egui::Vec2::ZERO);
+    let expected = in_plane as f32 * placement.scale().powi(2) * aspect * ppp * ppp;
+    let shown = pixels_in(&harness.render().unwrap(), coronal, ppp);
+    harness.get_by_label("show").click();
+    harness.run_steps(2);
+    let hidden = pixels_in(&harness.render().unwrap(), coronal, ppp);
+    let changed = shown.iter().zip(&hidden).filter(|(a, b)| a != b).count();
+    assert!(
+        changed as f32 > 0.7 * expected && (changed as f32) < 1.3 * expected,
+        "{changed} coronal pixels changed with the liver hidden, {expected:.0} expected"
+    );
+    harness.get_by_label("show").click();
+    harness.run_steps(2);
+
+    // A click in the coronal view, a quarter across and on the third row of slices from the
+    // top, puts the crosshair there: column nx/4, slice 2 from the head end.
+    let head_first = volume.patient_from_voxel[2][2] > 0.0;
+    let target = placement.to_screen(nx as f32 / 4.0 + 0.5, 2.5);
+    harness.hover_at(target);
+    harness.step();
+    harness.drag_at(target);
+    harness.step();
+    harness.drop_at(target);
+    harness.run_steps(2);
+    let expected_z = if head_first { nz - 3 } else { 2 };
+    assert_ne!(expected_z, z);
+    assert_eq!(
+        harness.state().crosshair().unwrap(),
+        [nx / 4, ny / 2, expected_z]
+    );
+    assert_eq!(harness.state().current_slice(), Some(expected_z));
+    harness.get_by_label(&format!("Slice {}/{nz}", expected_z + 1));
+
+    // The wheel over the sagittal view moves its column; the pointer's voxel is in the status bar.
+    harness.hover_at(sagittal.center());
+    harness.step();
+    harness.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, -1.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Modifiers::NONE,
+    });
+    // the status bar is drawn before the views, so it shows the pointer's voxel a frame later
+    harness.run_steps(3);
+    assert_eq!(harness.state().crosshair().unwrap()[0], nx / 4 + 1);
+    let readout = {
+        use egui_kittest::kittest::NodeT;
+        let node = harness.get_by_label_contains(" mm · ");
+        let node = node.accesskit_node();
+        node.label().or_else(|| node.value()).unwrap_or_default()
+    };
+    assert!(readout.ends_with(" HU"), "{readout}");
+    assert!(
+        readout.starts_with(&format!("({}, ", nx / 4 + 1)),
+        "the pointer is on the sagittal plane's column: {readout}"
+    );
+
+    // Shift+click on the acquisition plane moves the crosshair without a prompt.
+    let view = harness
+        .get_by_label(lumen_app::ui::viewport::VIEW_LABEL)
+        .rect();
+    let axial = Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO);
+    let at = axial.to_screen(100.5, 300.5);
+    harness.hover_at(at);
+    harness.step();
+    // Shift held as a keyboard does: the modifier changes, then the click, then it is let go
+    harness.event(egui::Event::ModifiersChanged(Modifiers::SHIFT));
+    harness.step();
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::SHIFT,
+        });
+        harness.step();
+    }
+    harness.event(egui::Event::ModifiersChanged(Modifiers::NONE));
+    harness.run_steps(2);
+    assert_eq!(harness.state().crosshair().unwrap(), [100, 300, expected_z]);
+    assert!(
+        !harness.state().has_preview(),
+        "a Shift+click is not a prompt"
+    );
+    harness.hover_at(egui::pos2(1.0, 1.0));
+    harness.run_steps(2);
+    harness.snapshot("three_planes_liver");
+}

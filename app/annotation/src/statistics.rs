@@ -101,7 +101,8 @@ fn slice_sums(document: &Document, volume: &Volume, z: usize) -> SliceSums {
         .collect()
 }
 
-/// The statistics of a document on its volume, remade as it changes.
+/// The statistics of one document on its volume, remade as it changes (one cache per
+/// document: the slice revisions it keeps are that document's).
 #[derive(Debug, Default)]
 pub struct StatisticsCache {
     /// Per slice: the slice revision its sums are of, and the sums.
@@ -119,9 +120,9 @@ impl StatisticsCache {
             return &self.table;
         }
         let slices = document.dims()[2];
-        // a new grid, or the first call: every slice is stale (u64::MAX is no revision)
         if self.slices.len() != slices {
-            self.slices = vec![(u64::MAX, Vec::new()); slices];
+            // a slice never changed (revision 0) is empty, so nothing needs reading yet
+            self.slices = vec![(0, Vec::new()); slices];
         }
         for (z, (revision, sums)) in self.slices.iter_mut().enumerate() {
             if *revision != document.slice_revision(z) {

@@ -27,10 +27,14 @@ mod screens;
 mod series;
 mod side_panel;
 mod textures;
+mod views;
 
 use autosave::Autosave;
 use editing::Propagation;
 use series::SeriesBrowser;
+use textures::{segment_colours, set_texture};
+pub use views::Layout;
+use views::PlaneTextures;
 
 /// Organ names offered for new segments.
 pub const ORGANS: [&str; 13] = [
@@ -74,6 +78,10 @@ struct OpenStudy {
     overlay_texture: Option<TextureHandle>,
     slice_dirty: bool,
     overlay_dirty: bool,
+    /// The voxel column and row the crosshair crosses on the slice (its slice is `z`).
+    crosshair: [usize; 2],
+    /// The planes across the slices (fixed row, fixed column) as last drawn.
+    planes: [PlaneTextures; 2],
     histogram: super::histogram::HistogramView,
     /// The segments' statistics, remade per slice as edits change them.
     statistics: lumen_annotation::statistics::StatisticsCache,
@@ -94,7 +102,9 @@ pub struct LumenApp {
     generation: u64,
     active_label: Option<u8>,
     new_segment_name: String,
-    hover: Option<(usize, usize, f32)>,
+    /// The voxel under the pointer in any view, and its value.
+    hover: Option<([usize; 3], f32)>,
+    layout: Layout,
     propagation: Option<Propagation>,
     writes: Vec<Receiver<Result<PathBuf, String>>>,
     /// Where quick exports go, and whether the user chose it (else it is the default).
@@ -177,6 +187,7 @@ impl LumenApp {
             active_label: None,
             new_segment_name: ORGANS[0].to_string(),
             hover: None,
+            layout: Layout::default(),
             propagation: None,
             writes: Vec::new(),
             export_folder: writer::export_folder(),
@@ -475,9 +486,8 @@ impl eframe::App for LumenApp {
                 // before the hover readout, which comes and goes with the pointer: a button
                 // after it would move away as the pointer reaches for it
                 self.export_offers(ui);
-                if let (Some((x, y, v)), Some(study)) = (self.hover, &self.study) {
-                    let unit = study.volume.modality.unit().unwrap_or("");
-                    ui.label(format!("({x}, {y}) {v:.0} {unit}").trim_end().to_string());
+                if let (Some((voxel, value)), Some(study)) = (self.hover, &self.study) {
+                    ui.label(views::hover_readout(&study.volume, voxel, value));
                 }
                 for note in &self.notes {
                     ui.label(note);
@@ -487,60 +497,6 @@ impl eframe::App for LumenApp {
         egui::CentralPanel::default().show(ui, |ui| self.central(ui));
         if let Some(answer) = self.dialogs.show(&ctx) {
             self.answered(answer);
-        }
-    }
-}
-
-impl LumenApp {
-    fn central(&mut self, ui: &mut egui::Ui) {
-        let Some(study) = &self.study else {
-            self.start_screen(ui);
-            return;
-        };
-        let (Some(slice), Some(overlay)) =
-            (study.slice_texture.clone(), study.overlay_texture.clone())
-        else {
-            return;
-        };
-        let [nx, ny, nz] = study.volume.dims;
-        let mut z = study.z;
-        let slider = ui.add(egui::Slider::new(&mut z, 0..=nz.saturating_sub(1)).text("slice"));
-        if slider.changed() {
-            self.go_to_slice(z);
-        }
-        let Some(study) = &self.study else { return };
-        let area = ui.available_rect_before_wrap();
-        let placement = Placement::fit(area, (nx, ny), study.zoom, study.pan);
-        let (response, gestures) = viewport::show(
-            ui,
-            placement,
-            &slice,
-            &overlay,
-            &self.prompt,
-            match self.tool {
-                Tool::Box => Mode::Box,
-                Tool::Include | Tool::Exclude => Mode::Click,
-                Tool::Brush | Tool::Eraser => Mode::Paint {
-                    radius: self.brush_radius,
-                    stroke: &self.stroke,
-                },
-            },
-            &viewport::ViewLabels::new(&study.volume.patient_from_voxel, study.volume.spacing[0]),
-        );
-        self.hover = response.hover_pos().and_then(|p| {
-            let (x, y) = placement.to_image(p);
-            let (x, y) = (x.floor(), y.floor());
-            (x >= 0.0 && y >= 0.0)
-                .then_some((x as usize, y as usize))
-                .and_then(|(x, y)| {
-                    self.study
-                        .as_ref()
-                        .and_then(|s| s.volume.get(x, y, s.z))
-                        .map(|v| (x, y, v))
-                })
-        });
-        for gesture in gestures {
-            self.apply_gesture(gesture);
         }
     }
 }

@@ -50,7 +50,13 @@ pub struct Placement {
 
 impl Placement {
     pub fn fit(area: Rect, size: (usize, usize), zoom: f32, pan: Vec2) -> Self {
-        let (w, h) = (size.0 as f32, size.1 as f32);
+        Self::fit_aspect(area, size, 1.0, zoom, pan)
+    }
+
+    /// As `fit`, for pixels `aspect` times as tall as they are wide (a plane across 5 mm slices
+    /// of 0.7 mm pixels).
+    pub fn fit_aspect(area: Rect, size: (usize, usize), aspect: f32, zoom: f32, pan: Vec2) -> Self {
+        let (w, h) = (size.0 as f32, size.1 as f32 * aspect);
         let scale = (area.width() / w).min(area.height() / h) * zoom;
         let rect = Rect::from_center_size(area.center() + pan, Vec2::new(w * scale, h * scale));
         Self { rect, size }
@@ -70,10 +76,27 @@ impl Placement {
         )
     }
 
-    /// Screen points per image pixel.
+    /// Screen points per image pixel (across).
     pub fn scale(&self) -> f32 {
         self.rect.width() / self.size.0 as f32
     }
+
+    /// The image pixel under `p`, if `p` is on the image.
+    pub fn pixel_at(&self, p: Pos2) -> Option<(usize, usize)> {
+        let (u, v) = self.to_image(p);
+        let inside =
+            (0.0..self.size.0 as f32).contains(&u) && (0.0..self.size.1 as f32).contains(&v);
+        inside.then_some((u as usize, v as usize))
+    }
+}
+
+/// The crosshair: a line through the centre of pixel `(u, v)` each way, across the image.
+pub fn draw_crosshair(painter: &egui::Painter, placement: Placement, (u, v): (usize, usize)) {
+    let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(90, 200, 255, 170));
+    let at = placement.to_screen(u as f32 + 0.5, v as f32 + 0.5);
+    let r = placement.rect;
+    painter.line_segment([pos2(r.left(), at.y), pos2(r.right(), at.y)], stroke);
+    painter.line_segment([pos2(at.x, r.top()), pos2(at.x, r.bottom())], stroke);
 }
 
 /// The slice view's accessible label (screen readers, and tests that find it by label).
@@ -156,26 +179,28 @@ pub fn show(
         if (zoom - 1.0).abs() > 1e-3 {
             gestures.push(Gesture::Zoom(zoom));
         }
-    } else if response.hovered() {
-        // Whole wheel notches, not smoothed deltas: one notch is one slice.
-        let scroll: f32 = ui.input(|i| {
-            i.raw
-                .events
-                .iter()
-                .map(|e| {
-                    if let egui::Event::MouseWheel { delta, .. } = e {
-                        delta.y
-                    } else {
-                        0.0
-                    }
-                })
-                .sum()
-        });
-        if scroll.abs() > 0.5 {
-            gestures.push(Gesture::Scroll(if scroll > 0.0 { -1 } else { 1 }));
-        }
+    } else if response.hovered()
+        && let Some(step) = wheel_step(ui)
+    {
+        gestures.push(Gesture::Scroll(step));
     }
     (response, gestures)
+}
+
+/// One slice on (+1) or back (−1) for this frame's wheel, from whole notches rather than the
+/// smoothed delta, so one notch is one slice; None without a turn.
+pub fn wheel_step(ui: &egui::Ui) -> Option<i32> {
+    let notches: f32 = ui.input(|i| {
+        i.raw
+            .events
+            .iter()
+            .map(|e| match e {
+                egui::Event::MouseWheel { delta, .. } => delta.y,
+                _ => 0.0,
+            })
+            .sum()
+    });
+    (notches.abs() > 0.5).then_some(if notches > 0.0 { -1 } else { 1 })
 }
 
 /// The box of a primary-button drag that ended this frame, from the raw button events in their
@@ -252,15 +277,21 @@ impl ViewLabels {
     pub fn new(patient_from_voxel: &lumen_study::Mat4, spacing_x: f64) -> Self {
         let col = lumen_study::geometry::column(patient_from_voxel, 0);
         let row = lumen_study::geometry::column(patient_from_voxel, 1);
-        let neg = |v: [f64; 3]| [-v[0], -v[1], -v[2]];
+        Self::from_axes(col, row, spacing_x)
+    }
+
+    /// From the patient directions (LPS) of +u (right on screen) and +v (down), and the mm a
+    /// pixel spans across.
+    pub fn from_axes(right: [f64; 3], down: [f64; 3], mm_per_pixel: f64) -> Self {
+        let neg = |v: [f64; 3]| v.map(|c| -c);
         Self {
             edges: [
-                direction_letters(neg(col)),
-                direction_letters(col),
-                direction_letters(neg(row)),
-                direction_letters(row),
+                direction_letters(neg(right)),
+                direction_letters(right),
+                direction_letters(neg(down)),
+                direction_letters(down),
             ],
-            mm_per_pixel: spacing_x,
+            mm_per_pixel,
         }
     }
 }
@@ -272,12 +303,17 @@ pub fn scale_bar_mm(points_per_mm: f64, max_points: f64) -> Option<f64> {
         .find(|mm| mm * points_per_mm <= max_points)
 }
 
-/// Draws the edge letters and a scale bar inside the image's visible part.
+/// Draws the edge letters and a scale bar inside the image's visible part, or just above and
+/// below it where the view has room there (a short plane across a few slices).
 pub fn draw_labels(painter: &egui::Painter, placement: Placement, labels: &ViewLabels) {
-    let clip = painter.clip_rect().intersect(placement.rect);
+    let view = painter.clip_rect();
+    let clip = view.intersect(placement.rect);
     let font = egui::FontId::proportional(15.0);
     let color = Color32::from_rgb(255, 210, 90);
     let m = 6.0;
+    let room = 24.0;
+    let above = clip.top() - view.top() > room;
+    let below = view.bottom() - clip.bottom() > 2.0 * room;
     let [left, right, top, bottom] = &labels.edges;
     let spots = [
         (
@@ -290,16 +326,32 @@ pub fn draw_labels(painter: &egui::Painter, placement: Placement, labels: &ViewL
             pos2(clip.right() - m, clip.center().y),
             egui::Align2::RIGHT_CENTER,
         ),
-        (
-            top,
-            pos2(clip.center().x, clip.top() + m),
-            egui::Align2::CENTER_TOP,
-        ),
-        (
-            bottom,
-            pos2(clip.center().x, clip.bottom() - m),
-            egui::Align2::CENTER_BOTTOM,
-        ),
+        if above {
+            (
+                top,
+                pos2(clip.center().x, clip.top() - 2.0),
+                egui::Align2::CENTER_BOTTOM,
+            )
+        } else {
+            (
+                top,
+                pos2(clip.center().x, clip.top() + m),
+                egui::Align2::CENTER_TOP,
+            )
+        },
+        if below {
+            (
+                bottom,
+                pos2(clip.center().x, clip.bottom() + 2.0),
+                egui::Align2::CENTER_TOP,
+            )
+        } else {
+            (
+                bottom,
+                pos2(clip.center().x, clip.bottom() - m),
+                egui::Align2::CENTER_BOTTOM,
+            )
+        },
     ];
     for (text, at, align) in spots {
         painter.text(at, align, text, font.clone(), color);
@@ -307,7 +359,11 @@ pub fn draw_labels(painter: &egui::Painter, placement: Placement, labels: &ViewL
     let points_per_mm = f64::from(placement.scale()) / labels.mm_per_pixel.max(1e-6);
     if let Some(mm) = scale_bar_mm(points_per_mm, f64::from(clip.width()) / 4.0) {
         let length = (mm * points_per_mm) as f32;
-        let y = clip.bottom() - 28.0;
+        let y = if below {
+            clip.bottom() + 2.0 * room
+        } else {
+            clip.bottom() - 28.0
+        };
         let x0 = clip.left() + 16.0;
         let stroke = Stroke::new(2.0, color);
         painter.line_segment([pos2(x0, y), pos2(x0 + length, y)], stroke);

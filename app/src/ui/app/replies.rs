@@ -148,6 +148,7 @@ impl LumenApp {
         } else {
             self.browser.open = loaded.open;
         }
+        let crosshair = [volume.dims[0] / 2, volume.dims[1] / 2];
         self.study = Some(OpenStudy {
             folder: loaded.folder,
             volume,
@@ -161,6 +162,8 @@ impl LumenApp {
             overlay_texture: None,
             slice_dirty: true,
             overlay_dirty: true,
+            crosshair,
+            planes: Default::default(),
             histogram: Default::default(),
             statistics: Default::default(),
         });

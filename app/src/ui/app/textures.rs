@@ -11,27 +11,51 @@ impl LumenApp {
             let values = study.volume.slice(study.z).unwrap_or(&[]);
             let grey = study.volume.to_grey(values, study.window);
             let image = ColorImage::from_gray([nx, ny], &grey);
-            match &mut study.slice_texture {
-                Some(texture) => texture.set(image, TextureOptions::LINEAR),
-                None => {
-                    study.slice_texture =
-                        Some(ctx.load_texture("slice", image, TextureOptions::LINEAR))
-                }
-            }
+            set_texture(
+                ctx,
+                &mut study.slice_texture,
+                "slice",
+                image,
+                TextureOptions::LINEAR,
+            );
             study.slice_dirty = false;
         }
         if study.overlay_dirty || study.overlay_texture.is_none() {
             let image = overlay_image(&study.document, study.z, [nx, ny], preview);
-            match &mut study.overlay_texture {
-                Some(texture) => texture.set(image, TextureOptions::NEAREST),
-                None => {
-                    study.overlay_texture =
-                        Some(ctx.load_texture("overlay", image, TextureOptions::NEAREST))
-                }
-            }
+            set_texture(
+                ctx,
+                &mut study.overlay_texture,
+                "overlay",
+                image,
+                TextureOptions::NEAREST,
+            );
             study.overlay_dirty = false;
         }
     }
+}
+
+/// Puts `image` into the texture in `slot`, making it on first use.
+pub(super) fn set_texture(
+    ctx: &egui::Context,
+    slot: &mut Option<TextureHandle>,
+    name: &str,
+    image: ColorImage,
+    options: TextureOptions,
+) {
+    match slot {
+        Some(texture) => texture.set(image, options),
+        None => *slot = Some(ctx.load_texture(name, image, options)),
+    }
+}
+
+/// Each label's overlay colour: visible segments in their colours, the rest transparent.
+pub(super) fn segment_colours(document: &Document) -> [Color32; 256] {
+    let mut colours = [Color32::TRANSPARENT; 256];
+    for s in document.segments().iter().filter(|s| s.visible) {
+        let [r, g, b] = s.color;
+        colours[s.label as usize] = Color32::from_rgba_unmultiplied(r, g, b, 110);
+    }
+    colours
 }
 
 /// Visible segments in their colours, the preview in yellow on top.
@@ -41,17 +65,13 @@ pub(super) fn overlay_image(
     [nx, ny]: [usize; 2],
     preview: Option<&Prediction>,
 ) -> ColorImage {
-    let mut colors = [Color32::TRANSPARENT; 256];
-    for s in document.segments().iter().filter(|s| s.visible) {
-        let [r, g, b] = s.color;
-        colors[s.label as usize] = Color32::from_rgba_unmultiplied(r, g, b, 110);
-    }
+    let colours = segment_colours(document);
     let labels = document.slice_labels(z);
     let mut pixels: Vec<Color32> = (0..nx * ny)
         .map(|i| {
             labels
                 .get(i)
-                .map_or(Color32::TRANSPARENT, |l| colors[*l as usize])
+                .map_or(Color32::TRANSPARENT, |l| colours[*l as usize])
         })
         .collect();
     if let Some(p) = preview.filter(|p| p.mask.dim() == (ny, nx)) {

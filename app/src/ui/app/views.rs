@@ -1,0 +1,274 @@
+//! The central views: the acquisition plane alone, or beside the two planes across the slices,
+//! all three linked by one crosshair.
+
+use super::*;
+use crate::ui::reformat::{Across, Reformat};
+use egui::{Pos2, Rect, Sense, UiBuilder};
+
+/// How the central area is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The acquisition plane, large.
+    #[default]
+    Single,
+    /// The acquisition plane on the left, the planes across the slices stacked on the right.
+    ThreePlanes,
+}
+
+/// What a reformatted plane's textures show, so they are remade only when it changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlaneKey {
+    reformat: Reformat,
+    window: Window,
+    revision: u64,
+}
+
+/// A plane across the slices, as last drawn.
+#[derive(Default)]
+pub struct PlaneTextures {
+    shown: Option<PlaneKey>,
+    slice: Option<TextureHandle>,
+    overlay: Option<TextureHandle>,
+}
+
+const ACROSS: [Across; 2] = [Across::Row, Across::Column];
+
+impl LumenApp {
+    pub(super) fn central(&mut self, ui: &mut egui::Ui) {
+        let Some(study) = &self.study else {
+            self.start_screen(ui);
+            return;
+        };
+        let nz = study.volume.dims[2];
+        let mut z = study.z;
+        ui.horizontal(|ui| {
+            let slider = ui.add(egui::Slider::new(&mut z, 0..=nz.saturating_sub(1)).text("slice"));
+            if slider.changed() {
+                self.go_to_slice(z);
+            }
+            ui.separator();
+            ui.selectable_value(&mut self.layout, Layout::Single, "One plane");
+            ui.selectable_value(&mut self.layout, Layout::ThreePlanes, "Three planes");
+        });
+        let area = ui.available_rect_before_wrap();
+        self.hover = None;
+        match self.layout {
+            Layout::Single => {
+                self.acquisition_view(ui, area);
+            }
+            Layout::ThreePlanes => {
+                let (left, right) = area.split_left_right_at_fraction(0.5);
+                let (top, bottom) = right.split_top_bottom_at_fraction(0.5);
+                self.acquisition_view(ui, left.shrink(1.0));
+                for (across, rect) in ACROSS.into_iter().zip([top, bottom]) {
+                    self.plane_view(ui, across, rect.shrink(1.0));
+                }
+            }
+        }
+    }
+
+    /// The acquisition plane in `area`: prompts, brush, window/level, zoom and pan. In the
+    /// three-plane layout it shows the crosshair, and Shift+click moves it.
+    fn acquisition_view(&mut self, ui: &mut egui::Ui, area: Rect) {
+        let Some(study) = &self.study else { return };
+        let (Some(slice), Some(overlay)) =
+            (study.slice_texture.clone(), study.overlay_texture.clone())
+        else {
+            return;
+        };
+        let [nx, ny, _] = study.volume.dims;
+        let placement = Placement::fit(area, (nx, ny), study.zoom, study.pan);
+        let labels =
+            viewport::ViewLabels::new(&study.volume.patient_from_voxel, study.volume.spacing[0]);
+        let mode = match self.tool {
+            Tool::Box => Mode::Box,
+            Tool::Include | Tool::Exclude => Mode::Click,
+            Tool::Brush | Tool::Eraser => Mode::Paint {
+                radius: self.brush_radius,
+                stroke: &self.stroke,
+            },
+        };
+        let (response, mut gestures) = ui
+            .scope_builder(UiBuilder::new().max_rect(area), |ui| {
+                viewport::show(ui, placement, &slice, &overlay, &self.prompt, mode, &labels)
+            })
+            .inner;
+        let z = study.z;
+        let pointed = |p: Option<Pos2>| p.and_then(|p| placement.pixel_at(p));
+        if let Some((x, y)) = pointed(response.hover_pos())
+            && let Some(value) = study.volume.get(x, y, z)
+        {
+            self.hover = Some(([x, y, z], value));
+        }
+        if self.layout == Layout::ThreePlanes {
+            let [cx, cy] = study.crosshair;
+            viewport::draw_crosshair(&ui.painter_at(area), placement, (cx, cy));
+            if ui.input(|i| i.modifiers.shift) {
+                gestures.retain(|g| !matches!(g, Gesture::Click { .. }));
+                if response.clicked()
+                    && let Some((x, y)) = pointed(response.interact_pointer_pos())
+                {
+                    self.move_crosshair([x, y, z]);
+                }
+            }
+        }
+        for gesture in gestures {
+            self.apply_gesture(gesture);
+        }
+    }
+
+    /// A plane across the slices in `area`, through the crosshair: a click or drag moves the
+    /// crosshair there (and the acquisition plane to its slice), the wheel steps the plane.
+    fn plane_view(&mut self, ui: &mut egui::Ui, across: Across, area: Rect) {
+        let Some((reformat, slice, overlay)) = self.plane_textures(ui.ctx(), across) else {
+            return;
+        };
+        let Some(study) = &self.study else { return };
+        let volume = &study.volume;
+        let name = reformat.name(volume);
+        let response = ui.allocate_rect(area, Sense::click_and_drag());
+        let label = format!("{name} view");
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
+        let placement = Placement::fit_aspect(
+            area,
+            reformat.size(),
+            reformat.pixel_aspect(volume.spacing),
+            1.0,
+            Vec2::ZERO,
+        );
+        let painter = ui.painter_at(area);
+        painter.rect_filled(area, 0.0, Color32::BLACK);
+        let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        painter.image(slice.id(), placement.rect, uv, Color32::WHITE);
+        painter.image(overlay.id(), placement.rect, uv, Color32::WHITE);
+        let (right, down, mm) = reformat.axes(volume);
+        viewport::draw_labels(
+            &painter,
+            placement,
+            &viewport::ViewLabels::from_axes(right, down, mm),
+        );
+        let [cx, cy] = study.crosshair;
+        viewport::draw_crosshair(&painter, placement, reformat.pixel([cx, cy, study.z]));
+        painter.text(
+            area.left_top() + Vec2::splat(6.0),
+            egui::Align2::LEFT_TOP,
+            name,
+            egui::FontId::proportional(13.0),
+            Color32::from_gray(200),
+        );
+
+        let voxel_at = |p: Option<Pos2>| {
+            let (u, v) = placement.pixel_at(p?)?;
+            Some(reformat.voxel(u, v))
+        };
+        if let Some([x, y, z]) = voxel_at(response.hover_pos())
+            && let Some(value) = volume.get(x, y, z)
+        {
+            self.hover = Some(([x, y, z], value));
+        }
+        let [x, y] = study.crosshair;
+        let z = study.z;
+        let pressed = response.clicked() || response.dragged_by(egui::PointerButton::Primary);
+        if pressed && let Some(voxel) = voxel_at(response.interact_pointer_pos()) {
+            self.move_crosshair(voxel);
+        } else if response.hovered()
+            && let Some(step) = viewport::wheel_step(ui)
+        {
+            let step = step as isize;
+            self.move_crosshair(match across {
+                Across::Row => [x, y.saturating_add_signed(step), z],
+                Across::Column => [x.saturating_add_signed(step), y, z],
+            });
+        }
+    }
+
+    /// Puts the crosshair on `[x, y, z]` (kept inside the volume); the acquisition plane follows
+    /// to slice z.
+    pub fn move_crosshair(&mut self, [x, y, z]: [usize; 3]) {
+        let Some(study) = &mut self.study else { return };
+        let [nx, ny, _] = study.volume.dims;
+        study.crosshair = [x.min(nx.saturating_sub(1)), y.min(ny.saturating_sub(1))];
+        if z != study.z {
+            self.go_to_slice(z);
+        }
+    }
+
+    /// The crosshair's voxel `[x, y, z]`.
+    pub fn crosshair(&self) -> Option<[usize; 3]> {
+        let study = self.study.as_ref()?;
+        Some([study.crosshair[0], study.crosshair[1], study.z])
+    }
+
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
+    }
+
+    /// The plane's textures, remade when its plane, the window or the annotation changed.
+    fn plane_textures(
+        &mut self,
+        ctx: &egui::Context,
+        across: Across,
+    ) -> Option<(Reformat, TextureHandle, TextureHandle)> {
+        let study = self.study.as_mut()?;
+        let [cx, cy] = study.crosshair;
+        let reformat = Reformat::new(across, &study.volume, [cx, cy, study.z]);
+        let key = PlaneKey {
+            reformat,
+            window: study.window,
+            revision: study.document.revision(),
+        };
+        let textures = &mut study.planes[ACROSS.iter().position(|a| *a == across)?];
+        if textures.shown != Some(key) {
+            let (w, h) = reformat.size();
+            let grey = study
+                .volume
+                .to_grey(&reformat.values(&study.volume), study.window);
+            let colours = segment_colours(&study.document);
+            let overlay: Vec<Color32> = reformat
+                .labels(&study.document)
+                .iter()
+                .map(|l| colours[*l as usize])
+                .collect();
+            let name = format!("plane {across:?}");
+            set_texture(
+                ctx,
+                &mut textures.slice,
+                &name,
+                ColorImage::from_gray([w, h], &grey),
+                TextureOptions::LINEAR,
+            );
+            set_texture(
+                ctx,
+                &mut textures.overlay,
+                &format!("{name} overlay"),
+                ColorImage::new([w, h], overlay),
+                TextureOptions::NEAREST,
+            );
+            textures.shown = Some(key);
+        }
+        Some((reformat, textures.slice.clone()?, textures.overlay.clone()?))
+    }
+}
+
+/// The status bar's readout of the voxel under the pointer: its indices, its position in the
+/// patient (mm, with the side each axis points to) and its value (HU on CT only).
+pub fn hover_readout(volume: &Volume, [x, y, z]: [usize; 3], value: f32) -> String {
+    let p =
+        lumen_study::geometry::apply(&volume.patient_from_voxel, [x as f64, y as f64, z as f64]);
+    let side = |v: f64, positive: char, negative: char| {
+        format!(
+            "{} {:.1}",
+            if v >= 0.0 { positive } else { negative },
+            v.abs()
+        )
+    };
+    let unit = volume.modality.unit().unwrap_or("");
+    format!(
+        "({x}, {y}, {z}) {}, {}, {} mm · {value:.0} {unit}",
+        side(p[0], 'L', 'R'),
+        side(p[1], 'P', 'A'),
+        side(p[2], 'S', 'I')
+    )
+    .trim_end()
+    .to_string()
+}

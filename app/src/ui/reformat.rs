@@ -1,0 +1,238 @@
+//! The planes across the slices: a volume cut along a fixed row or a fixed column, shown with
+//! the slices running down the screen toward the patient's feet, at the voxels' true aspect.
+
+use lumen_annotation::Document;
+use lumen_study::Volume;
+use lumen_study::geometry::column;
+
+/// Which voxel index a reformatted plane holds fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Across {
+    /// A fixed row: columns across, slices down (coronal for an axial scan).
+    Row,
+    /// A fixed column: rows across, slices down (sagittal for an axial scan).
+    Column,
+}
+
+/// One reformatted plane of a volume at a crosshair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reformat {
+    pub across: Across,
+    /// The fixed row or column.
+    pub index: usize,
+    dims: [usize; 3],
+    /// Screen rows run against the slice index (the slices go toward the head).
+    flipped: bool,
+}
+
+impl Reformat {
+    /// The plane through `crosshair` (`[x, y, z]` voxels) that holds its row or column fixed.
+    pub fn new(across: Across, volume: &Volume, crosshair: [usize; 3]) -> Self {
+        let dims = volume.dims;
+        let index = match across {
+            Across::Row => crosshair[1].min(dims[1].saturating_sub(1)),
+            Across::Column => crosshair[0].min(dims[0].saturating_sub(1)),
+        };
+        // LPS: +z is superior; screen rows must go toward the feet
+        let flipped = column(&volume.patient_from_voxel, 2)[2] > 0.0;
+        Self {
+            across,
+            index,
+            dims,
+            flipped,
+        }
+    }
+
+    /// (width, height) in image pixels: the in-plane voxel axis across, the slices down.
+    pub fn size(&self) -> (usize, usize) {
+        (self.in_plane_len(), self.dims[2])
+    }
+
+    fn in_plane_len(&self) -> usize {
+        match self.across {
+            Across::Row => self.dims[0],
+            Across::Column => self.dims[1],
+        }
+    }
+
+    /// The slice shown on screen row `v`.
+    fn slice_of_row(&self, v: usize) -> usize {
+        if self.flipped {
+            self.dims[2].saturating_sub(1).saturating_sub(v)
+        } else {
+            v
+        }
+    }
+
+    /// The voxel `[x, y, z]` under image pixel (u, v).
+    pub fn voxel(&self, u: usize, v: usize) -> [usize; 3] {
+        let z = self.slice_of_row(v);
+        match self.across {
+            Across::Row => [u, self.index, z],
+            Across::Column => [self.index, u, z],
+        }
+    }
+
+    /// The image pixel (u, v) showing voxel `[x, y, z]` (the plane's own index ignored).
+    pub fn pixel(&self, [x, y, z]: [usize; 3]) -> (usize, usize) {
+        let u = match self.across {
+            Across::Row => x,
+            Across::Column => y,
+        };
+        (u, self.slice_of_row(z))
+    }
+
+    /// Where the voxel behind pixel (u, v) sits in a `[z][y][x]` buffer.
+    fn source_index(&self, u: usize, v: usize) -> usize {
+        let [x, y, z] = self.voxel(u, v);
+        (z * self.dims[1] + y) * self.dims[0] + x
+    }
+
+    /// Gathers the plane from a `[z][y][x]` buffer, row-major.
+    fn gather<T: Copy + Default>(&self, voxels: &[T]) -> Vec<T> {
+        let (w, h) = self.size();
+        let mut out = Vec::with_capacity(w * h);
+        for v in 0..h {
+            for u in 0..w {
+                out.push(
+                    voxels
+                        .get(self.source_index(u, v))
+                        .copied()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        out
+    }
+
+    /// The plane's voxel values.
+    pub fn values(&self, volume: &Volume) -> Vec<f32> {
+        self.gather(&volume.voxels)
+    }
+
+    /// The plane's segment labels.
+    pub fn labels(&self, document: &Document) -> Vec<u8> {
+        self.gather(document.labels())
+    }
+
+    /// A screen pixel's height over its width: the slice spacing over the in-plane one.
+    pub fn pixel_aspect(&self, spacing: [f64; 3]) -> f32 {
+        let across = match self.across {
+            Across::Row => spacing[0],
+            Across::Column => spacing[1],
+        };
+        (spacing[2] / across.max(1e-6)) as f32
+    }
+
+    /// The patient directions (LPS) of +u (across) and +v (down), and mm per pixel across.
+    pub fn axes(&self, volume: &Volume) -> ([f64; 3], [f64; 3], f64) {
+        let m = &volume.patient_from_voxel;
+        let (across, mm) = match self.across {
+            Across::Row => (column(m, 0), volume.spacing[0]),
+            Across::Column => (column(m, 1), volume.spacing[1]),
+        };
+        let slices = column(m, 2);
+        let down = if self.flipped {
+            slices.map(|c| -c)
+        } else {
+            slices
+        };
+        (across, down, mm)
+    }
+
+    /// The plane's name from its normal (the fixed axis): axial, coronal or sagittal.
+    pub fn name(&self, volume: &Volume) -> &'static str {
+        let normal = column(
+            &volume.patient_from_voxel,
+            match self.across {
+                Across::Row => 1,
+                Across::Column => 0,
+            },
+        );
+        plane_name(normal)
+    }
+}
+
+/// Axial, coronal or sagittal: the patient axis a plane's normal lies closest to.
+pub fn plane_name(normal: [f64; 3]) -> &'static str {
+    let [l, p, s] = normal.map(f64::abs);
+    if s >= l && s >= p {
+        "Axial"
+    } else if p >= l {
+        "Coronal"
+    } else {
+        "Sagittal"
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use lumen_study::geometry::IDENTITY;
+
+    /// 3 × 2 × 4 voxels of 0.5 × 0.5 × 2 mm, value = 100 z + 10 y + x, slices toward the head.
+    fn volume() -> Volume {
+        let mut m = IDENTITY;
+        m[0][0] = 0.5;
+        m[1][1] = 0.5;
+        m[2][2] = 2.0;
+        Volume {
+            dims: [3, 2, 4],
+            voxels: (0..24)
+                .map(|i| (100 * (i / 6) + 10 * ((i / 3) % 2) + i % 3) as f32)
+                .collect(),
+            spacing: [0.5, 0.5, 2.0],
+            patient_from_voxel: m,
+            ..Volume::default()
+        }
+    }
+
+    #[test]
+    fn a_fixed_row_shows_columns_across_and_the_head_at_the_top() {
+        let volume = volume();
+        let coronal = Reformat::new(Across::Row, &volume, [2, 1, 0]);
+        assert_eq!(coronal.name(&volume), "Coronal");
+        assert_eq!(coronal.size(), (3, 4));
+        // top row: the last (most superior) slice; x across
+        assert_eq!(
+            coronal.values(&volume),
+            vec![
+                310., 311., 312., 210., 211., 212., 110., 111., 112., 10., 11., 12.
+            ]
+        );
+        assert_eq!(coronal.voxel(1, 0), [1, 1, 3]);
+        assert_eq!(coronal.pixel([1, 1, 3]), (1, 0));
+        assert_eq!(coronal.pixel_aspect(volume.spacing), 4.0);
+        let (across, down, mm) = coronal.axes(&volume);
+        assert_eq!((across, down, mm), ([0.5, 0.0, 0.0], [0.0, 0.0, -2.0], 0.5));
+    }
+
+    #[test]
+    fn a_fixed_column_shows_rows_across_and_follows_the_slice_direction() {
+        let mut volume = volume();
+        let sagittal = Reformat::new(Across::Column, &volume, [2, 0, 0]);
+        assert_eq!(sagittal.name(&volume), "Sagittal");
+        assert_eq!(sagittal.size(), (2, 4));
+        assert_eq!(&sagittal.values(&volume)[..2], &[302., 312.]);
+        // slices stored feet-first from the top: no flip
+        volume.patient_from_voxel[2][2] = -2.0;
+        let sagittal = Reformat::new(Across::Column, &volume, [2, 0, 0]);
+        assert_eq!(&sagittal.values(&volume)[..2], &[2., 12.]);
+        assert_eq!(sagittal.voxel(1, 3), [2, 1, 3]);
+    }
+
+    #[test]
+    fn labels_are_gathered_like_the_values() {
+        let volume = volume();
+        let mut document = Document::new(volume.dims, volume.spacing);
+        let liver = document.add_segment("Liver").unwrap();
+        let mut mask = ndarray::Array2::from_elem((2, 3), false);
+        mask[[1, 2]] = true;
+        document.set_slice_mask(3, liver, mask.view(), "test");
+        let coronal = Reformat::new(Across::Row, &volume, [0, 1, 0]);
+        let labels = coronal.labels(&document);
+        assert_eq!(labels.iter().filter(|l| **l == liver).count(), 1);
+        assert_eq!(labels[2], liver, "slice 3 is the top row; x = 2");
+    }
+}
