@@ -3,7 +3,8 @@
 //! `cargo test -p lumen-app --release --test gui_bench -- --ignored --nocapture`
 //!
 //! Opens a 500-slice 512×512 study (a real CHAOS slice copied to 500 positions), then steps
-//! through 300 slices with the arrow key, timing each frame: the UI pass (slice texture, overlay,
+//! through 200 slices and back with the arrow key, in the one-plane and three-plane layouts in
+//! turn, timing each frame: the UI pass (slice texture, overlay,
 //! panels, histogram) alone, and with a render of the window (wgpu; on lavapipe when there is no
 //! GPU, so an upper bound). Reports resident memory with the study open.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -74,39 +75,51 @@ fn bench_scrolling_a_500_slice_study() {
     let open_s = opened.elapsed().as_secs_f64();
     assert_eq!(harness.state().volume().unwrap().dims, [512, 512, 500]);
 
+    // Both layouts in one run, alternating every 10 frames, so the shared machine's noise
+    // falls on both alike. The three-plane layout's planes across the slices do not change
+    // while the slice does; they are drawn (and their crosshair moves) every frame.
+    use lumen_app::ui::app::Layout;
     let start = harness.state().current_slice().unwrap();
-    let mut ui_ms = Vec::new();
-    let mut ui_render_ms = Vec::new();
-    for i in 0..300 {
-        if i == 150 {
+    let layouts = [Layout::Single, Layout::ThreePlanes];
+    let mut ui_ms = [Vec::new(), Vec::new()];
+    let mut ui_render_ms = [Vec::new(), Vec::new()];
+    for i in 0..400 {
+        let which = (i / 10) % 2;
+        harness.state_mut().set_layout(layouts[which]);
+        if i == 200 {
             let moved = harness.state().current_slice().unwrap().abs_diff(start);
-            assert!(moved >= 100, "the arrow key moved {moved} slices");
+            assert!(moved >= 150, "the arrow key moved {moved} slices");
         }
-        harness.key_press(if i < 150 {
+        harness.key_press(if i < 200 {
             Key::ArrowUp
         } else {
             Key::ArrowDown
         });
         let t = Instant::now();
         harness.step();
-        ui_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        if i % 3 == 0 {
+        ui_ms[which].push(t.elapsed().as_secs_f64() * 1e3);
+        if i % 4 == 0 {
             let t = Instant::now();
             harness.step();
             harness.render().unwrap();
-            ui_render_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            ui_render_ms[which].push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    ui_ms.sort_by(f64::total_cmp);
-    ui_render_ms.sort_by(f64::total_cmp);
+    for (which, name) in ["one plane", "three planes"].into_iter().enumerate() {
+        ui_ms[which].sort_by(f64::total_cmp);
+        ui_render_ms[which].sort_by(f64::total_cmp);
+        eprintln!(
+            "BENCH scroll 500x512x512, {name}: open {open_s:.2} s; UI frame p50 {:.1} ms p95 {:.1} ms \
+             max {:.1} ms; UI+render p50 {:.1} ms p95 {:.1} ms",
+            percentile(&ui_ms[which], 0.5),
+            percentile(&ui_ms[which], 0.95),
+            ui_ms[which].last().unwrap(),
+            percentile(&ui_render_ms[which], 0.5),
+            percentile(&ui_render_ms[which], 0.95),
+        );
+    }
     eprintln!(
-        "BENCH scroll 500x512x512: open {open_s:.2} s; UI frame p50 {:.1} ms p95 {:.1} ms max {:.1} ms; \
-         UI+render p50 {:.1} ms p95 {:.1} ms; RSS {:.0} MB (peak {:.0} MB); threads {}",
-        percentile(&ui_ms, 0.5),
-        percentile(&ui_ms, 0.95),
-        ui_ms.last().unwrap(),
-        percentile(&ui_render_ms, 0.5),
-        percentile(&ui_render_ms, 0.95),
+        "BENCH RSS {:.0} MB (peak {:.0} MB); threads {}",
         status_mb("VmRSS:").unwrap_or(0.0),
         status_mb("VmHWM:").unwrap_or(0.0),
         std::thread::available_parallelism().unwrap()
