@@ -149,18 +149,29 @@ impl Document {
         if z >= nz || mask.dim() != (ny, nx) {
             return 0;
         }
+        let base = z * nx * ny;
+        let voxels: Vec<(usize, bool)> = mask
+            .indexed_iter()
+            .map(|((y, x), inside)| (base + y * nx + x, *inside))
+            .collect();
+        self.set_voxels(&voxels, label, what)
+    }
+
+    /// As [`Document::set_slice_mask`], for any voxels (by index into the label map) with
+    /// whether each is inside: a plane across the slices, say. One undoable step.
+    pub fn set_voxels(&mut self, voxels: &[(usize, bool)], label: u8, what: &str) -> usize {
         let locked: Vec<u8> = self
             .segments
             .iter()
             .filter(|s| s.locked && s.label != label)
             .map(|s| s.label)
             .collect();
-        let base = z * nx * ny;
         let mut changes = Vec::new();
-        for ((y, x), inside) in mask.indexed_iter() {
-            let index = base + y * nx + x;
-            let old = self.labels[index];
-            let new = match (*inside, old) {
+        for &(index, inside) in voxels {
+            let Some(&old) = self.labels.get(index) else {
+                continue;
+            };
+            let new = match (inside, old) {
                 (true, old) if locked.contains(&old) => old,
                 (true, _) => label,
                 (false, old) if old == label => 0,

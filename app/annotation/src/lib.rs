@@ -4,6 +4,7 @@
 //! codes, colours) they share.
 
 pub mod brush;
+pub mod cut;
 mod document;
 pub mod export;
 mod interchange;

@@ -4,11 +4,12 @@
 
 use super::Waker;
 use super::embedding_cache::{self, DiskCache};
-use lumen_annotation::propagate::{self, model_image};
+use lumen_annotation::cut::{CutGrid, CutImage, cut_image};
+use lumen_annotation::propagate;
 use lumen_engine::model::{Embedding, ModelError, Prediction, Prompt, SamModel};
 use lumen_engine::runtime::SessionConfig;
+use lumen_study::reformat::Cut;
 use lumen_study::{Modality, Volume};
-use ndarray::Array2;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +20,10 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 pub enum Request {
     /// The study to work on (replaces the previous one and empties the cache).
     SetVolume(Arc<Volume>),
-    /// Segment slice `z` with `prompt`; `generation` lets the UI ignore out-of-date answers.
+    /// Segment `cut` (a slice or a plane across them) with `prompt`, given on the cut's own
+    /// grid; `generation` lets the UI ignore out-of-date answers.
     Predict {
-        z: usize,
+        cut: Cut,
         prompt: Prompt,
         generation: u64,
     },
@@ -49,13 +51,14 @@ pub enum Reply {
         input_size: u32,
     },
     ModelFailed(String),
+    /// The mask on the cut's own grid.
     Predicted {
-        z: usize,
+        cut: Cut,
         generation: u64,
         prediction: Prediction,
     },
     Failed {
-        z: usize,
+        cut: Cut,
         generation: u64,
         message: String,
     },
@@ -108,8 +111,9 @@ const CACHE_SLICES: usize = 48;
 struct Worker {
     model: SamModel,
     volume: Option<Arc<Volume>>,
-    cache: HashMap<usize, Embedding>,
-    recency: VecDeque<usize>,
+    /// Embeddings by cut, with how each cut's model image maps to its grid.
+    cache: HashMap<Cut, (Embedding, CutGrid)>,
+    recency: VecDeque<Cut>,
     outbox: Sender<Reply>,
     wake: Waker,
     /// Embeddings on disk for the open series (None when there is no user cache dir).
@@ -174,46 +178,49 @@ impl Worker {
                     }
                     Request::Prefetch(slices) => prefetch = slices.into(),
                     Request::Predict {
-                        z,
+                        cut,
                         prompt,
                         generation,
                     } if Some(i) == newest_predict => {
-                        worker.predict(z, &prompt, generation);
+                        worker.predict(cut, &prompt, generation);
                     }
                     Request::Predict { .. } => {}
                     Request::Propagate(request) => worker.propagate(&request),
                 }
             }
             if let Some(z) = prefetch.pop_front()
-                && !worker.cache.contains_key(&z)
-                && worker.cache_embedding(z).is_ok()
+                && !worker.cache.contains_key(&Cut::Slice(z))
+                && worker.cache_embedding(Cut::Slice(z)).is_ok()
             {
                 let _ = worker.outbox.send(Reply::Embedded { z });
             }
         }
     }
 
-    fn predict(&mut self, z: usize, prompt: &Prompt, generation: u64) {
+    fn predict(&mut self, cut: Cut, prompt: &Prompt, generation: u64) {
         let answer = self
-            .cache_embedding(z)
-            .and_then(|()| match self.cache.get(&z) {
-                Some(embedding) => {
+            .cache_embedding(cut)
+            .and_then(|()| match self.cache.get(&cut) {
+                Some((embedding, grid)) => {
                     let started = std::time::Instant::now();
-                    let prediction = self.model.predict(embedding, prompt);
+                    let prediction = self.model.predict(embedding, &grid.to_model(prompt));
                     let ms = started.elapsed().as_secs_f64() * 1e3;
                     let _ = self.outbox.send(Reply::Latency { encoder: false, ms });
-                    prediction
+                    prediction.map(|p| Prediction {
+                        mask: grid.to_cut(&p.mask),
+                        ..p
+                    })
                 }
-                None => Err(ModelError::Image(format!("slice {z} has no embedding"))),
+                None => Err(ModelError::Image(format!("{cut:?} has no embedding"))),
             });
         let reply = match answer {
             Ok(prediction) => Reply::Predicted {
-                z,
+                cut,
                 generation,
                 prediction,
             },
             Err(e) => Reply::Failed {
-                z,
+                cut,
                 generation,
                 message: e.to_string(),
             },
@@ -238,8 +245,9 @@ impl Worker {
             &start,
             depth,
             |z, prompt| {
-                self.cache_embedding(z).ok()?;
-                self.model.predict(self.cache.get(&z)?, prompt).ok()
+                self.cache_embedding(Cut::Slice(z)).ok()?;
+                let (embedding, _) = self.cache.get(&Cut::Slice(z))?;
+                self.model.predict(embedding, prompt).ok()
             },
             || request.cancel.load(Ordering::Relaxed),
             |done, of| {
@@ -271,22 +279,26 @@ impl Worker {
         ))
     }
 
-    /// Makes sure slice `z`'s embedding is in the cache: from memory, else from disk, else
-    /// computed (and then written to disk).
-    fn cache_embedding(&mut self, z: usize) -> Result<(), ModelError> {
-        if !self.cache.contains_key(&z) {
-            let embedding = match self.disk.as_ref().and_then(|d| d.load(z)) {
-                Some(embedding) => embedding,
+    /// Makes sure `cut`'s embedding is in the cache: from memory, else (a slice) from disk, else
+    /// computed (and a slice's then written to disk).
+    fn cache_embedding(&mut self, cut: Cut) -> Result<(), ModelError> {
+        if !self.cache.contains_key(&cut) {
+            let on_disk = match cut {
+                Cut::Slice(z) => self.disk.as_ref().and_then(|d| d.load(z)),
+                Cut::Across(..) => None,
+            };
+            let entry = match on_disk {
+                Some(embedding) => (embedding, CutGrid { rows_per_row: 1.0 }),
                 None => {
-                    let image = self.model_image(z)?;
+                    let model_image = self.model_image(cut)?;
                     let started = std::time::Instant::now();
-                    let embedding = self.model.embed(image.view())?;
+                    let embedding = self.model.embed(model_image.image.view())?;
                     let ms = started.elapsed().as_secs_f64() * 1e3;
                     let _ = self.outbox.send(Reply::Latency { encoder: true, ms });
-                    if let Some(disk) = &mut self.disk {
+                    if let (Cut::Slice(z), Some(disk)) = (cut, &mut self.disk) {
                         disk.store(z, &embedding);
                     }
-                    embedding
+                    (embedding, model_image.grid)
                 }
             };
             if self.cache.len() >= CACHE_SLICES
@@ -294,21 +306,21 @@ impl Worker {
             {
                 self.cache.remove(&oldest);
             }
-            self.cache.insert(z, embedding);
+            self.cache.insert(cut, entry);
         }
-        self.recency.retain(|k| *k != z);
-        self.recency.push_back(z);
+        self.recency.retain(|k| *k != cut);
+        self.recency.push_back(cut);
         Ok(())
     }
 
-    /// Slice `z` as the model's 8-bit input, by the model's own intensity rule for the modality.
-    fn model_image(&self, z: usize) -> Result<Array2<u8>, ModelError> {
+    /// The cut as the model's 8-bit input, by the model's own intensity rule for the modality.
+    fn model_image(&self, cut: Cut) -> Result<CutImage, ModelError> {
         let volume = self
             .volume
             .as_ref()
             .ok_or_else(|| ModelError::Image("no study is open".into()))?;
-        model_image(volume, z, self.rule_for(volume))
-            .ok_or_else(|| ModelError::Image(format!("slice {z} is not in the study")))
+        cut_image(volume, cut, self.rule_for(volume))
+            .ok_or_else(|| ModelError::Image(format!("{cut:?} is not in the study")))
     }
 
     /// The model's intensity rule for the volume's modality.

@@ -13,6 +13,7 @@ use crate::jobs::writer::{self, Format, WriteJob};
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
 use lumen_annotation::Document;
 use lumen_engine::model::{Point, Prediction, Prompt};
+use lumen_study::reformat::Cut;
 use lumen_study::{PRESETS, Volume, Window};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub struct LumenApp {
     notes: Vec<String>,
     tool: Tool,
     prompt: Prompt,
+    /// The cut (the slice on screen, or a plane across the slices) the prompt and preview are on.
+    prompt_cut: Cut,
     preview: Option<Prediction>,
     generation: u64,
     active_label: Option<u8>,
@@ -182,6 +185,7 @@ impl LumenApp {
             notes: Vec::new(),
             tool: Tool::Box,
             prompt: Prompt::default(),
+            prompt_cut: Cut::Slice(0),
             preview: None,
             generation: 0,
             active_label: None,
@@ -354,6 +358,7 @@ impl LumenApp {
         study.slice_dirty = true;
         study.overlay_dirty = true;
         self.prompt = Prompt::default();
+        self.prompt_cut = Cut::Slice(z);
         self.preview = None;
         self.generation += 1;
         let depth = study.volume.dims[2];

@@ -7,7 +7,6 @@ pub mod file_chooser;
 pub mod histogram;
 pub mod model_panel;
 pub mod model_state;
-pub mod reformat;
 pub mod shortcuts;
 pub mod viewport;
 

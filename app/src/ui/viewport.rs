@@ -102,19 +102,34 @@ pub fn draw_crosshair(painter: &egui::Painter, placement: Placement, (u, v): (us
 /// The slice view's accessible label (screen readers, and tests that find it by label).
 pub const VIEW_LABEL: &str = "Slice view";
 
-/// Draws the slice and its overlays, and reads the user's gestures.
+/// What a view shows and how it is drawn: the image's placement, its slice and overlay
+/// textures, the prompt on it, the edge letters, and its accessible label.
+pub struct ViewContent<'a> {
+    pub placement: Placement,
+    pub slice: &'a TextureHandle,
+    pub overlay: &'a TextureHandle,
+    pub prompt: &'a Prompt,
+    pub labels: &'a ViewLabels,
+    pub label: &'a str,
+}
+
+/// Draws the image and its overlays, and reads the user's gestures.
 pub fn show(
     ui: &mut egui::Ui,
-    placement: Placement,
-    slice: &TextureHandle,
-    overlay: &TextureHandle,
-    prompt: &Prompt,
+    content: ViewContent<'_>,
     mode: Mode<'_>,
-    labels: &ViewLabels,
 ) -> (egui::Response, Vec<Gesture>) {
+    let ViewContent {
+        placement,
+        slice,
+        overlay,
+        prompt,
+        labels,
+        label,
+    } = content;
     let area = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(area, Sense::click_and_drag());
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, VIEW_LABEL));
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, label));
     let painter = ui.painter_at(area);
     painter.rect_filled(area, 0.0, Color32::BLACK);
     let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));

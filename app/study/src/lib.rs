@@ -8,6 +8,7 @@ pub mod dicom;
 pub mod geometry;
 pub mod modality;
 pub mod nifti;
+pub mod reformat;
 pub mod window;
 
 use std::path::{Path, PathBuf};

@@ -14,8 +14,13 @@ pub fn repo() -> PathBuf {
 /// The real app on the bundled model, at `height` points tall, keeping no settings and no
 /// autosaves unless a test asks for them, and its caches in the test process's own folder.
 pub fn app_harness(height: f32) -> Harness<'static, LumenApp> {
+    app_harness_on("ct-starter", height)
+}
+
+/// As `app_harness`, on the bundled model `model`.
+pub fn app_harness_on(model: &str, height: f32) -> Harness<'static, LumenApp> {
     super::common::isolated_home();
-    let model = repo().join("assets/models/ct-starter");
+    let model = repo().join("assets/models").join(model);
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, height))
         .wgpu()
@@ -60,6 +65,15 @@ pub fn drag_through(harness: &mut Harness<'_, LumenApp>, path: &[(f32, f32)]) {
     let view = harness.get_by_label(VIEW_LABEL).rect();
     let [nx, ny, _] = harness.state().volume().unwrap().dims;
     let placement = Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO);
+    drag_on(harness, placement, path);
+}
+
+/// As `drag_through`, on the image at `placement` (any view).
+pub fn drag_on(
+    harness: &mut Harness<'_, LumenApp>,
+    placement: lumen_app::ui::viewport::Placement,
+    path: &[(f32, f32)],
+) {
     let screen: Vec<egui::Pos2> = path
         .iter()
         .map(|&(x, y)| placement.to_screen(x, y))
@@ -110,4 +124,25 @@ pub fn box_the_liver_and_accept(harness: &mut Harness<'_, LumenApp>) -> (usize, 
     harness.key_press(Key::Enter);
     harness.step();
     (z, liver)
+}
+
+/// A left click at `at` with Shift held, as a keyboard and mouse give it: the modifier changes,
+/// the button goes down and up, the modifier is let go.
+pub fn shift_click(harness: &mut Harness<'_, LumenApp>, at: egui::Pos2) {
+    use egui::Modifiers;
+    harness.hover_at(at);
+    harness.step();
+    harness.event(egui::Event::ModifiersChanged(Modifiers::SHIFT));
+    harness.step();
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::SHIFT,
+        });
+        harness.step();
+    }
+    harness.event(egui::Event::ModifiersChanged(Modifiers::NONE));
+    harness.run_steps(2);
 }

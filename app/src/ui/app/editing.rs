@@ -1,6 +1,7 @@
 //! What the user does to the annotation: prompts and their answers, brush strokes, accepting, propagation, undo and redo.
 
 use super::*;
+use lumen_study::reformat::Reformat;
 
 /// A propagation running in the segmenter.
 pub(super) struct Propagation {
@@ -13,17 +14,34 @@ pub(super) struct Propagation {
 impl LumenApp {
     /// Sends the current prompt to the segmenter; the answer becomes the preview.
     pub(super) fn request_prediction(&mut self) {
-        let Some(z) = self.current_slice() else {
+        if self.study.is_none() {
             return;
-        };
+        }
         self.generation += 1;
         if let Some(segmenter) = &self.segmenter {
             segmenter.send(Request::Predict {
-                z,
+                cut: self.prompt_cut,
                 prompt: self.prompt.clone(),
                 generation: self.generation,
             });
         }
+    }
+
+    /// Makes `cut` the one prompted: a prompt on another cut is dropped, with its preview.
+    pub(super) fn prompt_on(&mut self, cut: Cut) {
+        if self.prompt_cut != cut {
+            self.prompt_cut = cut;
+            self.clear_prompt();
+        }
+    }
+
+    /// The (width, height) of `cut`'s grid.
+    fn cut_size(&self, cut: Cut) -> Option<(usize, usize)> {
+        let volume = &self.study.as_ref()?.volume;
+        Some(match cut {
+            Cut::Slice(_) => (volume.dims[0], volume.dims[1]),
+            Cut::Across(across, index) => Reformat::of(across, index, volume).size(),
+        })
     }
 
     /// Applies a gesture made with the current tool.
@@ -34,9 +52,10 @@ impl LumenApp {
                 self.request_prediction();
             }
             Gesture::Click { x, y } => {
-                let Some(study) = &self.study else { return };
-                let [nx, ny, _] = study.volume.dims;
-                if x < 0.0 || y < 0.0 || x >= nx as f32 || y >= ny as f32 {
+                let Some((w, h)) = self.cut_size(self.prompt_cut) else {
+                    return;
+                };
+                if x < 0.0 || y < 0.0 || x >= w as f32 || y >= h as f32 {
                     return;
                 }
                 let positive = self.tool != Tool::Exclude;
@@ -120,16 +139,21 @@ impl LumenApp {
             },
         };
         self.active_label = Some(label);
+        let cut = self.prompt_cut;
         let changed =
             study
                 .document
-                .set_slice_mask(study.z, label, preview.mask.view(), "accept mask");
+                .set_cut_mask(&study.volume, cut, label, &preview.mask, "accept mask");
         study.overlay_dirty = true;
         self.prompt = Prompt::default();
-        self.notes = vec![format!(
-            "Accepted {changed} voxels on slice {}",
-            study.z + 1
-        )];
+        let place = match cut {
+            Cut::Slice(z) => format!("on slice {}", z + 1),
+            Cut::Across(across, index) => {
+                let plane = Reformat::of(across, index, &study.volume).name(&study.volume);
+                format!("in the {} plane", plane.to_lowercase())
+            }
+        };
+        self.notes = vec![format!("Accepted {changed} voxels {place}")];
     }
 
     /// Carries the active segment's mask on this slice to its neighbours in the background.

@@ -52,11 +52,11 @@ impl LumenApp {
                         ModelState::Failed(format!("The model could not be opened: {message}"))
                 }
                 Reply::Predicted {
-                    z,
+                    cut,
                     generation,
                     prediction,
                 } => {
-                    if generation == self.generation && Some(z) == self.current_slice() {
+                    if generation == self.generation && cut == self.prompt_cut {
                         self.preview = Some(prediction);
                         self.mark_overlay_dirty();
                     }

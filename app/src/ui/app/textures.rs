@@ -4,7 +4,11 @@ use super::*;
 
 impl LumenApp {
     pub(super) fn refresh_textures(&mut self, ctx: &egui::Context) {
-        let preview = self.preview.as_ref();
+        // a preview on a plane across the slices is drawn there, not on the slice
+        let preview = self
+            .preview
+            .as_ref()
+            .filter(|_| matches!(self.prompt_cut, Cut::Slice(_)));
         let Some(study) = &mut self.study else { return };
         let [nx, ny, _] = study.volume.dims;
         if study.slice_dirty || study.slice_texture.is_none() {
@@ -48,6 +52,11 @@ pub(super) fn set_texture(
     }
 }
 
+/// The mask preview's colour, over the segments.
+pub(super) fn preview_yellow() -> Color32 {
+    Color32::from_rgba_unmultiplied(255, 220, 0, 120)
+}
+
 /// Each label's overlay colour: visible segments in their colours, the rest transparent.
 pub(super) fn segment_colours(document: &Document) -> [Color32; 256] {
     let mut colours = [Color32::TRANSPARENT; 256];
@@ -75,10 +84,9 @@ pub(super) fn overlay_image(
         })
         .collect();
     if let Some(p) = preview.filter(|p| p.mask.dim() == (ny, nx)) {
-        let yellow = Color32::from_rgba_unmultiplied(255, 220, 0, 120);
         for (pixel, inside) in pixels.iter_mut().zip(p.mask.iter()) {
             if *inside {
-                *pixel = yellow;
+                *pixel = preview_yellow();
             }
         }
     }

@@ -1,9 +1,10 @@
 //! The central views: the acquisition plane alone, or beside the two planes across the slices,
 //! all three linked by one crosshair.
 
+use super::textures::preview_yellow;
 use super::*;
-use crate::ui::reformat::{Across, Reformat};
-use egui::{Pos2, Rect, Sense, UiBuilder};
+use egui::{Pos2, Rect, UiBuilder};
+use lumen_study::reformat::{Across, Reformat};
 
 /// How the central area is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,6 +22,8 @@ struct PlaneKey {
     reformat: Reformat,
     window: Window,
     revision: u64,
+    /// The generation of the preview drawn on this plane, if one is.
+    preview: Option<u64>,
 }
 
 /// A plane across the slices, as last drawn.
@@ -77,9 +80,23 @@ impl LumenApp {
             return;
         };
         let [nx, ny, _] = study.volume.dims;
+        let z = study.z;
         let placement = Placement::fit(area, (nx, ny), study.zoom, study.pan);
         let labels =
             viewport::ViewLabels::new(&study.volume.patient_from_voxel, study.volume.spacing[0]);
+        let no_prompt = Prompt::default();
+        let content = viewport::ViewContent {
+            placement,
+            slice: &slice,
+            overlay: &overlay,
+            prompt: if self.prompt_cut == Cut::Slice(z) {
+                &self.prompt
+            } else {
+                &no_prompt
+            },
+            labels: &labels,
+            label: viewport::VIEW_LABEL,
+        };
         let mode = match self.tool {
             Tool::Box => Mode::Box,
             Tool::Include | Tool::Exclude => Mode::Click,
@@ -88,14 +105,12 @@ impl LumenApp {
                 stroke: &self.stroke,
             },
         };
-        let (response, mut gestures) = ui
+        let (response, gestures) = ui
             .scope_builder(UiBuilder::new().max_rect(area), |ui| {
-                viewport::show(ui, placement, &slice, &overlay, &self.prompt, mode, &labels)
+                viewport::show(ui, content, mode)
             })
             .inner;
-        let z = study.z;
-        let pointed = |p: Option<Pos2>| p.and_then(|p| placement.pixel_at(p));
-        if let Some((x, y)) = pointed(response.hover_pos())
+        if let Some((x, y)) = response.hover_pos().and_then(|p| placement.pixel_at(p))
             && let Some(value) = study.volume.get(x, y, z)
         {
             self.hover = Some(([x, y, z], value));
@@ -103,22 +118,42 @@ impl LumenApp {
         if self.layout == Layout::ThreePlanes {
             let [cx, cy] = study.crosshair;
             viewport::draw_crosshair(&ui.painter_at(area), placement, (cx, cy));
-            if ui.input(|i| i.modifiers.shift) {
-                gestures.retain(|g| !matches!(g, Gesture::Click { .. }));
-                if response.clicked()
-                    && let Some((x, y)) = pointed(response.interact_pointer_pos())
-                {
-                    self.move_crosshair([x, y, z]);
-                }
-            }
+        }
+        if self.moved_crosshair(ui, &response, |p| {
+            placement.pixel_at(p).map(|(x, y)| [x, y, z])
+        }) {
+            return;
         }
         for gesture in gestures {
+            if matches!(gesture, Gesture::Box(_) | Gesture::Click { .. }) {
+                self.prompt_on(Cut::Slice(z));
+            }
             self.apply_gesture(gesture);
         }
     }
 
-    /// A plane across the slices in `area`, through the crosshair: a click or drag moves the
-    /// crosshair there (and the acquisition plane to its slice), the wheel steps the plane.
+    /// In the three-plane layout, a Shift+click puts the crosshair on the voxel under the
+    /// pointer (by `voxel_at`) instead of prompting; true when it did.
+    fn moved_crosshair(
+        &mut self,
+        ui: &egui::Ui,
+        response: &egui::Response,
+        voxel_at: impl Fn(Pos2) -> Option<[usize; 3]>,
+    ) -> bool {
+        if self.layout != Layout::ThreePlanes || !ui.input(|i| i.modifiers.shift) {
+            return false;
+        }
+        let clicked = response.clicked() || response.dragged_by(egui::PointerButton::Primary);
+        if clicked && let Some(voxel) = response.interact_pointer_pos().and_then(voxel_at) {
+            self.move_crosshair(voxel);
+        }
+        true
+    }
+
+    /// A plane across the slices in `area`, through the crosshair: prompts with the Box and
+    /// click tools (the brush paints on the slice view only), Shift+click moves the crosshair
+    /// there (and the slice view to its slice), the wheel steps the plane, right-drag sets the
+    /// window.
     fn plane_view(&mut self, ui: &mut egui::Ui, across: Across, area: Rect) {
         let Some((reformat, slice, overlay)) = self.plane_textures(ui.ctx(), across) else {
             return;
@@ -126,9 +161,6 @@ impl LumenApp {
         let Some(study) = &self.study else { return };
         let volume = &study.volume;
         let name = reformat.name(volume);
-        let response = ui.allocate_rect(area, Sense::click_and_drag());
-        let label = format!("{name} view");
-        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
         let placement = Placement::fit_aspect(
             area,
             reformat.size(),
@@ -136,19 +168,35 @@ impl LumenApp {
             1.0,
             Vec2::ZERO,
         );
-        let painter = ui.painter_at(area);
-        painter.rect_filled(area, 0.0, Color32::BLACK);
-        let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        painter.image(slice.id(), placement.rect, uv, Color32::WHITE);
-        painter.image(overlay.id(), placement.rect, uv, Color32::WHITE);
         let (right, down, mm) = reformat.axes(volume);
-        viewport::draw_labels(
-            &painter,
+        let labels = viewport::ViewLabels::from_axes(right, down, mm);
+        let no_prompt = Prompt::default();
+        let label = format!("{name} view");
+        let content = viewport::ViewContent {
             placement,
-            &viewport::ViewLabels::from_axes(right, down, mm),
-        );
+            slice: &slice,
+            overlay: &overlay,
+            prompt: if self.prompt_cut == reformat.cut() {
+                &self.prompt
+            } else {
+                &no_prompt
+            },
+            labels: &labels,
+            label: &label,
+        };
+        let mode = match self.tool {
+            Tool::Include | Tool::Exclude => Mode::Click,
+            _ => Mode::Box,
+        };
+        let (response, gestures) = ui
+            .scope_builder(UiBuilder::new().max_rect(area), |ui| {
+                viewport::show(ui, content, mode)
+            })
+            .inner;
+        let painter = ui.painter_at(area);
         let [cx, cy] = study.crosshair;
-        viewport::draw_crosshair(&painter, placement, reformat.pixel([cx, cy, study.z]));
+        let z = study.z;
+        viewport::draw_crosshair(&painter, placement, reformat.pixel([cx, cy, z]));
         painter.text(
             area.left_top() + Vec2::splat(6.0),
             egui::Align2::LEFT_TOP,
@@ -156,29 +204,39 @@ impl LumenApp {
             egui::FontId::proportional(13.0),
             Color32::from_gray(200),
         );
-
-        let voxel_at = |p: Option<Pos2>| {
-            let (u, v) = placement.pixel_at(p?)?;
+        let voxel_at = |p: Pos2| {
+            let (u, v) = placement.pixel_at(p)?;
             Some(reformat.voxel(u, v))
         };
-        if let Some([x, y, z]) = voxel_at(response.hover_pos())
+        if let Some([x, y, z]) = response.hover_pos().and_then(voxel_at)
             && let Some(value) = volume.get(x, y, z)
         {
             self.hover = Some(([x, y, z], value));
         }
-        let [x, y] = study.crosshair;
-        let z = study.z;
-        let pressed = response.clicked() || response.dragged_by(egui::PointerButton::Primary);
-        if pressed && let Some(voxel) = voxel_at(response.interact_pointer_pos()) {
-            self.move_crosshair(voxel);
-        } else if response.hovered()
-            && let Some(step) = viewport::wheel_step(ui)
-        {
-            let step = step as isize;
-            self.move_crosshair(match across {
-                Across::Row => [x, y.saturating_add_signed(step), z],
-                Across::Column => [x.saturating_add_signed(step), y, z],
-            });
+        if self.moved_crosshair(ui, &response, voxel_at) {
+            return;
+        }
+        let brush = matches!(self.tool, Tool::Brush | Tool::Eraser);
+        for gesture in gestures {
+            match gesture {
+                Gesture::Box(_) | Gesture::Click { .. } if brush => {
+                    self.notes = vec!["The brush and eraser paint on the slice view".into()];
+                }
+                Gesture::Box(_) | Gesture::Click { .. } => {
+                    self.prompt_on(reformat.cut());
+                    self.apply_gesture(gesture);
+                }
+                Gesture::Scroll(step) => {
+                    let step = step as isize;
+                    self.move_crosshair(match across {
+                        Across::Row => [cx, cy.saturating_add_signed(step), z],
+                        Across::Column => [cx.saturating_add_signed(step), cy, z],
+                    });
+                }
+                Gesture::WindowDrag(_) => self.apply_gesture(gesture),
+                // the planes keep their fit; zoom, pan and paint belong to the slice view
+                _ => {}
+            }
         }
     }
 
@@ -212,10 +270,15 @@ impl LumenApp {
         let study = self.study.as_mut()?;
         let [cx, cy] = study.crosshair;
         let reformat = Reformat::new(across, &study.volume, [cx, cy, study.z]);
+        let preview = self
+            .preview
+            .as_ref()
+            .filter(|_| self.prompt_cut == reformat.cut());
         let key = PlaneKey {
             reformat,
             window: study.window,
             revision: study.document.revision(),
+            preview: preview.map(|_| self.generation),
         };
         let textures = &mut study.planes[ACROSS.iter().position(|a| *a == across)?];
         if textures.shown != Some(key) {
@@ -224,11 +287,18 @@ impl LumenApp {
                 .volume
                 .to_grey(&reformat.values(&study.volume), study.window);
             let colours = segment_colours(&study.document);
-            let overlay: Vec<Color32> = reformat
-                .labels(&study.document)
+            let mut overlay: Vec<Color32> = reformat
+                .gather(study.document.labels())
                 .iter()
                 .map(|l| colours[*l as usize])
                 .collect();
+            if let Some(p) = preview.filter(|p| p.mask.dim() == (h, w)) {
+                for (pixel, inside) in overlay.iter_mut().zip(p.mask.iter()) {
+                    if *inside {
+                        *pixel = preview_yellow();
+                    }
+                }
+            }
             let name = format!("plane {across:?}");
             set_texture(
                 ctx,

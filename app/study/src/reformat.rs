@@ -1,12 +1,20 @@
 //! The planes across the slices: a volume cut along a fixed row or a fixed column, shown with
 //! the slices running down the screen toward the patient's feet, at the voxels' true aspect.
 
-use lumen_annotation::Document;
-use lumen_study::Volume;
-use lumen_study::geometry::column;
+use crate::Volume;
+use crate::geometry::column;
+
+/// A 2D cut of a volume that is shown, prompted and segmented: a slice, or a plane across them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cut {
+    /// Slice z of the acquisition.
+    Slice(usize),
+    /// The plane across the slices holding this row (`Across::Row`) or column fixed.
+    Across(Across, usize),
+}
 
 /// Which voxel index a reformatted plane holds fixed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Across {
     /// A fixed row: columns across, slices down (coronal for an axial scan).
     Row,
@@ -41,6 +49,20 @@ impl Reformat {
             dims,
             flipped,
         }
+    }
+
+    /// The plane `index` across the slices of `volume`.
+    pub fn of(across: Across, index: usize, volume: &Volume) -> Self {
+        let crosshair = match across {
+            Across::Row => [0, index, 0],
+            Across::Column => [index, 0, 0],
+        };
+        Self::new(across, volume, crosshair)
+    }
+
+    /// The cut this plane is.
+    pub fn cut(&self) -> Cut {
+        Cut::Across(self.across, self.index)
     }
 
     /// (width, height) in image pixels: the in-plane voxel axis across, the slices down.
@@ -83,13 +105,13 @@ impl Reformat {
     }
 
     /// Where the voxel behind pixel (u, v) sits in a `[z][y][x]` buffer.
-    fn source_index(&self, u: usize, v: usize) -> usize {
+    pub fn source_index(&self, u: usize, v: usize) -> usize {
         let [x, y, z] = self.voxel(u, v);
         (z * self.dims[1] + y) * self.dims[0] + x
     }
 
-    /// Gathers the plane from a `[z][y][x]` buffer, row-major.
-    fn gather<T: Copy + Default>(&self, voxels: &[T]) -> Vec<T> {
+    /// Gathers the plane from a `[z][y][x]` buffer (voxels, labels), row-major.
+    pub fn gather<T: Copy + Default>(&self, voxels: &[T]) -> Vec<T> {
         let (w, h) = self.size();
         let mut out = Vec::with_capacity(w * h);
         for v in 0..h {
@@ -108,11 +130,6 @@ impl Reformat {
     /// The plane's voxel values.
     pub fn values(&self, volume: &Volume) -> Vec<f32> {
         self.gather(&volume.voxels)
-    }
-
-    /// The plane's segment labels.
-    pub fn labels(&self, document: &Document) -> Vec<u8> {
-        self.gather(document.labels())
     }
 
     /// A screen pixel's height over its width: the slice spacing over the in-plane one.
@@ -169,7 +186,7 @@ pub fn plane_name(normal: [f64; 3]) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use lumen_study::geometry::IDENTITY;
+    use crate::geometry::IDENTITY;
 
     /// 3 × 2 × 4 voxels of 0.5 × 0.5 × 2 mm, value = 100 z + 10 y + x, slices toward the head.
     fn volume() -> Volume {
@@ -225,14 +242,13 @@ mod tests {
     #[test]
     fn labels_are_gathered_like_the_values() {
         let volume = volume();
-        let mut document = Document::new(volume.dims, volume.spacing);
-        let liver = document.add_segment("Liver").unwrap();
-        let mut mask = ndarray::Array2::from_elem((2, 3), false);
-        mask[[1, 2]] = true;
-        document.set_slice_mask(3, liver, mask.view(), "test");
-        let coronal = Reformat::new(Across::Row, &volume, [0, 1, 0]);
-        let labels = coronal.labels(&document);
-        assert_eq!(labels.iter().filter(|l| **l == liver).count(), 1);
-        assert_eq!(labels[2], liver, "slice 3 is the top row; x = 2");
+        let mut labels = vec![0u8; 24];
+        labels[3 * 6 + 3 + 2] = 7; // slice 3, row 1, column 2
+        let coronal = Reformat::of(Across::Row, 1, &volume);
+        let plane = coronal.gather(&labels);
+        assert_eq!(plane.iter().filter(|l| **l == 7).count(), 1);
+        assert_eq!(plane[2], 7, "slice 3 is the top row; x = 2");
+        assert_eq!(coronal.source_index(2, 0), 3 * 6 + 3 + 2);
+        assert_eq!(coronal.cut(), Cut::Across(Across::Row, 1));
     }
 }
