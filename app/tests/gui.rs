@@ -645,3 +645,63 @@ fn a_box_in_the_coronal_plane_segments_the_liver_there_and_nowhere_else() {
 fn a_box_in_the_sagittal_plane_segments_the_liver_there_and_nowhere_else() {
     box_the_chaos_liver_across(lumen_study::reformat::Across::Column, "Sagittal");
 }
+
+#[test]
+fn the_brush_paints_a_disc_round_in_millimetres_in_the_coronal_plane_only() {
+    use egui_kittest::kittest::Queryable;
+    use lumen_app::ui::viewport::Placement;
+    use lumen_study::reformat::{Across, Reformat};
+    let mut harness = app_harness(860.0);
+    harness
+        .state_mut()
+        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
+    step_until(&mut harness, "study", |app| app.volume().is_some());
+    harness.get_by_label("Three planes").click();
+    harness.get_by_label("Add segment").click();
+    harness.step();
+    harness.get_by_label("Brush").click();
+    harness.step();
+    harness.state_mut().brush_radius = 10.0;
+    let volume = harness.state().volume().unwrap().clone();
+    let [_, ny, _] = volume.dims;
+    let coronal = Reformat::of(Across::Row, ny / 2, &volume);
+    let (w, h) = coronal.size();
+    let aspect = coronal.pixel_aspect(volume.spacing);
+    let rect = harness.get_by_label("Coronal view").rect();
+    let placement = Placement::fit_aspect(rect, (w, h), aspect, 1.0, egui::Vec2::ZERO);
+    // one dab in the middle of the plane: a disc 20 pixels wide is 20 / aspect slices tall
+    let centre = (w as f32 / 2.0, h as f32 / 2.0);
+    drag_on(&mut harness, placement, &[centre]);
+    harness.get_by_label_contains("in the coronal plane");
+
+    let document = harness.state().document().unwrap();
+    let in_plane = coronal
+        .gather(document.labels())
+        .iter()
+        .filter(|l| **l != 0)
+        .count();
+    let everywhere = document.labels().iter().filter(|l| **l != 0).count();
+    assert_eq!(
+        in_plane, everywhere,
+        "the stroke reached outside the coronal plane"
+    );
+    // π r² in pixel widths², over the `aspect` widths a row is tall
+    let expected = std::f32::consts::PI * 100.0 / aspect;
+    assert!(
+        (in_plane as f32 - expected).abs() < 0.25 * expected,
+        "{in_plane} voxels painted, about {expected:.0} expected (aspect {aspect:.2})"
+    );
+    let slices: std::collections::BTreeSet<usize> = document
+        .labels()
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l != 0)
+        .map(|(i, _)| i / (volume.dims[0] * ny))
+        .collect();
+    let rows = 2.0 * 10.0 / aspect;
+    assert!(
+        (slices.len() as f32 - rows).abs() <= 1.5,
+        "{} slices painted, about {rows:.1} expected",
+        slices.len()
+    );
+}

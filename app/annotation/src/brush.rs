@@ -2,6 +2,8 @@
 //! mask, which is added to or removed from a segment on one slice as one undoable edit.
 
 use crate::Document;
+use lumen_study::Volume;
+use lumen_study::reformat::{Cut, Reformat};
 use ndarray::{Array2, ArrayView2};
 
 /// Pixels within `radius` of the polyline through `points` on an image of (width, height).
@@ -10,6 +12,18 @@ pub fn stroke_mask(
     radius: f32,
     (width, height): (usize, usize),
 ) -> Array2<bool> {
+    stroke_mask_with_aspect(points, radius, (width, height), 1.0)
+}
+
+/// As [`stroke_mask`] on pixels `aspect` times as tall as wide (a plane across the slices):
+/// `radius` is in pixel widths, so the disc is round in millimetres.
+pub fn stroke_mask_with_aspect(
+    points: &[(f32, f32)],
+    radius: f32,
+    (width, height): (usize, usize),
+    aspect: f32,
+) -> Array2<bool> {
+    let aspect = aspect.max(1e-3);
     let mut mask = Array2::from_elem((height, width), false);
     let radius = radius.max(0.5);
     // Discs every half radius along each segment, so fast strokes leave no gaps.
@@ -27,18 +41,19 @@ pub fn stroke_mask(
             None => centres.push((x, y)),
         }
     }
+    let rows = radius / aspect;
     for (cx, cy) in centres {
         let x0 = (cx - radius).floor().max(0.0) as usize;
-        let y0 = (cy - radius).floor().max(0.0) as usize;
+        let y0 = (cy - rows).floor().max(0.0) as usize;
         let x1 = ((cx + radius).ceil() as usize).min(width.saturating_sub(1));
-        let y1 = ((cy + radius).ceil() as usize).min(height.saturating_sub(1));
-        if cx + radius < 0.0 || cy + radius < 0.0 {
+        let y1 = ((cy + rows).ceil() as usize).min(height.saturating_sub(1));
+        if cx + radius < 0.0 || cy + rows < 0.0 {
             continue;
         }
         for y in y0..=y1 {
             for x in x0..=x1 {
                 // Pixel centres at +0.5, as the viewport maps the image.
-                let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                let (dx, dy) = (x as f32 + 0.5 - cx, (y as f32 + 0.5 - cy) * aspect);
                 if dx * dx + dy * dy <= radius * radius {
                     mask[[y, x]] = true;
                 }
@@ -62,16 +77,47 @@ pub fn apply_stroke(
     if current.len() != nx * ny || stroke.dim() != (ny, nx) {
         return 0;
     }
-    let mask = Array2::from_shape_fn((ny, nx), |(y, x)| {
-        let inside = current[y * nx + x] == label;
+    let mask = stroked(current, stroke, label, erase);
+    document.set_slice_mask(z, label, mask.view(), stroke_name(erase))
+}
+
+/// As [`apply_stroke`], on any cut of `volume` (a slice, or a plane across the slices).
+pub fn apply_stroke_on(
+    document: &mut Document,
+    volume: &Volume,
+    cut: Cut,
+    label: u8,
+    stroke: ArrayView2<bool>,
+    erase: bool,
+) -> usize {
+    let reformat = match cut {
+        Cut::Slice(z) => return apply_stroke(document, z, label, stroke, erase),
+        Cut::Across(across, index) => Reformat::of(across, index, volume),
+    };
+    let (w, h) = reformat.size();
+    if stroke.dim() != (h, w) {
+        return 0;
+    }
+    let current = reformat.gather(document.labels());
+    let mask = stroked(&current, stroke, label, erase);
+    document.set_cut_mask(volume, cut, label, &mask, stroke_name(erase))
+}
+
+/// The segment's new extent on a cut whose labels are `current`: with the stroke, or without.
+fn stroked(current: &[u8], stroke: ArrayView2<bool>, label: u8, erase: bool) -> Array2<bool> {
+    let width = stroke.ncols();
+    Array2::from_shape_fn(stroke.dim(), |(y, x)| {
+        let inside = current.get(y * width + x) == Some(&label);
         if erase {
             inside && !stroke[[y, x]]
         } else {
             inside || stroke[[y, x]]
         }
-    });
-    let what = if erase { "erase" } else { "brush" };
-    document.set_slice_mask(z, label, mask.view(), what)
+    })
+}
+
+fn stroke_name(erase: bool) -> &'static str {
+    if erase { "erase" } else { "brush" }
 }
 
 #[cfg(test)]
@@ -120,5 +166,40 @@ mod tests {
         apply_stroke(&mut doc, 1, spleen, disc.view(), false);
         assert_eq!(doc.slice_count(1, liver), painted);
         assert_eq!(doc.slice_count(1, spleen), 0);
+    }
+
+    #[test]
+    fn a_disc_on_pixels_four_times_as_tall_spans_a_quarter_of_the_rows() {
+        // radius 4 pixel widths: ±4 across, ±1 row; row 10's centre is half a row (2 widths)
+        // off, so it spans ±√12 across
+        let m = stroke_mask_with_aspect(&[(10.0, 10.0)], 4.0, (20, 20), 4.0);
+        let column: usize = (0..20).filter(|y| m[[*y, 10]]).count();
+        let row: usize = (0..20).filter(|x| m[[10, *x]]).count();
+        assert_eq!((row, column), (6, 2));
+    }
+
+    #[test]
+    fn a_stroke_across_the_slices_paints_that_plane_only() {
+        use lumen_study::reformat::Across;
+        let volume = Volume {
+            dims: [6, 5, 4],
+            voxels: vec![0.0; 120],
+            spacing: [1.0, 1.0, 1.0],
+            patient_from_voxel: lumen_study::geometry::IDENTITY,
+            ..Volume::default()
+        };
+        let mut doc = Document::new(volume.dims, volume.spacing);
+        let liver = doc.add_segment("Liver").unwrap();
+        let cut = Cut::Across(Across::Column, 2);
+        let all = Array2::from_elem((4, 5), true);
+        let painted = apply_stroke_on(&mut doc, &volume, cut, liver, all.view(), false);
+        assert_eq!(painted, 20, "the whole plane: 5 rows × 4 slices");
+        for z in 0..4 {
+            let slice = doc.slice_labels(z);
+            assert!((0..5).all(|y| slice[y * 6 + 2] == liver));
+            assert_eq!(slice.iter().filter(|l| **l == liver).count(), 5);
+        }
+        let erased = apply_stroke_on(&mut doc, &volume, cut, liver, all.view(), true);
+        assert_eq!(erased, 20);
     }
 }

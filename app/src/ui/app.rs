@@ -139,6 +139,8 @@ pub struct LumenApp {
     /// Brush and eraser radius in image pixels, and the stroke being painted.
     pub brush_radius: f32,
     stroke: Vec<(f32, f32)>,
+    /// The cut the stroke is painted on.
+    stroke_cut: Cut,
 }
 
 /// Shown when a study opens with nothing annotated yet: the prompt every bundled model knows.
@@ -212,6 +214,7 @@ impl LumenApp {
             show_timings: true,
             brush_radius: 6.0,
             stroke: Vec::new(),
+            stroke_cut: Cut::Slice(0),
         };
         app.set_settings_file(crate::settings::settings_file());
         if let Some(dir) = study_dir {

@@ -83,14 +83,40 @@ impl LumenApp {
                     study.pan += delta;
                 }
             }
-            Gesture::Paint { x, y } => self.stroke.push((x, y)),
+            Gesture::Paint { x, y } => {
+                let cut = self.stroke_cut;
+                self.paint_on(cut, (x, y));
+            }
             Gesture::PaintEnd => self.finish_stroke(),
+        }
+    }
+
+    /// Starts or continues the stroke on `cut` (a stroke on another cut is dropped).
+    pub(super) fn paint_on(&mut self, cut: Cut, point: (f32, f32)) {
+        if self.stroke_cut != cut {
+            self.stroke.clear();
+            self.stroke_cut = cut;
+        }
+        self.stroke.push(point);
+    }
+
+    /// The stroke's cut's height of a pixel over its width (1 on a slice).
+    fn pixel_aspect(&self, cut: Cut) -> f32 {
+        match (cut, &self.study) {
+            (Cut::Across(across, index), Some(study)) => {
+                Reformat::of(across, index, &study.volume).pixel_aspect(study.volume.spacing)
+            }
+            _ => 1.0,
         }
     }
 
     /// Paints (brush) or removes (eraser) the stroke in the active segment: one undo step.
     pub(super) fn finish_stroke(&mut self) {
         let stroke = std::mem::take(&mut self.stroke);
+        let cut = self.stroke_cut;
+        let (Some(size), aspect) = (self.cut_size(cut), self.pixel_aspect(cut)) else {
+            return;
+        };
         let Some(study) = &mut self.study else { return };
         let Some(label) = self
             .active_label
@@ -99,19 +125,25 @@ impl LumenApp {
             self.notes = vec!["Choose or add a segment to paint in".into()];
             return;
         };
-        let [nx, ny, _] = study.volume.dims;
-        let mask = lumen_annotation::brush::stroke_mask(&stroke, self.brush_radius, (nx, ny));
+        let mask = lumen_annotation::brush::stroke_mask_with_aspect(
+            &stroke,
+            self.brush_radius,
+            size,
+            aspect,
+        );
         let erase = self.tool == Tool::Eraser;
-        let changed = lumen_annotation::brush::apply_stroke(
+        let changed = lumen_annotation::brush::apply_stroke_on(
             &mut study.document,
-            study.z,
+            &study.volume,
+            cut,
             label,
             mask.view(),
             erase,
         );
         study.overlay_dirty = true;
         let verb = if erase { "Erased" } else { "Painted" };
-        self.notes = vec![format!("{verb} {changed} voxels on slice {}", study.z + 1)];
+        let place = cut_place(cut, &study.volume);
+        self.notes = vec![format!("{verb} {changed} voxels {place}")];
     }
 
     /// Puts the preview into the active segment (creating one if there is none). One undo step.
@@ -146,13 +178,7 @@ impl LumenApp {
                 .set_cut_mask(&study.volume, cut, label, &preview.mask, "accept mask");
         study.overlay_dirty = true;
         self.prompt = Prompt::default();
-        let place = match cut {
-            Cut::Slice(z) => format!("on slice {}", z + 1),
-            Cut::Across(across, index) => {
-                let plane = Reformat::of(across, index, &study.volume).name(&study.volume);
-                format!("in the {} plane", plane.to_lowercase())
-            }
-        };
+        let place = cut_place(cut, &study.volume);
         self.notes = vec![format!("Accepted {changed} voxels {place}")];
     }
 
@@ -253,5 +279,16 @@ impl LumenApp {
         self.preview = None;
         self.generation += 1;
         self.mark_overlay_dirty();
+    }
+}
+
+/// Where an edit on `cut` went, for the status line: "on slice 12", "in the coronal plane".
+fn cut_place(cut: Cut, volume: &Volume) -> String {
+    match cut {
+        Cut::Slice(z) => format!("on slice {}", z + 1),
+        Cut::Across(across, index) => {
+            let plane = Reformat::of(across, index, volume).name(volume);
+            format!("in the {} plane", plane.to_lowercase())
+        }
     }
 }

@@ -97,12 +97,17 @@ impl LumenApp {
             labels: &labels,
             label: viewport::VIEW_LABEL,
         };
+        let no_stroke = [];
         let mode = match self.tool {
             Tool::Box => Mode::Box,
             Tool::Include | Tool::Exclude => Mode::Click,
             Tool::Brush | Tool::Eraser => Mode::Paint {
                 radius: self.brush_radius,
-                stroke: &self.stroke,
+                stroke: if self.stroke_cut == Cut::Slice(z) {
+                    &self.stroke
+                } else {
+                    &no_stroke
+                },
             },
         };
         let (response, gestures) = ui
@@ -125,8 +130,13 @@ impl LumenApp {
             return;
         }
         for gesture in gestures {
-            if matches!(gesture, Gesture::Box(_) | Gesture::Click { .. }) {
-                self.prompt_on(Cut::Slice(z));
+            match gesture {
+                Gesture::Box(_) | Gesture::Click { .. } => self.prompt_on(Cut::Slice(z)),
+                Gesture::Paint { x, y } => {
+                    self.paint_on(Cut::Slice(z), (x, y));
+                    continue;
+                }
+                _ => {}
             }
             self.apply_gesture(gesture);
         }
@@ -151,9 +161,8 @@ impl LumenApp {
     }
 
     /// A plane across the slices in `area`, through the crosshair: prompts with the Box and
-    /// click tools (the brush paints on the slice view only), Shift+click moves the crosshair
-    /// there (and the slice view to its slice), the wheel steps the plane, right-drag sets the
-    /// window.
+    /// click tools, paints with the brush and eraser; Shift+click moves the crosshair there (and
+    /// the slice view to its slice), the wheel steps the plane, right-drag sets the window.
     fn plane_view(&mut self, ui: &mut egui::Ui, across: Across, area: Rect) {
         let Some((reformat, slice, overlay)) = self.plane_textures(ui.ctx(), across) else {
             return;
@@ -184,9 +193,18 @@ impl LumenApp {
             labels: &labels,
             label: &label,
         };
+        let no_stroke = [];
         let mode = match self.tool {
+            Tool::Box => Mode::Box,
             Tool::Include | Tool::Exclude => Mode::Click,
-            _ => Mode::Box,
+            Tool::Brush | Tool::Eraser => Mode::Paint {
+                radius: self.brush_radius,
+                stroke: if self.stroke_cut == reformat.cut() {
+                    &self.stroke
+                } else {
+                    &no_stroke
+                },
+            },
         };
         let (response, gestures) = ui
             .scope_builder(UiBuilder::new().max_rect(area), |ui| {
@@ -216,16 +234,14 @@ impl LumenApp {
         if self.moved_crosshair(ui, &response, voxel_at) {
             return;
         }
-        let brush = matches!(self.tool, Tool::Brush | Tool::Eraser);
         for gesture in gestures {
             match gesture {
-                Gesture::Box(_) | Gesture::Click { .. } if brush => {
-                    self.notes = vec!["The brush and eraser paint on the slice view".into()];
-                }
                 Gesture::Box(_) | Gesture::Click { .. } => {
                     self.prompt_on(reformat.cut());
                     self.apply_gesture(gesture);
                 }
+                Gesture::Paint { x, y } => self.paint_on(reformat.cut(), (x, y)),
+                Gesture::PaintEnd => self.finish_stroke(),
                 Gesture::Scroll(step) => {
                     let step = step as isize;
                     self.move_crosshair(match across {
@@ -234,7 +250,7 @@ impl LumenApp {
                     });
                 }
                 Gesture::WindowDrag(_) => self.apply_gesture(gesture),
-                // the planes keep their fit; zoom, pan and paint belong to the slice view
+                // the planes keep their fit; zoom and pan belong to the slice view
                 _ => {}
             }
         }
