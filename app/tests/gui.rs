@@ -566,7 +566,14 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
 /// A box around the CHAOS liver in a plane across the slices through the liver's centre of
 /// mass, Enter: the liver voxels of that plane, and none elsewhere. On LiteMedSAM, the default
 /// model: the starter model has seen axial slices only (its Dice here is about 0.4).
-fn box_the_chaos_liver_across(across: lumen_study::reformat::Across, name: &str) {
+fn box_the_chaos_liver_across(
+    across: lumen_study::reformat::Across,
+    name: &str,
+) -> (
+    egui_kittest::Harness<'static, LumenApp>,
+    lumen_study::LabelVolume,
+    lumen_study::reformat::Reformat,
+) {
     use egui_kittest::kittest::Queryable;
     use lumen_app::ui::viewport::Placement;
     use lumen_study::reformat::Reformat;
@@ -634,11 +641,60 @@ fn box_the_chaos_liver_across(across: lumen_study::reformat::Across, name: &str)
         "voxels were written outside the {name} plane"
     );
     assert!(dice >= 0.85, "{name} liver Dice {dice:.3}");
+    (harness, labels, reformat)
 }
 
 #[test]
-fn a_box_in_the_coronal_plane_segments_the_liver_there_and_nowhere_else() {
-    box_the_chaos_liver_across(lumen_study::reformat::Across::Row, "Coronal");
+fn a_box_in_the_coronal_plane_segments_the_liver_there_and_propagation_carries_it_on() {
+    use egui_kittest::kittest::Queryable;
+    use lumen_study::reformat::{Across, Cut, Reformat};
+    let (mut harness, labels, coronal) = box_the_chaos_liver_across(Across::Row, "Coronal");
+    // Propagate from the coronal plane: the next rows front and back, until Cancel.
+    harness.get_by_label("Both").click();
+    harness.step();
+    step_until(&mut harness, "a few planes", |app| {
+        app.propagation_done().is_some_and(|done| done >= 4)
+    });
+    harness.get_by_label("Cancel").click();
+    harness.step();
+    step_until(&mut harness, "the cancelled propagation", |app| {
+        !app.is_propagating()
+    });
+    harness.get_by_label_contains("Cancelled propagation; kept");
+    let volume = harness.state().volume().unwrap().clone();
+    let document = harness.state().document().unwrap();
+    let Cut::Across(_, y) = coronal.cut() else {
+        unreachable!()
+    };
+    let filled: Vec<usize> = (0..volume.dims[1])
+        .filter(|row| {
+            let plane = Reformat::of(Across::Row, *row, &volume);
+            plane.gather(document.labels()).iter().any(|l| *l != 0)
+        })
+        .collect();
+    assert!(filled.len() >= 5, "planes filled: {filled:?}");
+    assert!(
+        filled.iter().all(|row| row.abs_diff(y) <= filled.len()),
+        "the planes filled are the neighbours of row {y}: {filled:?}"
+    );
+    // over those planes, the propagated liver against the ground truth
+    let (mut both, mut ours, mut truth) = (0usize, 0usize, 0usize);
+    for row in &filled {
+        let plane = Reformat::of(Across::Row, *row, &volume);
+        let found = plane.gather(document.labels());
+        for (a, b) in found.iter().zip(plane.gather(&labels.labels)) {
+            let (a, b) = (*a != 0, b == 1);
+            both += usize::from(a && b);
+            ours += usize::from(a);
+            truth += usize::from(b);
+        }
+    }
+    let dice = 2.0 * both as f64 / (ours + truth) as f64;
+    eprintln!(
+        "coronal propagation: {} planes, Dice {dice:.3}",
+        filled.len()
+    );
+    assert!(dice >= 0.85, "propagated coronal planes' Dice {dice:.3}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! slice, as shown and as stored) and the model image's rows.
 
 use crate::Document;
+use crate::document::slice_voxels;
 use crate::propagate::model_image;
 use lumen_engine::model::{IntensityRule, Prompt};
 use lumen_study::Volume;
@@ -83,6 +84,24 @@ impl CutGrid {
     }
 }
 
+/// The voxels (by index into the label map) under `mask` on `cut`'s grid, each with whether it
+/// is inside; nothing when the mask is not of the cut's size.
+fn cut_voxels(volume: &Volume, cut: Cut, mask: &Array2<bool>) -> Vec<(usize, bool)> {
+    match cut {
+        Cut::Slice(z) => slice_voxels(volume.dims, z, mask.view()),
+        Cut::Across(across, index) => {
+            let reformat = Reformat::of(across, index, volume);
+            let (w, h) = reformat.size();
+            if mask.dim() != (h, w) {
+                return Vec::new();
+            }
+            mask.indexed_iter()
+                .map(|((v, u), inside)| (reformat.source_index(u, v), *inside))
+                .collect()
+        }
+    }
+}
+
 impl Document {
     /// Makes `mask` (on `cut`'s grid) the extent of segment `label` in that cut, as
     /// [`Document::set_slice_mask`] does for a slice. One undoable step; the voxels changed.
@@ -94,20 +113,22 @@ impl Document {
         mask: &Array2<bool>,
         what: &str,
     ) -> usize {
-        match cut {
-            Cut::Slice(z) => self.set_slice_mask(z, label, mask.view(), what),
-            Cut::Across(across, index) => {
-                let reformat = Reformat::of(across, index, volume);
-                if mask.dim() != (reformat.size().1, reformat.size().0) {
-                    return 0;
-                }
-                let voxels: Vec<(usize, bool)> = mask
-                    .indexed_iter()
-                    .map(|((v, u), inside)| (reformat.source_index(u, v), *inside))
-                    .collect();
-                self.set_voxels(&voxels, label, what)
-            }
-        }
+        self.set_voxels(&cut_voxels(volume, cut, mask), label, what)
+    }
+
+    /// As [`Document::set_cut_mask`] for several cuts (a propagation): one undoable step.
+    pub fn set_cut_masks(
+        &mut self,
+        volume: &Volume,
+        label: u8,
+        masks: &[(Cut, Array2<bool>)],
+        what: &str,
+    ) -> usize {
+        let voxels: Vec<(usize, bool)> = masks
+            .iter()
+            .flat_map(|(cut, mask)| cut_voxels(volume, *cut, mask))
+            .collect();
+        self.set_voxels(&voxels, label, what)
     }
 }
 
@@ -178,6 +199,22 @@ mod tests {
         assert!(document.slice_labels(0)[4..8].iter().all(|l| *l == liver));
         assert_eq!(document.labels().iter().filter(|l| **l == liver).count(), 4);
         assert!(document.undo().is_some());
+        assert!(document.labels().iter().all(|l| *l == 0));
+    }
+
+    #[test]
+    fn propagated_cuts_are_one_undo_step() {
+        let volume = volume();
+        let mut document = Document::new(volume.dims, volume.spacing);
+        let liver = document.add_segment("Liver").unwrap();
+        let rows = |n: usize| Array2::from_shape_fn((2, 4), |(_, u)| u < n);
+        let masks: Vec<(Cut, Array2<bool>)> = (0..3)
+            .map(|y| (Cut::Across(Across::Row, y), rows(y + 1)))
+            .collect();
+        let changed = document.set_cut_masks(&volume, liver, &masks, "propagate");
+        assert_eq!(changed, 2 * (1 + 2 + 3));
+        assert_eq!(document.undo().as_deref(), Some("propagate"));
+        assert!(!document.can_undo());
         assert!(document.labels().iter().all(|l| *l == 0));
     }
 }

@@ -30,6 +30,21 @@ impl Segment {
     }
 }
 
+/// The voxels of slice `z` of a `dims` grid under `mask`, by index into the label map, each with
+/// whether it is inside; nothing when the slice or the mask's size is not the grid's.
+pub(crate) fn slice_voxels(
+    [nx, ny, nz]: [usize; 3],
+    z: usize,
+    mask: ArrayView2<bool>,
+) -> Vec<(usize, bool)> {
+    if z >= nz || mask.dim() != (ny, nx) {
+        return Vec::new();
+    }
+    mask.indexed_iter()
+        .map(|((y, x), inside)| ((z * ny + y) * nx + x, *inside))
+        .collect()
+}
+
 /// One undoable step: the voxels it changed, with their labels before and after.
 #[derive(Debug, Clone)]
 struct Edit {
@@ -145,16 +160,7 @@ impl Document {
         mask: ArrayView2<bool>,
         what: &str,
     ) -> usize {
-        let [nx, ny, nz] = self.dims;
-        if z >= nz || mask.dim() != (ny, nx) {
-            return 0;
-        }
-        let base = z * nx * ny;
-        let voxels: Vec<(usize, bool)> = mask
-            .indexed_iter()
-            .map(|((y, x), inside)| (base + y * nx + x, *inside))
-            .collect();
-        self.set_voxels(&voxels, label, what)
+        self.set_voxels(&slice_voxels(self.dims, z, mask), label, what)
     }
 
     /// As [`Document::set_slice_mask`], for any voxels (by index into the label map) with
@@ -179,29 +185,6 @@ impl Document {
             };
             if new != old {
                 changes.push((index as u32, old, new));
-            }
-        }
-        self.apply(Edit {
-            what: what.to_string(),
-            changes,
-        })
-    }
-
-    /// Sets several slices at once (propagation): one undoable step for all of them.
-    pub fn set_slice_masks(
-        &mut self,
-        label: u8,
-        masks: &[(usize, ndarray::Array2<bool>)],
-        what: &str,
-    ) -> usize {
-        let mut changes = Vec::new();
-        for (z, mask) in masks {
-            let before = self.undo.len();
-            self.set_slice_mask(*z, label, mask.view(), what);
-            if self.undo.len() > before
-                && let Some(edit) = self.undo.pop()
-            {
-                changes.extend(edit.changes);
             }
         }
         self.apply(Edit {
@@ -307,17 +290,6 @@ mod tests {
         assert!(doc.undo().is_none());
         assert_eq!(doc.redo().as_deref(), Some("box"));
         assert_eq!(doc.slices_with(liver), vec![1]);
-    }
-
-    #[test]
-    fn propagated_slices_are_one_undo_step() {
-        let mut doc = Document::new([10, 10, 4], [1.0; 3]);
-        let l = doc.add_segment("Liver").unwrap();
-        let masks: Vec<(usize, Array2<bool>)> = (1..4).map(|z| (z, square(10, 0, z + 1))).collect();
-        assert_eq!(doc.set_slice_masks(l, &masks, "propagate"), 4 + 9 + 16);
-        assert_eq!(doc.undo().as_deref(), Some("propagate"));
-        assert_eq!(doc.volume_ml(l), 0.0);
-        assert!(!doc.can_undo());
     }
 
     #[test]

@@ -33,9 +33,9 @@ pub enum Request {
     Propagate(PropagationRequest),
 }
 
-/// Propagation of one slice's mask up and/or down the volume.
+/// Propagation of one cut's mask up and/or down its stack (slices, rows or columns).
 pub struct PropagationRequest {
-    pub from: usize,
+    pub from: Cut,
     pub mask: ndarray::Array2<bool>,
     pub up: bool,
     pub down: bool,
@@ -75,9 +75,9 @@ pub enum Reply {
         done: usize,
         of: usize,
     },
-    /// Propagation finished (or was cancelled): a mask per slice reached.
+    /// Propagation finished (or was cancelled): a mask per cut reached, on its grid.
     Propagated {
-        masks: Vec<(usize, ndarray::Array2<bool>)>,
+        masks: Vec<(Cut, ndarray::Array2<bool>)>,
         cancelled: bool,
     },
 }
@@ -198,22 +198,7 @@ impl Worker {
     }
 
     fn predict(&mut self, cut: Cut, prompt: &Prompt, generation: u64) {
-        let answer = self
-            .cache_embedding(cut)
-            .and_then(|()| match self.cache.get(&cut) {
-                Some((embedding, grid)) => {
-                    let started = std::time::Instant::now();
-                    let prediction = self.model.predict(embedding, &grid.to_model(prompt));
-                    let ms = started.elapsed().as_secs_f64() * 1e3;
-                    let _ = self.outbox.send(Reply::Latency { encoder: false, ms });
-                    prediction.map(|p| Prediction {
-                        mask: grid.to_cut(&p.mask),
-                        ..p
-                    })
-                }
-                None => Err(ModelError::Image(format!("{cut:?} has no embedding"))),
-            });
-        let reply = match answer {
+        let reply = match self.segment(cut, prompt, true) {
             Ok(prediction) => Reply::Predicted {
                 cut,
                 generation,
@@ -229,12 +214,39 @@ impl Worker {
         (self.wake)();
     }
 
-    /// Carries the request's mask through the neighbouring slices (`lumen_annotation::propagate`),
-    /// reporting each slice found.
+    /// `prompt` (on `cut`'s grid) answered on `cut`, the mask on its grid; with `timed`, the
+    /// decoder's time goes to the UI.
+    fn segment(
+        &mut self,
+        cut: Cut,
+        prompt: &Prompt,
+        timed: bool,
+    ) -> Result<Prediction, ModelError> {
+        self.cache_embedding(cut)?;
+        let Some((embedding, grid)) = self.cache.get(&cut) else {
+            return Err(ModelError::Image(format!("{cut:?} has no embedding")));
+        };
+        let started = std::time::Instant::now();
+        let prediction = self.model.predict(embedding, &grid.to_model(prompt))?;
+        if timed {
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let _ = self.outbox.send(Reply::Latency { encoder: false, ms });
+        }
+        Ok(Prediction {
+            mask: grid.to_cut(&prediction.mask),
+            ..prediction
+        })
+    }
+
+    /// Carries the request's mask through the neighbouring cuts of its stack
+    /// (`lumen_annotation::propagate`), reporting each one found.
     fn propagate(&mut self, request: &PropagationRequest) {
-        let depth = self.volume.as_ref().map_or(0, |v| v.dims[2]);
+        let depth = self
+            .volume
+            .as_ref()
+            .map_or(0, |v| request.from.depth(v.dims));
         let start = propagate::Start {
-            from: request.from,
+            from: request.from.index(),
             mask: &request.mask,
             up: request.up,
             down: request.down,
@@ -244,10 +256,9 @@ impl Worker {
         let found = propagate::propagate(
             &start,
             depth,
-            |z, prompt| {
-                self.cache_embedding(Cut::Slice(z)).ok()?;
-                let (embedding, _) = self.cache.get(&Cut::Slice(z))?;
-                self.model.predict(embedding, prompt).ok()
+            |index, prompt| {
+                self.segment(request.from.with_index(index), prompt, false)
+                    .ok()
             },
             || request.cancel.load(Ordering::Relaxed),
             |done, of| {
@@ -255,8 +266,13 @@ impl Worker {
                 wake();
             },
         );
+        let masks = found
+            .masks
+            .into_iter()
+            .map(|(index, mask)| (request.from.with_index(index), mask))
+            .collect();
         let _ = self.outbox.send(Reply::Propagated {
-            masks: found.masks,
+            masks,
             cancelled: found.cancelled,
         });
         (self.wake)();

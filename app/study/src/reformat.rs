@@ -13,6 +13,33 @@ pub enum Cut {
     Across(Across, usize),
 }
 
+impl Cut {
+    /// Its place in its stack: the slice, row or column it holds fixed.
+    pub fn index(&self) -> usize {
+        match *self {
+            Cut::Slice(z) => z,
+            Cut::Across(_, index) => index,
+        }
+    }
+
+    /// The cut of the same stack at `index` (the next slice, row or column along the normal).
+    pub fn with_index(&self, index: usize) -> Cut {
+        match *self {
+            Cut::Slice(_) => Cut::Slice(index),
+            Cut::Across(across, _) => Cut::Across(across, index),
+        }
+    }
+
+    /// How many cuts its stack holds in a volume of `dims`.
+    pub fn depth(&self, [nx, ny, nz]: [usize; 3]) -> usize {
+        match self {
+            Cut::Slice(_) => nz,
+            Cut::Across(Across::Row, _) => ny,
+            Cut::Across(Across::Column, _) => nx,
+        }
+    }
+}
+
 /// Which voxel index a reformatted plane holds fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Across {
@@ -250,5 +277,8 @@ mod tests {
         assert_eq!(plane[2], 7, "slice 3 is the top row; x = 2");
         assert_eq!(coronal.source_index(2, 0), 3 * 6 + 3 + 2);
         assert_eq!(coronal.cut(), Cut::Across(Across::Row, 1));
+        assert_eq!(coronal.cut().with_index(0), Cut::Across(Across::Row, 0));
+        assert_eq!(coronal.cut().depth(volume.dims), 2);
+        assert_eq!(Cut::Slice(3).depth(volume.dims), 4);
     }
 }

@@ -182,7 +182,8 @@ impl LumenApp {
         self.notes = vec![format!("Accepted {changed} voxels {place}")];
     }
 
-    /// Carries the active segment's mask on this slice to its neighbours in the background.
+    /// Carries the active segment's mask on the cut last worked on (the slice on screen, or a
+    /// plane across the slices) to its neighbours along its normal, in the background.
     pub fn propagate(&mut self, direction: Direction) {
         let (Some(study), Some(label), Some(segmenter)) =
             (&self.study, self.active_label, &self.segmenter)
@@ -192,20 +193,32 @@ impl LumenApp {
         if self.propagation.is_some() {
             return;
         }
-        let [nx, ny, _] = study.volume.dims;
-        let labels = study.document.slice_labels(study.z);
+        // from the cut last worked on: the slice on screen, or a plane across the slices
+        let cut = self.prompt_cut;
+        let (w, h, labels) = match cut {
+            Cut::Slice(z) => {
+                let [nx, ny, _] = study.volume.dims;
+                (nx, ny, study.document.slice_labels(z).to_vec())
+            }
+            Cut::Across(across, index) => {
+                let reformat = Reformat::of(across, index, &study.volume);
+                let (w, h) = reformat.size();
+                (w, h, reformat.gather(study.document.labels()))
+            }
+        };
         let Ok(mask) =
-            ndarray::Array2::from_shape_vec((ny, nx), labels.iter().map(|l| *l == label).collect())
+            ndarray::Array2::from_shape_vec((h, w), labels.iter().map(|l| *l == label).collect())
         else {
             return;
         };
         if !mask.iter().any(|v| *v) {
-            self.notes = vec!["Draw the segment on this slice first, then propagate it".into()];
+            let place = cut_place(cut, &study.volume);
+            self.notes = vec![format!("Draw the segment {place} first, then propagate it")];
             return;
         }
         let cancel = Arc::new(AtomicBool::new(false));
         let request = PropagationRequest {
-            from: study.z,
+            from: cut,
             mask,
             up: direction != Direction::Down,
             down: direction != Direction::Up,
@@ -231,25 +244,35 @@ impl LumenApp {
         self.propagation.is_some()
     }
 
+    /// How many cuts the running propagation has filled so far.
+    pub fn propagation_done(&self) -> Option<usize> {
+        self.propagation.as_ref().map(|p| p.done)
+    }
+
     pub(super) fn finish_propagation(
         &mut self,
-        masks: &[(usize, ndarray::Array2<bool>)],
+        masks: &[(Cut, ndarray::Array2<bool>)],
         cancelled: bool,
     ) {
         let Some(propagation) = self.propagation.take() else {
             return;
         };
         let Some(study) = &mut self.study else { return };
-        let changed = study
-            .document
-            .set_slice_masks(propagation.label, masks, "propagate");
+        let changed =
+            study
+                .document
+                .set_cut_masks(&study.volume, propagation.label, masks, "propagate");
         study.overlay_dirty = true;
         let how = if cancelled {
             "Cancelled propagation; kept"
         } else {
             "Propagated to"
         };
-        self.notes = vec![format!("{how} {} slices ({changed} voxels)", masks.len())];
+        let what = match masks.first().map(|(cut, _)| *cut) {
+            Some(Cut::Across(..)) => "planes",
+            _ => "slices",
+        };
+        self.notes = vec![format!("{how} {} {what} ({changed} voxels)", masks.len())];
     }
 
     pub fn undo(&mut self) {

@@ -62,7 +62,11 @@ impl LumenApp {
             } else {
                 0.0
             };
-            ui.add(egui::ProgressBar::new(fraction).text(format!("{} slices", p.done)));
+            let unit = match self.prompt_cut {
+                Cut::Slice(_) => "slices",
+                Cut::Across(..) => "planes",
+            };
+            ui.add(egui::ProgressBar::new(fraction).text(format!("{} {unit}", p.done)));
             if ui.button("Cancel").clicked() {
                 self.cancel_propagation();
             }
