@@ -506,6 +506,51 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
     harness.get_by_label("show").click();
     harness.run_steps(2);
 
+    // The 3D view gets the liver's surface from the background, closed around its volume;
+    // a drag turns it.
+    step_until(&mut harness, "the liver's surface", |app| {
+        let surfaces = app.surfaces().unwrap();
+        surfaces.made_of() == Some(app.document().unwrap().revision())
+            && surfaces
+                .meshes()
+                .iter()
+                .any(|m| !m.surface.triangles.is_empty())
+    });
+    harness.run_steps(2);
+    let document = harness.state().document().unwrap();
+    let segment_ml = document.volume_ml(document.segments()[0].label);
+    let mesh_ml = harness.state().surfaces().unwrap().meshes()[0]
+        .surface
+        .enclosed_volume()
+        / 1000.0;
+    assert!(
+        (mesh_ml - segment_ml).abs() < 0.15 * segment_ml,
+        "the surface encloses {mesh_ml:.1} mL, the segment is {segment_ml:.1} mL"
+    );
+    let view_3d = harness
+        .get_by_label(lumen_app::ui::view3d::VIEW_3D_LABEL)
+        .rect();
+    let front = pixels_in(&harness.render().unwrap(), view_3d, ppp);
+    let lit = front.iter().filter(|p| p[0] > 60).count();
+    assert!(lit > 1000, "{lit} pixels of the liver's surface drawn");
+    let from = view_3d.center();
+    harness.hover_at(from);
+    harness.step();
+    harness.drag_at(from);
+    harness.step();
+    for t in 1..=4 {
+        harness.hover_at(from + egui::vec2(20.0 * t as f32, 0.0));
+        harness.step();
+    }
+    harness.drop_at(from + egui::vec2(80.0, 0.0));
+    harness.run_steps(2);
+    let turned = pixels_in(&harness.render().unwrap(), view_3d, ppp);
+    let moved = front.iter().zip(&turned).filter(|(a, b)| a != b).count();
+    assert!(
+        moved > 500,
+        "{moved} pixels of the 3D view changed by a drag"
+    );
+
     // A Shift+click in the coronal view, a quarter across and on the third row of slices from
     // the top, puts the crosshair there: column nx/4, slice 2 from the head end.
     let head_first = volume.patient_from_voxel[2][2] > 0.0;

@@ -10,5 +10,6 @@ pub mod export;
 mod interchange;
 pub mod propagate;
 pub mod statistics;
+pub mod surface;
 
 pub use document::{Document, Segment};

@@ -27,6 +27,7 @@ mod replies;
 mod screens;
 mod series;
 mod side_panel;
+mod surfaces;
 mod textures;
 mod views;
 
@@ -83,6 +84,8 @@ struct OpenStudy {
     crosshair: [usize; 2],
     /// The planes across the slices (fixed row, fixed column) as last drawn.
     planes: [PlaneTextures; 2],
+    /// The segments' surfaces and the 3D view.
+    surfaces: surfaces::Surfaces,
     histogram: super::histogram::HistogramView,
     /// The segments' statistics, remade per slice as edits change them.
     statistics: lumen_annotation::statistics::StatisticsCache,

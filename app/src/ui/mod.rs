@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod model_panel;
 pub mod model_state;
 pub mod shortcuts;
+pub mod view3d;
 pub mod viewport;
 
 pub use app::{LumenApp, Tool};

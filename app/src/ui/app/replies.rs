@@ -164,6 +164,7 @@ impl LumenApp {
             overlay_dirty: true,
             crosshair,
             planes: Default::default(),
+            surfaces: Default::default(),
             histogram: Default::default(),
             statistics: Default::default(),
         });

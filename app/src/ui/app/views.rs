@@ -12,7 +12,8 @@ pub enum Layout {
     /// The acquisition plane, large.
     #[default]
     Single,
-    /// The acquisition plane on the left, the planes across the slices stacked on the right.
+    /// The acquisition plane on the left; on the right the planes across the slices and the
+    /// 3D view of the segments, stacked.
     ThreePlanes,
 }
 
@@ -61,10 +62,15 @@ impl LumenApp {
             }
             Layout::ThreePlanes => {
                 let (left, right) = area.split_left_right_at_fraction(0.5);
-                let (top, bottom) = right.split_top_bottom_at_fraction(0.5);
+                let (top, rest) = right.split_top_bottom_at_fraction(1.0 / 3.0);
+                let (middle, bottom) = rest.split_top_bottom_at_fraction(0.5);
                 self.acquisition_view(ui, left.shrink(1.0));
-                for (across, rect) in ACROSS.into_iter().zip([top, bottom]) {
+                for (across, rect) in ACROSS.into_iter().zip([top, middle]) {
                     self.plane_view(ui, across, rect.shrink(1.0));
+                }
+                self.refresh_surfaces();
+                if let Some(study) = &mut self.study {
+                    study.surfaces.show(ui, bottom.shrink(1.0));
                 }
             }
         }
