@@ -112,16 +112,22 @@ fn an_accept_survives_a_kill_and_comes_back_once_on_reopening() {
     assert_eq!(row[8], "HU", "{text}");
 }
 
-#[test]
-fn box_on_the_liver_accept_undo_redo() {
-    let study = repo().join("assets/sample/totalsegmentator-ct");
-    let autosaves = tempfile::tempdir().unwrap();
+/// The app for a test that takes a snapshot, which must not hold run times (they vary) nor
+/// this machine's home folder.
+fn snapshot_harness() -> egui_kittest::Harness<'static, LumenApp> {
     let mut harness = app_harness(860.0);
-    // The snapshot below must not hold run times, which vary, nor this machine's home folder.
     harness.state_mut().show_timings(false);
     harness
         .state_mut()
         .set_export_folder("/media/usb-stick/Lumen".into());
+    harness
+}
+
+#[test]
+fn box_on_the_liver_accept_undo_redo() {
+    let study = repo().join("assets/sample/totalsegmentator-ct");
+    let autosaves = tempfile::tempdir().unwrap();
+    let mut harness = snapshot_harness();
     harness
         .state_mut()
         .set_autosave_folder(Some(autosaves.path().to_path_buf()));
@@ -444,11 +450,7 @@ fn pixels_in(image: &image::RgbaImage, rect: egui::Rect, pixels_per_point: f32) 
 fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
     use egui_kittest::kittest::Queryable;
     use lumen_app::ui::viewport::Placement;
-    let mut harness = app_harness(860.0);
-    harness.state_mut().show_timings(false);
-    harness
-        .state_mut()
-        .set_export_folder("/media/usb-stick/Lumen".into());
+    let mut harness = snapshot_harness();
     harness
         .state_mut()
         .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));

@@ -23,6 +23,23 @@ pub struct SegmentStatistics {
     pub extent_mm: [f64; 3],
 }
 
+impl SegmentStatistics {
+    /// A segment without voxels: no volume, no intensities (NaN), no extent.
+    pub fn empty(label: u8, name: &str) -> Self {
+        Self {
+            label,
+            name: name.to_string(),
+            voxels: 0,
+            volume_ml: 0.0,
+            mean: f64::NAN,
+            sd: f64::NAN,
+            min: f32::NAN,
+            max: f32::NAN,
+            extent_mm: [0.0; 3],
+        }
+    }
+}
+
 /// Running sums of one segment over some voxels.
 #[derive(Debug, Clone, Copy)]
 struct Sums {
@@ -154,17 +171,7 @@ impl StatisticsCache {
 fn measure(label: u8, name: &str, sums: Option<Sums>, volume: &Volume) -> SegmentStatistics {
     let voxel_ml = volume.spacing.iter().product::<f64>() / 1000.0;
     let Some(s) = sums.filter(|s| s.voxels > 0) else {
-        return SegmentStatistics {
-            label,
-            name: name.to_string(),
-            voxels: 0,
-            volume_ml: 0.0,
-            mean: f64::NAN,
-            sd: f64::NAN,
-            min: f32::NAN,
-            max: f32::NAN,
-            extent_mm: [0.0; 3],
-        };
+        return SegmentStatistics::empty(label, name);
     };
     let n = s.voxels as f64;
     let mean = s.sum / n;

@@ -76,17 +76,7 @@ mod tests {
 
     #[test]
     fn names_are_quoted_and_an_empty_segment_has_no_intensities() {
-        let empty = SegmentStatistics {
-            label: 2,
-            name: "Kidney, \"left\"".into(),
-            voxels: 0,
-            volume_ml: 0.0,
-            mean: f64::NAN,
-            sd: f64::NAN,
-            min: f32::NAN,
-            max: f32::NAN,
-            extent_mm: [0.0; 3],
-        };
+        let empty = SegmentStatistics::empty(2, "Kidney, \"left\"");
         let text = statistics_csv(&[empty], &Modality::Mr);
         let rows: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(rows[0], COLUMNS);

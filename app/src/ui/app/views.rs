@@ -103,19 +103,7 @@ impl LumenApp {
             labels: &labels,
             label: viewport::VIEW_LABEL,
         };
-        let no_stroke = [];
-        let mode = match self.tool {
-            Tool::Box => Mode::Box,
-            Tool::Include | Tool::Exclude => Mode::Click,
-            Tool::Brush | Tool::Eraser => Mode::Paint {
-                radius: self.brush_radius,
-                stroke: if self.stroke_cut == Cut::Slice(z) {
-                    &self.stroke
-                } else {
-                    &no_stroke
-                },
-            },
-        };
+        let mode = self.tool_mode(Cut::Slice(z));
         let (response, gestures) = ui
             .scope_builder(UiBuilder::new().max_rect(area), |ui| {
                 viewport::show(ui, content, mode)
@@ -145,6 +133,23 @@ impl LumenApp {
                 _ => {}
             }
             self.apply_gesture(gesture);
+        }
+    }
+
+    /// What a primary press does on a view of `cut` with the current tool; the brush's stroke
+    /// is drawn on the cut it is painted on only.
+    fn tool_mode(&self, cut: Cut) -> Mode<'_> {
+        match self.tool {
+            Tool::Box => Mode::Box,
+            Tool::Include | Tool::Exclude => Mode::Click,
+            Tool::Brush | Tool::Eraser => Mode::Paint {
+                radius: self.brush_radius,
+                stroke: if self.stroke_cut == cut {
+                    &self.stroke
+                } else {
+                    &[]
+                },
+            },
         }
     }
 
@@ -199,19 +204,7 @@ impl LumenApp {
             labels: &labels,
             label: &label,
         };
-        let no_stroke = [];
-        let mode = match self.tool {
-            Tool::Box => Mode::Box,
-            Tool::Include | Tool::Exclude => Mode::Click,
-            Tool::Brush | Tool::Eraser => Mode::Paint {
-                radius: self.brush_radius,
-                stroke: if self.stroke_cut == reformat.cut() {
-                    &self.stroke
-                } else {
-                    &no_stroke
-                },
-            },
-        };
+        let mode = self.tool_mode(reformat.cut());
         let (response, gestures) = ui
             .scope_builder(UiBuilder::new().max_rect(area), |ui| {
                 viewport::show(ui, content, mode)
