@@ -1,7 +1,7 @@
 //! A segment's surface for the 3D view, from the label map by surface nets: one vertex in each
 //! cell (2 × 2 × 2 voxel centres) that the surface crosses, at the mean of the crossings on its
 //! edges, and one quad (two triangles) across each voxel edge whose two ends differ. Coarser
-//! grids (`step` voxels per cell side) keep a large organ's mesh small enough to draw.
+//! grids (`SampledLabels`, `step` voxels a sample) keep a large organ's mesh small enough to draw.
 
 use lumen_study::geometry;
 use std::collections::HashMap;
@@ -34,29 +34,54 @@ impl Surface {
     }
 }
 
-/// The surface of segment `label` in a `[z][y][x]` label map of `dims`, sampled every `step`
-/// voxels, mapped to patient space by `patient_from_voxel`.
-pub fn segment_surface(
-    labels: &[u8],
+/// A label map sampled every `step` voxels along each axis: what a surface is made from. Taking
+/// it reads only the samples, so it is cheap enough for the UI thread, and it is small enough to
+/// hand to a background job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledLabels {
+    labels: Vec<u8>,
     dims: [usize; 3],
-    label: u8,
     step: usize,
+}
+
+impl SampledLabels {
+    /// Samples a `[z][y][x]` label map of `dims`.
+    pub fn of(labels: &[u8], [nx, ny, nz]: [usize; 3], step: usize) -> Self {
+        let step = step.max(1);
+        let dims = [nx.div_ceil(step), ny.div_ceil(step), nz.div_ceil(step)];
+        let mut sampled = Vec::with_capacity(dims.iter().product());
+        for z in (0..nz).step_by(step) {
+            for y in (0..ny).step_by(step) {
+                for x in (0..nx).step_by(step) {
+                    sampled.push(labels.get((z * ny + y) * nx + x).copied().unwrap_or(0));
+                }
+            }
+        }
+        Self {
+            labels: sampled,
+            dims,
+            step,
+        }
+    }
+
+    fn get(&self, [i, j, k]: [usize; 3]) -> Option<u8> {
+        let [sx, sy, sz] = self.dims;
+        (i < sx && j < sy && k < sz).then(|| self.labels[(k * sy + j) * sx + i])
+    }
+}
+
+/// The surface of segment `label` in `sampled`, mapped to patient space by
+/// `patient_from_voxel` (of the full-resolution grid).
+pub fn segment_surface(
+    sampled: &SampledLabels,
+    label: u8,
     patient_from_voxel: &lumen_study::Mat4,
 ) -> Surface {
-    let step = step.max(1);
-    let [nx, ny, nz] = dims;
+    let step = sampled.step;
     // the sampled grid, padded by one empty sample each side so the surface closes
-    let size = [
-        nx.div_ceil(step) + 2,
-        ny.div_ceil(step) + 2,
-        nz.div_ceil(step) + 2,
-    ];
+    let size = sampled.dims.map(|d| d + 2);
     let inside = |[i, j, k]: [usize; 3]| -> bool {
-        if i == 0 || j == 0 || k == 0 || i >= size[0] - 1 || j >= size[1] - 1 || k >= size[2] - 1 {
-            return false;
-        }
-        let (x, y, z) = ((i - 1) * step, (j - 1) * step, (k - 1) * step);
-        x < nx && y < ny && z < nz && labels.get((z * ny + y) * nx + x) == Some(&label)
+        i > 0 && j > 0 && k > 0 && sampled.get([i - 1, j - 1, k - 1]) == Some(label)
     };
     // sample (i, j, k) → voxel coordinates of its centre
     let voxel = |p: [f32; 3]| p.map(|c| (c - 1.0) * step as f32);
@@ -193,7 +218,7 @@ mod tests {
     fn a_ball_is_closed_and_encloses_about_its_voxels() {
         let labels = ball(24, 8.0);
         let voxels = labels.iter().filter(|l| **l == 1).count() as f64;
-        let surface = segment_surface(&labels, [24, 24, 24], 1, 1, &IDENTITY);
+        let surface = segment_surface(&SampledLabels::of(&labels, [24, 24, 24], 1), 1, &IDENTITY);
         // closed: every edge is shared by exactly two triangles
         let mut edges: HashMap<(u32, u32), usize> = HashMap::new();
         for t in &surface.triangles {
@@ -228,8 +253,9 @@ mod tests {
         m[0][0] = 0.5;
         m[1][1] = 0.5;
         m[2][2] = 3.0;
-        let fine = segment_surface(&labels, [24, 24, 24], 1, 1, &m);
-        let coarse = segment_surface(&labels, [24, 24, 24], 1, 2, &m);
+        let sampled = |step| SampledLabels::of(&labels, [24, 24, 24], step);
+        let fine = segment_surface(&sampled(1), 1, &m);
+        let coarse = segment_surface(&sampled(2), 1, &m);
         let voxels = labels.iter().filter(|l| **l == 1).count() as f64 * 0.75;
         for (name, surface) in [("fine", &fine), ("coarse", &coarse)] {
             let volume = surface.enclosed_volume();
@@ -239,10 +265,6 @@ mod tests {
             );
         }
         assert!(coarse.triangles.len() * 3 < fine.triangles.len());
-        assert!(
-            segment_surface(&labels, [24, 24, 24], 2, 1, &m)
-                .triangles
-                .is_empty()
-        );
+        assert!(segment_surface(&sampled(1), 2, &m).triangles.is_empty());
     }
 }

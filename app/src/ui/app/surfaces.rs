@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::ui::view3d::{SegmentMesh, View3d};
-use lumen_annotation::surface::segment_surface;
+use lumen_annotation::surface::{SampledLabels, segment_surface};
 
 /// About this many samples at most go into one surface: a coarser grid for a larger study.
 const MAX_SAMPLES: usize = 4_000_000;
@@ -37,7 +37,7 @@ impl Surfaces {
 
 impl LumenApp {
     /// Takes finished surfaces and, when the annotation moved on and no job runs, starts one
-    /// on a copy of the labels, so the UI never waits for it.
+    /// on the label map's samples, so the UI never waits for it.
     pub(super) fn refresh_surfaces(&mut self) {
         let wake = self.wake.clone();
         let Some(study) = &mut self.study else { return };
@@ -53,7 +53,12 @@ impl LumenApp {
         if surfaces.pending.is_some() || surfaces.made_of == Some(revision) {
             return;
         }
-        let labels = study.document.labels().to_vec();
+        let dims = study.volume.dims;
+        let samples = dims.iter().product::<usize>();
+        let step = (samples as f64 / MAX_SAMPLES as f64).cbrt().ceil().max(1.0) as usize;
+        // the samples only: a few MB however large the study, where a copy of the whole label
+        // map would hold up the frame
+        let sampled = SampledLabels::of(study.document.labels(), dims, step);
         let segments: Vec<(u8, [u8; 3])> = study
             .document
             .segments()
@@ -61,17 +66,14 @@ impl LumenApp {
             .filter(|s| s.visible)
             .map(|s| (s.label, s.color))
             .collect();
-        let dims = study.volume.dims;
         let affine = study.volume.patient_from_voxel;
-        let samples = dims.iter().product::<usize>();
-        let step = (samples as f64 / MAX_SAMPLES as f64).cbrt().ceil().max(1.0) as usize;
         let job = crate::jobs::spawn_job("surfaces", wake, move || {
             segments
                 .into_iter()
                 .map(|(label, colour)| SegmentMesh {
                     label,
                     colour,
-                    surface: segment_surface(&labels, dims, label, step, &affine),
+                    surface: segment_surface(&sampled, label, &affine),
                 })
                 .collect()
         });
