@@ -8,6 +8,7 @@ pub mod cut;
 mod document;
 pub mod export;
 mod interchange;
+pub mod organs;
 pub mod propagate;
 pub mod statistics;
 pub mod surface;

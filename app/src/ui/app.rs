@@ -38,23 +38,6 @@ use textures::{segment_colours, set_texture};
 pub use views::Layout;
 use views::PlaneTextures;
 
-/// Organ names offered for new segments.
-pub const ORGANS: [&str; 13] = [
-    "Liver",
-    "Spleen",
-    "Right kidney",
-    "Left kidney",
-    "Gallbladder",
-    "Oesophagus",
-    "Stomach",
-    "Aorta",
-    "Inferior vena cava",
-    "Portal vein",
-    "Pancreas",
-    "Right adrenal gland",
-    "Left adrenal gland",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Box,
@@ -194,7 +177,7 @@ impl LumenApp {
             preview: None,
             generation: 0,
             active_label: None,
-            new_segment_name: ORGANS[0].to_string(),
+            new_segment_name: lumen_annotation::organs::OFFERED[0].to_string(),
             hover: None,
             layout: Layout::default(),
             propagation: None,

@@ -80,7 +80,7 @@ impl LumenApp {
         egui::ComboBox::from_label("new segment")
             .selected_text(&self.new_segment_name)
             .show_ui(ui, |ui| {
-                for organ in ORGANS {
+                for organ in lumen_annotation::organs::OFFERED {
                     ui.selectable_value(&mut self.new_segment_name, organ.to_string(), organ);
                 }
             });
