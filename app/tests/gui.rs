@@ -808,3 +808,100 @@ fn the_brush_paints_a_disc_round_in_millimetres_in_the_coronal_plane_only() {
         slices.len()
     );
 }
+
+/// Presses `button` at `from`, moves to `to` in four steps, releases: a drag with any button.
+fn drag_button(
+    harness: &mut egui_kittest::Harness<'_, LumenApp>,
+    button: egui::PointerButton,
+    from: egui::Pos2,
+    to: egui::Pos2,
+) {
+    harness.hover_at(from);
+    harness.step();
+    let press = |pressed, pos| egui::Event::PointerButton {
+        pos,
+        button,
+        pressed,
+        modifiers: Modifiers::NONE,
+    };
+    harness.event(press(true, from));
+    harness.step();
+    for t in 1..=4 {
+        harness.hover_at(from + (to - from) * (t as f32 / 4.0));
+        harness.step();
+    }
+    harness.event(press(false, to));
+    harness.step();
+}
+
+fn wheel(harness: &mut egui_kittest::Harness<'_, LumenApp>, notches: f32, modifiers: Modifiers) {
+    harness.event_modifiers(
+        egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Line,
+            delta: egui::vec2(0.0, notches),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers,
+        },
+        modifiers,
+    );
+    harness.run_steps(2);
+}
+
+#[test]
+fn right_drag_sets_the_window_middle_drag_pans_the_wheel_steps_and_ctrl_wheel_zooms() {
+    use egui_kittest::kittest::Queryable;
+    let mut harness = app_harness(860.0);
+    harness
+        .state_mut()
+        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
+    step_until(&mut harness, "study", |app| app.volume().is_some());
+    harness.run_steps(2);
+    let view = harness
+        .get_by_label(lumen_app::ui::viewport::VIEW_LABEL)
+        .rect();
+    let centre = view.center();
+    let (window, zoom, pan) = harness.state().view_state().unwrap();
+
+    // right-drag: rightwards widens the window, downwards raises the level (2 units a point)
+    drag_button(
+        &mut harness,
+        egui::PointerButton::Secondary,
+        centre,
+        centre + egui::vec2(40.0, 20.0),
+    );
+    let (after, _, _) = harness.state().view_state().unwrap();
+    assert!(
+        after.width > window.width + 40.0 && after.center > window.center + 20.0,
+        "{window:?} → {after:?}"
+    );
+    harness.get_by_label(&format!("W {:.0} / L {:.0}", after.width, after.center));
+
+    // middle-drag pans by the pointer's travel
+    drag_button(
+        &mut harness,
+        egui::PointerButton::Middle,
+        centre,
+        centre + egui::vec2(-30.0, 25.0),
+    );
+    let (_, _, panned) = harness.state().view_state().unwrap();
+    let travel = panned - pan;
+    assert!(travel.x < -20.0 && travel.y > 15.0, "panned by {travel:?}");
+
+    // the wheel steps one slice a notch; with Ctrl it zooms
+    let z = harness.state().current_slice().unwrap();
+    harness.hover_at(centre);
+    harness.step();
+    wheel(&mut harness, -1.0, Modifiers::NONE);
+    assert_eq!(harness.state().current_slice(), Some(z + 1));
+    wheel(&mut harness, 1.0, Modifiers::NONE);
+    assert_eq!(harness.state().current_slice(), Some(z));
+    wheel(&mut harness, 1.0, Modifiers::COMMAND);
+    let (_, zoomed, _) = harness.state().view_state().unwrap();
+    assert!(zoomed > zoom * 1.05, "zoom {zoom} → {zoomed}");
+    assert_eq!(
+        harness.state().current_slice(),
+        Some(z),
+        "Ctrl+wheel is not a slice step"
+    );
+}

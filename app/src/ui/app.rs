@@ -311,6 +311,11 @@ impl LumenApp {
         &self.model
     }
 
+    /// The display window, and the slice view's zoom and pan (points).
+    pub fn view_state(&self) -> Option<(Window, f32, Vec2)> {
+        self.study.as_ref().map(|s| (s.window, s.zoom, s.pan))
+    }
+
     /// The open study's volume.
     pub fn volume(&self) -> Option<&Volume> {
         self.study.as_ref().map(|s| s.volume.as_ref())
