@@ -1,5 +1,5 @@
-//! The central views: the acquisition plane alone, or beside the two planes across the slices,
-//! all three linked by one crosshair.
+//! The central views: the acquisition plane alone, or beside the two planes across the slices
+//! and the 3D view, the three planes linked by one crosshair.
 
 use super::textures::preview_yellow;
 use super::*;
