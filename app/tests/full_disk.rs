@@ -99,6 +99,10 @@ fn assert_full_disk_error(error: &str, file: &str) {
         error.contains("disk is full") || error.contains("No space left"),
         "says why: {error}"
     );
+    assert!(
+        !error.contains("Os {") && !error.contains("kind:"),
+        "in words, not Rust debug text: {error}"
+    );
 }
 
 #[test]

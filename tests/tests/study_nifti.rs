@@ -67,3 +67,20 @@ fn label_maps_written_by_lumen_read_back_identically() {
     let e = load_nifti(&junk).unwrap_err().to_string();
     assert!(e.contains("junk.nii.gz") && e.contains("NIfTI"), "{e}");
 }
+
+#[test]
+fn a_truncated_nifti_file_is_refused_in_words_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = shared_data().join("totalsegmentator/example_seg_dicom.nii.gz");
+    let bytes = std::fs::read(&source).unwrap();
+    // the first 100 bytes of a gzip stream: the header cannot be read whole
+    let cut = dir.path().join("cut-short.nii.gz");
+    std::fs::write(&cut, &bytes[..100]).unwrap();
+    let message = load_nifti(&cut).unwrap_err().to_string();
+    assert!(message.contains("cut-short.nii.gz"), "{message}");
+    assert!(message.contains("not a readable NIfTI file"), "{message}");
+    assert!(
+        !message.contains("Io(") && !message.contains("kind:"),
+        "in words, not Rust debug text: {message}"
+    );
+}

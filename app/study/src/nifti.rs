@@ -102,6 +102,16 @@ fn decode_values(path: &Path, h: &NiftiHeader, raw: &[u8], count: usize) -> Resu
     Ok(out)
 }
 
+/// Why `path` could not be read, in words: the nifti crate shows its I/O errors in Rust's debug
+/// form (`Io(Os { code: 2, … })`), so those are given by their own message.
+fn unreadable(path: &Path, error: nifti::NiftiError) -> StudyError {
+    let reason = match error {
+        nifti::NiftiError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    StudyError::read(path, format!("not a readable NIfTI file ({reason})"))
+}
+
 /// The most voxel data a NIfTI file may declare, all its volumes together. The reader inflates
 /// and keeps all of it, so a small `.nii.gz` declaring a huge volume would take gigabytes.
 const MAX_NIFTI_BYTES: u64 = 1 << 30;
@@ -109,8 +119,7 @@ const MAX_NIFTI_BYTES: u64 = 1 << 30;
 /// Refuses a file whose header declares more voxel data than `MAX_NIFTI_BYTES`, reading only
 /// the header (a 348-byte prefix, inflated as far as that).
 fn check_declared_size(path: &Path) -> Result<()> {
-    let header = NiftiHeader::from_file(path)
-        .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
+    let header = NiftiHeader::from_file(path).map_err(|e| unreadable(path, e))?;
     let ndim = usize::from(header.dim[0]).clamp(1, 7);
     let voxels = header.dim[1..=ndim]
         .iter()
@@ -136,7 +145,7 @@ pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {
     check_declared_size(path)?;
     let obj = ReaderOptions::new()
         .read_file(path)
-        .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
+        .map_err(|e| unreadable(path, e))?;
     let header = obj.header().clone();
     let ndim = usize::from(header.dim[0]);
     if !(1..=7).contains(&ndim) {

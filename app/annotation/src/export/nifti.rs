@@ -78,7 +78,7 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
                 .reversed_axes();
             opts.write_nifti_with_type(&arr, NiftiType::Uint16)
         };
-        res.map_err(std::io::Error::other)?;
+        res.map_err(nifti_io_error)?;
         check_complete(
             tmp,
             NIFTI1_DATA_OFFSET + (nx * ny * nz * voxel_bytes) as u64,
@@ -93,6 +93,15 @@ pub fn write_nifti_labels(path: &Path, labels: &LabelVolume, segments: &[Segment
     };
     let json = serde_json::to_vec_pretty(&sidecar).map_err(|e| ExportError::write(path, e))?;
     write_atomic(&sidecar_path(path), |w| std::io::Write::write_all(w, &json))
+}
+
+/// A nifti crate error as an I/O error: its own I/O error as it is (the crate's text of one is
+/// Rust's debug form, `Io(Os { code: 28, … })`), anything else by its message.
+fn nifti_io_error(error: nifti::NiftiError) -> std::io::Error {
+    match error {
+        nifti::NiftiError::Io(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    }
 }
 
 /// Where a single-file NIfTI-1's voxels start: the 348-byte header and a 4-byte extension flag.
