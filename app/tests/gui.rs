@@ -905,3 +905,30 @@ fn right_drag_sets_the_window_middle_drag_pans_the_wheel_steps_and_ctrl_wheel_zo
         "Ctrl+wheel is not a slice step"
     );
 }
+
+#[test]
+fn a_long_status_note_wraps_inside_the_window_instead_of_running_off_it() {
+    use egui_kittest::kittest::Queryable;
+    let mut harness = app_harness(860.0);
+    harness
+        .state_mut()
+        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
+    step_until(&mut harness, "study", |app| app.volume().is_some());
+    harness.get_by_label("Add segment").click();
+    harness.step();
+    // an export folder that cannot be made, with a long name: the failure names it whole
+    let long = format!("/proc/no-such-folder-{}", "with-a-long-name-".repeat(12));
+    harness.state_mut().set_export_folder(long.clone().into());
+    harness.get_by_label("NIfTI").click();
+    harness.step();
+    step_until(&mut harness, "the failed export", |app| !app.is_writing());
+    harness.run_steps(2);
+    let note = harness.get_by_label_contains("Export failed");
+    let rect = note.rect();
+    assert!(
+        rect.max.x <= 1280.0 + 0.5 && rect.height() > 20.0,
+        "the note runs to x = {} in a 1280-point window, {} tall",
+        rect.max.x,
+        rect.height()
+    );
+}

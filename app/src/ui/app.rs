@@ -475,7 +475,8 @@ impl eframe::App for LumenApp {
             .min_size(260.0)
             .show(ui, |ui| self.side_panel(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
-            ui.horizontal(|ui| {
+            // wrapped, so a long note (a failed restore's reason, a long path) is read whole
+            ui.horizontal_wrapped(|ui| {
                 if self.loading.is_some() {
                     self.load_progress(ui);
                 }
@@ -489,7 +490,7 @@ impl eframe::App for LumenApp {
                     ui.label(views::hover_readout(&study.volume, voxel, value));
                 }
                 for note in &self.notes {
-                    ui.label(note);
+                    ui.add(egui::Label::new(note).wrap());
                 }
             });
         });
