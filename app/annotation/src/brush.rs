@@ -3,7 +3,7 @@
 
 use crate::Document;
 use lumen_study::Volume;
-use lumen_study::reformat::{Cut, Reformat};
+use lumen_study::reformat::Cut;
 use ndarray::{Array2, ArrayView2};
 
 /// Pixels within `radius` of the polyline through `points` on an image of (width, height).
@@ -90,15 +90,11 @@ pub fn apply_stroke_on(
     stroke: ArrayView2<bool>,
     erase: bool,
 ) -> usize {
-    let reformat = match cut {
-        Cut::Slice(z) => return apply_stroke(document, z, label, stroke, erase),
-        Cut::Across(across, index) => Reformat::of(across, index, volume),
-    };
-    let (w, h) = reformat.size();
+    let (w, h) = cut.size(volume);
     if stroke.dim() != (h, w) {
         return 0;
     }
-    let current = reformat.gather(document.labels());
+    let current = cut.gather(volume, document.labels());
     let mask = stroked(&current, stroke, label, erase);
     document.set_cut_mask(volume, cut, label, &mask, stroke_name(erase))
 }

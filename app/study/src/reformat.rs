@@ -30,6 +30,35 @@ impl Cut {
         }
     }
 
+    /// The (width, height) of its grid in `volume`.
+    pub fn size(&self, volume: &Volume) -> (usize, usize) {
+        match *self {
+            Cut::Slice(_) => (volume.dims[0], volume.dims[1]),
+            Cut::Across(across, index) => Reformat::of(across, index, volume).size(),
+        }
+    }
+
+    /// A grid pixel's height over its width (1 on a slice).
+    pub fn pixel_aspect(&self, volume: &Volume) -> f32 {
+        match *self {
+            Cut::Slice(_) => 1.0,
+            Cut::Across(across, index) => {
+                Reformat::of(across, index, volume).pixel_aspect(volume.spacing)
+            }
+        }
+    }
+
+    /// The cut of a `[z][y][x]` buffer on `volume`'s grid (voxels, labels), row-major.
+    pub fn gather<T: Copy + Default>(&self, volume: &Volume, voxels: &[T]) -> Vec<T> {
+        match *self {
+            Cut::Slice(z) => {
+                let n = volume.slice_len();
+                voxels.get(z * n..(z + 1) * n).unwrap_or(&[]).to_vec()
+            }
+            Cut::Across(across, index) => Reformat::of(across, index, volume).gather(voxels),
+        }
+    }
+
     /// How many cuts its stack holds in a volume of `dims`.
     pub fn depth(&self, [nx, ny, nz]: [usize; 3]) -> usize {
         match self {
@@ -280,5 +309,13 @@ mod tests {
         assert_eq!(coronal.cut().with_index(0), Cut::Across(Across::Row, 0));
         assert_eq!(coronal.cut().depth(volume.dims), 2);
         assert_eq!(Cut::Slice(3).depth(volume.dims), 4);
+        assert_eq!(coronal.cut().size(&volume), coronal.size());
+        assert_eq!(coronal.cut().gather(&volume, &labels), plane);
+        assert_eq!(Cut::Slice(3).size(&volume), (3, 2));
+        assert_eq!(
+            Cut::Slice(3).gather(&volume, &labels),
+            labels[18..24].to_vec()
+        );
+        assert_eq!(Cut::Slice(3).pixel_aspect(&volume), 1.0);
     }
 }

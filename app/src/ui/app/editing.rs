@@ -35,15 +35,6 @@ impl LumenApp {
         }
     }
 
-    /// The (width, height) of `cut`'s grid.
-    fn cut_size(&self, cut: Cut) -> Option<(usize, usize)> {
-        let volume = &self.study.as_ref()?.volume;
-        Some(match cut {
-            Cut::Slice(_) => (volume.dims[0], volume.dims[1]),
-            Cut::Across(across, index) => Reformat::of(across, index, volume).size(),
-        })
-    }
-
     /// Applies a gesture made with the current tool.
     pub fn apply_gesture(&mut self, gesture: Gesture) {
         match gesture {
@@ -52,7 +43,8 @@ impl LumenApp {
                 self.request_prediction();
             }
             Gesture::Click { x, y } => {
-                let Some((w, h)) = self.cut_size(self.prompt_cut) else {
+                let Some((w, h)) = self.study.as_ref().map(|s| self.prompt_cut.size(&s.volume))
+                else {
                     return;
                 };
                 if x < 0.0 || y < 0.0 || x >= w as f32 || y >= h as f32 {
@@ -100,24 +92,12 @@ impl LumenApp {
         self.stroke.push(point);
     }
 
-    /// The stroke's cut's height of a pixel over its width (1 on a slice).
-    fn pixel_aspect(&self, cut: Cut) -> f32 {
-        match (cut, &self.study) {
-            (Cut::Across(across, index), Some(study)) => {
-                Reformat::of(across, index, &study.volume).pixel_aspect(study.volume.spacing)
-            }
-            _ => 1.0,
-        }
-    }
-
     /// Paints (brush) or removes (eraser) the stroke in the active segment: one undo step.
     pub(super) fn finish_stroke(&mut self) {
         let stroke = std::mem::take(&mut self.stroke);
         let cut = self.stroke_cut;
-        let (Some(size), aspect) = (self.cut_size(cut), self.pixel_aspect(cut)) else {
-            return;
-        };
         let Some(study) = &mut self.study else { return };
+        let (size, aspect) = (cut.size(&study.volume), cut.pixel_aspect(&study.volume));
         let Some(label) = self
             .active_label
             .filter(|l| study.document.segments().iter().any(|s| s.label == *l))
@@ -195,17 +175,8 @@ impl LumenApp {
         }
         // from the cut last worked on: the slice on screen, or a plane across the slices
         let cut = self.prompt_cut;
-        let (w, h, labels) = match cut {
-            Cut::Slice(z) => {
-                let [nx, ny, _] = study.volume.dims;
-                (nx, ny, study.document.slice_labels(z).to_vec())
-            }
-            Cut::Across(across, index) => {
-                let reformat = Reformat::of(across, index, &study.volume);
-                let (w, h) = reformat.size();
-                (w, h, reformat.gather(study.document.labels()))
-            }
-        };
+        let (w, h) = cut.size(&study.volume);
+        let labels = cut.gather(&study.volume, study.document.labels());
         let Ok(mask) =
             ndarray::Array2::from_shape_vec((h, w), labels.iter().map(|l| *l == label).collect())
         else {
