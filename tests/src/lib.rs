@@ -136,23 +136,44 @@ pub fn chaos_mr_liver_slice(
     Ok((volume.image(z).to_owned(), volume.label(z).to_owned()))
 }
 
-/// A Python with numpy and OpenCV for reference checks (LiteMedSAM's own preprocessing): a
-/// virtual environment under `target/`, made on first use from the pinned
-/// `packaging/model/litemedsam/reference-requirements.txt` (PyPI, like the build's ONNX Runtime).
+/// A Python with numpy and OpenCV for reference checks (LiteMedSAM's own preprocessing), from the
+/// pinned `packaging/model/litemedsam/reference-requirements.txt`.
 pub fn reference_python() -> anyhow::Result<PathBuf> {
+    python_env(
+        "python-reference",
+        "packaging/model/litemedsam/reference-requirements.txt",
+        "import cv2, numpy",
+    )
+}
+
+/// A Python with pydicom, highdicom and nibabel, the other tools that read Lumen's SEG and NIfTI
+/// exports (`tests/tests/export_seg_validate.py`), from the pinned
+/// `tests/tests/export_seg_validate-requirements.txt`.
+pub fn seg_check_python() -> anyhow::Result<PathBuf> {
+    python_env(
+        "python-seg-check",
+        "tests/tests/export_seg_validate-requirements.txt",
+        "import highdicom, nibabel, numpy, pydicom",
+    )
+}
+
+/// A virtual environment under `target/NAME`, made on first use from the pinned `requirements`
+/// (a path from the repository root; PyPI, like the build's ONNX Runtime) and reused while
+/// `imports` succeeds in it.
+fn python_env(name: &str, requirements: &str, imports: &str) -> anyhow::Result<PathBuf> {
     use std::process::Command;
-    let venv = repo_root().join("target").join("python-reference");
+    let venv = repo_root().join("target").join(name);
     let python = venv.join("bin").join("python");
     let ready = |python: &Path| {
         Command::new(python)
-            .args(["-c", "import cv2, numpy"])
+            .args(["-c", imports])
             .output()
             .is_ok_and(|o| o.status.success())
     };
     if ready(&python) {
         return Ok(python);
     }
-    let requirements = repo_root().join("packaging/model/litemedsam/reference-requirements.txt");
+    let requirements = repo_root().join(requirements);
     let made = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)

@@ -133,24 +133,21 @@ fn totalsegmentator_organs_export_as_multi_segment_seg() {
     assert_eq!(liver.property_type.value, "10200004");
 
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("organs.dcm");
-    // LUMEN_EXPORT_DIR keeps a copy for the dev-time pydicom/highdicom check
-    // (tests/tests/export_seg_validate.py)
-    if let Some(keep) = std::env::var_os("LUMEN_EXPORT_DIR") {
-        let keep = PathBuf::from(keep);
-        std::fs::create_dir_all(&keep).unwrap();
-        write_seg(
-            &keep.join("organs.seg.dcm"),
-            &volume,
-            &labels,
-            &segments,
-            &SegOptions::default(),
-        )
-        .unwrap();
-        write_nifti_labels(&keep.join("organs.nii.gz"), &labels, &segments).unwrap();
-    }
+    let p = dir.path().join("organs.seg.dcm");
     let summary = write_seg(&p, &volume, &labels, &segments, &SegOptions::default()).unwrap();
     assert_eq!(summary.segments, present);
+    write_nifti_labels(&dir.path().join("organs.nii.gz"), &labels, &segments).unwrap();
+    // other tools read both as written: pydicom, highdicom voxel for voxel, nibabel
+    let check = std::process::Command::new(lumen_tests::seg_check_python().unwrap())
+        .arg(lumen_tests::repo_root().join("tests/tests/export_seg_validate.py"))
+        .arg(dir.path())
+        .arg(&ts)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "export_seg_validate.py: {said}");
+    assert!(said.contains("SEG: every voxel matches"), "{said}");
     let (back, segs) = read_seg(&p, &volume).unwrap();
     assert_eq!(segs.len(), present.len());
     // segment numbers are 1..n in label order; map back and compare every voxel

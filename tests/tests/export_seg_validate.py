@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Dev-time check (not run in CI) that Lumen's DICOM SEG and NIfTI exports are valid for other tools.
+"""That Lumen's DICOM SEG and NIfTI exports are read by other tools as Lumen wrote them: pydicom,
+highdicom (voxel for voxel against the label map the SEG came from) and nibabel.
 
-    LUMEN_EXPORT_DIR=/tmp/lumen-export cargo test -p lumen-tests --test export_seg totalsegmentator
-    python3 tests/tests/export_seg_validate.py /tmp/lumen-export ../shared/data/totalsegmentator
+    python3 tests/tests/export_seg_validate.py OUT_DIR ../shared/data/totalsegmentator
 
-Needs pydicom, highdicom, nibabel, numpy. Exits non-zero on any failed check.
+OUT_DIR holds `organs.seg.dcm` and `organs.nii.gz`, the TotalSegmentator example's organs as Lumen
+exported them; tests/tests/export_seg.rs writes them and runs this in a virtual environment made
+from export_seg_validate-requirements.txt. Exits non-zero on any failed check.
 """
 import glob
 import os
@@ -42,13 +44,11 @@ src_files = sorted(glob.glob(os.path.join(ts_dir, "example_ct_dicom", "*")))
 src = [pydicom.dcmread(f, stop_before_pixels=True) for f in src_files]
 src.sort(key=lambda d: float(d.ImagePositionPatient[2]))
 sop_uids = [d.file_meta.MediaStorageSOPInstanceUID for d in src]
-pf = ds.PerFrameFunctionalGroupsSequence
-labels = np.zeros((len(src), ds.Rows, ds.Columns), np.uint16)
-for i, fg in enumerate(pf):
-    uid = fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
-    z = sop_uids.index(uid)
-    n = fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber
-    labels[z][px[i] > 0] = n
+# highdicom's own reading of the frames onto the source slices, one segment number per voxel
+labels = seg.get_pixels_by_source_instance(
+    source_sop_instance_uids=sop_uids, combine_segments=True, assert_missing_frames_are_empty=True
+).astype(np.uint16)
+assert labels.shape == (len(src), ds.Rows, ds.Columns), labels.shape
 names = {int(s.SegmentNumber): s.SegmentLabel for s in ds.SegmentSequence}
 
 # the NIfTI export: RAS with sform == qform (axis-aligned here), uint8, same labels

@@ -520,6 +520,9 @@ fn frame_groups(volume: &Volume, number: u16, z: usize) -> InMemDicomObject {
             &(f + 1).to_string(),
         );
     }
+    // the frame is on the source slice's own grid: readers (highdicom) index by source slice
+    // only when this says so
+    s(&mut src, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
     let code = |value: &str, meaning: &str| {
         code_item(&Code {
             value: value.into(),
