@@ -136,3 +136,36 @@ fn the_totalsegmentator_example_is_scored_on_its_abdominal_organs() {
         "not in these 20 slices"
     );
 }
+
+/// `--cases` picks CHAOS MR patients by number, as it picks BTCV cases, so a model fine-tuned on
+/// some of them is scored on the others only; a patient the folder lacks is named.
+#[test]
+fn chaos_mr_patients_are_chosen_by_number() {
+    let folder = shared_data().join("chaos_t2_mr");
+    let chosen = ["5".to_string(), "2".to_string()];
+    let source = Source::detect(&folder, Some(&chosen)).unwrap();
+    assert_eq!(
+        source,
+        Source::ChaosMr {
+            dir: folder.clone(),
+            patients: Some(vec![5, 2]),
+        }
+    );
+    let options = EvalOptions {
+        every: 6,
+        ..EvalOptions::default()
+    };
+    let report = evaluate(&starter_model_dir(), &source, &options, &mut |_| {}).unwrap();
+    assert!(
+        report.data.starts_with("chaos_mr_2 (") && report.data.contains(", chaos_mr_5 ("),
+        "{}",
+        report.data
+    );
+    assert!(!report.data.contains("chaos_mr_1 "), "{}", report.data);
+    assert!(report.organ("liver").is_some_and(|l| l.n > 0), "{report}");
+
+    let err = Source::detect(&folder, Some(&["7".to_string()])).unwrap_err();
+    assert!(format!("{err:#}").contains("no patient 7"), "{err:#}");
+    let err = Source::detect(&folder, Some(&["liver".to_string()])).unwrap_err();
+    assert!(format!("{err:#}").contains("by its number"), "{err:#}");
+}

@@ -24,8 +24,9 @@ pub fn is_chaos_mr(dir: &Path) -> bool {
     !patients(dir).unwrap_or_default().is_empty()
 }
 
-/// The image files of `dir` that have a label file beside them, by patient number.
-pub fn patients(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The image files of `dir` that have a label file beside them, with their patient numbers, in
+/// that order.
+pub fn patients(dir: &Path) -> anyhow::Result<Vec<(u32, PathBuf)>> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list folder", dir.display()))?
         .flatten()
@@ -40,7 +41,7 @@ pub fn patients(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         })
         .collect();
     found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
+    Ok(found)
 }
 
 fn label_path(image: &Path) -> PathBuf {

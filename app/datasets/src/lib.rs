@@ -32,15 +32,20 @@ pub enum Source {
     Npz(PathBuf),
     /// The CHAOS CT `Data_3D` folder.
     Chaos(PathBuf),
-    /// A folder of CHAOS T2 MR patients (`image_N.nii.gz` + `label_N.nii.gz`), all of them.
-    ChaosMr(PathBuf),
+    /// A folder of CHAOS T2 MR patients (`image_N.nii.gz` + `label_N.nii.gz`); `patients: None` =
+    /// all of them.
+    ChaosMr {
+        dir: PathBuf,
+        patients: Option<Vec<u32>>,
+    },
     /// The TotalSegmentator example folder (its DICOM series and label map).
     TotalSegmentator(PathBuf),
 }
 
 impl Source {
-    /// Recognises `path`: an `.npz` file, a folder of `sabs_case*.npz`, or CHAOS `Data_3D`.
-    /// `cases` (numbers like `06` or names like `sabs_case06`) only apply to a BTCV folder.
+    /// Recognises `path`: an `.npz` file, a folder of `sabs_case*.npz`, CHAOS `Data_3D`, a CHAOS MR
+    /// folder or the TotalSegmentator example. `cases` apply to a BTCV folder (numbers like `06` or
+    /// names like `sabs_case06`) and to a CHAOS MR folder (patient numbers like `2`).
     pub fn detect(path: &Path, cases: Option<&[String]>) -> anyhow::Result<Self> {
         if !path.exists() {
             bail!("{}: no such file or folder", path.display());
@@ -58,7 +63,10 @@ impl Source {
         } else if let Some(root) = totalsegmentator::data_root(path) {
             Self::TotalSegmentator(root)
         } else if chaos_mr::is_chaos_mr(path) {
-            Self::ChaosMr(path.to_path_buf())
+            Self::ChaosMr {
+                dir: path.to_path_buf(),
+                patients: cases.map(|c| mr_patient_numbers(path, c)).transpose()?,
+            }
         } else if has_btcv_cases(path)? {
             Self::Btcv {
                 dir: path.to_path_buf(),
@@ -70,14 +78,37 @@ impl Source {
                 path.display()
             );
         };
-        if cases.is_some() && !matches!(source, Self::Btcv { .. }) {
+        if cases.is_some() && !matches!(source, Self::Btcv { .. } | Self::ChaosMr { .. }) {
             bail!(
-                "{}: --cases selects BTCV cases in a folder of sabs_caseNN.npz; this is not one",
+                "{}: --cases selects BTCV cases or CHAOS MR patients; this folder holds neither",
                 path.display()
             );
         }
         Ok(source)
     }
+}
+
+/// CHAOS MR patient numbers, each one that `dir` holds.
+fn mr_patient_numbers(dir: &Path, cases: &[String]) -> anyhow::Result<Vec<u32>> {
+    let present: Vec<u32> = chaos_mr::patients(dir)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    cases
+        .iter()
+        .map(|case| {
+            let n: u32 = case.trim().parse().with_context(|| {
+                format!("--cases {case}: a CHAOS MR patient is named by its number, like 2")
+            })?;
+            if !present.contains(&n) {
+                bail!(
+                    "{}: no patient {n} (no image_{n}.nii.gz with its label_{n}.nii.gz)",
+                    dir.display()
+                );
+            }
+            Ok(n)
+        })
+        .collect()
 }
 
 fn has_btcv_cases(dir: &Path) -> anyhow::Result<bool> {
@@ -200,9 +231,10 @@ fn case_files(source: &Source, manifest: &Manifest) -> anyhow::Result<Vec<Case>>
     Ok(match source {
         Source::Npz(path) => vec![Case::Npz(path.clone())],
         Source::Chaos(root) => vec![Case::Chaos(root.clone())],
-        Source::ChaosMr(dir) => chaos_mr::patients(dir)?
+        Source::ChaosMr { dir, patients } => chaos_mr::patients(dir)?
             .into_iter()
-            .map(Case::ChaosMr)
+            .filter(|(n, _)| patients.as_ref().is_none_or(|chosen| chosen.contains(n)))
+            .map(|(_, image)| Case::ChaosMr(image))
             .collect(),
         Source::TotalSegmentator(root) => vec![Case::TotalSegmentator(root.clone())],
         Source::Btcv { dir, cases } => {

@@ -13,7 +13,8 @@ pub struct EvalArgs {
     /// A BTCV folder of sabs_caseNN.npz, one .npz case, or the CHAOS CT Data_3D folder.
     #[arg(long)]
     pub data: PathBuf,
-    /// BTCV cases, e.g. `00,06,12,18` (default: the model's held-out patients from model.toml).
+    /// BTCV cases, e.g. `00,06,12,18` (default: the model's held-out patients from model.toml), or
+    /// CHAOS MR patients, e.g. `2,5,10` (default: all).
     #[arg(long, value_delimiter = ',')]
     pub cases: Option<Vec<String>>,
     /// Evaluate every K-th labelled slice (1 = all).
