@@ -94,8 +94,9 @@ fn preprocessing_matches_the_official_python_on_real_slices() {
     }
 }
 
-/// Livers on real slices: CHAOS CT (3 levels) and CHAOS T2 MR (2 patients), 8-bit by the
-/// model's own intensity rules, with their reference masks.
+/// Livers on real slices: CHAOS CT (3 levels) and CHAOS T2 MR (2 patients the click fine-tune
+/// held out, neither the W8A8 test's calibration slice), 8-bit by the model's own intensity rules,
+/// with their reference masks.
 fn liver_cases() -> Vec<(String, Array2<u8>, Array2<bool>)> {
     let manifest = &model().bundle().manifest;
     let mut cases = Vec::new();
@@ -107,7 +108,7 @@ fn liver_cases() -> Vec<(String, Array2<u8>, Array2<bool>)> {
             label,
         ));
     }
-    for patient in [1, 5] {
+    for patient in [5, 10] {
         let (mr, labels) = chaos_mr_liver_slice(patient, &manifest.intensity.mr).unwrap();
         cases.push((format!("CHAOS MR {patient}"), mr, labels.mapv(|l| l == 1)));
     }
@@ -165,10 +166,10 @@ fn clicks_go_to_the_click_decoder_and_segment_a_held_out_liver() {
     }
 }
 
-/// The click decoder was fine-tuned on BTCV slices in BTCV's own window and in LiteMedSAM's CT
-/// window (WL 40 / WW 400), the one the app and CHAOS use; before the second window it gave a
-/// small blob for one click on the CHAOS CT liver. One click on the liver's most interior pixel,
-/// on CT and MR slices of datasets it never saw.
+/// The click decoder was fine-tuned on BTCV slices in LiteMedSAM's CT window (WL 40 / WW 400, the
+/// one the app and CHAOS use) and augmented, and on 8 CHAOS MR patients; the first, in BTCV's
+/// window only, gave a small blob for one click on the CHAOS CT liver. One click on the liver's
+/// most interior pixel, on CHAOS CT (never seen) and on CHAOS MR patients it held out.
 #[test]
 fn one_click_finds_the_liver_on_ct_and_mr_slices_the_fine_tune_never_saw() {
     let mut dices = Vec::new();
@@ -183,10 +184,11 @@ fn one_click_finds_the_liver_on_ct_and_mr_slices_the_fine_tune_never_saw() {
         dices.push((name, d));
     }
     let mean = dices.iter().map(|(_, d)| d).sum::<f64>() / dices.len() as f64;
-    // measured: mean 0.501 (CT 0.279, 0.172, 0.767; MR 0.647, 0.640); the one-window decoder
-    // shipped before gave 0.240. The goal for one click on the liver, 0.85, is not met.
+    // measured: mean 0.802 (CT 0.726, 0.700, 0.961; MR 0.741, 0.883); the two-window decoder
+    // shipped before gave CT 0.279, 0.172, 0.767 and MR 5 0.640. The goal for one click
+    // on the liver, 0.85, is not met on every slice.
     assert!(
-        mean >= 0.45,
+        mean >= 0.75,
         "one click, mean liver Dice {mean:.3}: {dices:?}"
     );
 }

@@ -219,7 +219,22 @@ onnx_vs_torch_slices = {json.dumps([s[0] for s in slices])}
     if measured.exists():
         lines = measured.read_text().splitlines()
         toml += "\n" + "\n".join(l for l in lines if not l.startswith("#")) + "\n"
+    toml += shipped_synthetic(out / "model.toml")
     (out / "model.toml").write_text(toml)
+
+
+def shipped_synthetic(manifest):
+    """The `[synthetic]` table of the bundle's current model.toml (the DFQ-SAM calibration set that
+    `lumen quantize --ship-synthetic` recorded there), kept across conversions; "" when it has none."""
+    if not manifest.exists():
+        return ""
+    kept, inside = [], False
+    for line in manifest.read_text().splitlines():
+        if line.startswith("["):
+            inside = line.strip() == "[synthetic]"
+        if inside:
+            kept.append(line)
+    return "\n".join(kept) + "\n" if kept else ""
 
 
 def main():

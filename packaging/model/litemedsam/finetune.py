@@ -5,20 +5,22 @@ LiteMedSAM was trained on boxes only. This recipe fine-tunes the prompt encoder 
 with SAM's interactive simulation on embeddings computed once by the bundled, frozen encoder:
 
     F=packaging/model/litemedsam/finetune.py
-    .venv-model/bin/python $F embed                          # encoder runs, cached
-    .venv-model/bin/python $F embed --window litemedsam      # the same slices in LiteMedSAM's CT window
-    .venv-model/bin/python $F train --run ckpt-two-windows --windows btcv litemedsam --steps 500
-    .venv-model/bin/python $F export --run ckpt-two-windows  # -> click_decoder.onnx
+    for s in litemedsam augmented chaos-mr; do .venv-model/bin/python $F embed --set $s; done
+    .venv-model/bin/python $F train --run ckpt-v3 --steps 500
+    .venv-model/bin/python $F export --run ckpt-v3   # -> click_decoder.onnx
 
-* Data: the BTCV training patients (every patient but the four held out, `HELD_OUT`), every 2nd
-  labelled slice, in display orientation and through LiteMedSAM's own preprocessing
-  (`reference.encoder_input`), embeddings stored fp16 under `.train/litemedsam-clicks/`. The held-out
-  patients' every 4th labelled slice is embedded too, for the monitor only. CHAOS CT, CHAOS MR and the
-  TotalSegmentator example are never seen: they measure generality. `embed --window litemedsam`
-  embeds the same slices once more in LiteMedSAM's CT window (WL 40 / WW 400, through the HU of
-  BTCV's estimated window), and `train --windows btcv litemedsam` trains on both. The shipped
-  decoder is that run (`ckpt-two-windows`); the first one (`ckpt`) saw BTCV's window only and
-  failed on CT windowed as the app windows it.
+* Data (`SETS`, each embedded once by `embed --set`, fp16 under `.train/litemedsam-clicks/SET/`,
+  through LiteMedSAM's own preprocessing `reference.encoder_input`): `litemedsam`, the BTCV
+  training patients (every patient but the four held out, `HELD_OUT`; every 2nd labelled slice, in
+  display orientation) in LiteMedSAM's CT window (WL 40 / WW 400, the app's, through the HU of
+  BTCV's estimated window), with the held-out patients' every 4th labelled slice for the monitor
+  only; `augmented`, the same training slices in a random window, gamma and zoom (`augmented`);
+  `chaos-mr`, every labelled slice of the CHAOS T2 MR patients in `MR_TRAIN`, by the app's MR
+  rule (`MR_HELD_OUT` are for `lumen eval --cases`); `btcv`, BTCV in its own window (the earlier
+  runs'). CHAOS CT and the TotalSegmentator example are never seen: they measure generality. The
+  shipped decoder is run `ckpt-v3` (sets litemedsam, augmented, chaos-mr); the one before it
+  (`ckpt-two-windows`, btcv and litemedsam) gave one click on the CHAOS CT liver 0.60, the first
+  (`ckpt`, btcv only) 0.34.
 * Sessions: a jittered box (0-5 px per side) or a first click, then one or two correction clicks,
   each fed the previous low-res mask, as the app does. The first click is the point of the organ
   farthest from its border (`lumen eval`'s rule) or a random pixel of it; a correction click goes to
@@ -59,18 +61,44 @@ SIZE = 256
 MIN_AREA = 20
 # BTCV's own soft-tissue window, as the starter recipe estimated it (packaging/model/README.md)
 BTCV_WINDOW = (115.0, 475.0)
+# CHAOS T2 MR: half the patients train, the other half stay held out (`lumen eval --cases`)
+MR_TRAIN = [1, 3, 8, 13, 19, 21, 31, 33]
+MR_HELD_OUT = [2, 5, 10, 15, 20, 22, 32, 34]
+MR_LABEL_OFFSET = 100
+# the embedded sets: BTCV in its own window, in LiteMedSAM's CT window, augmented, CHAOS T2 MR
+SETS = ["btcv", "litemedsam", "augmented", "chaos-mr"]
 
 
-def store_dir(window):
-    """Where the embeddings of the slices in `window` live: BTCV's own, or LiteMedSAM's CT window."""
-    return WORK if window == "btcv" else WORK / "litemedsam-window"
+def store_dir(name):
+    """Where the embeddings of one embedded set live."""
+    return WORK / name
 
 
-def in_litemedsam_window(grey):
+def in_litemedsam_window(grey, center=40.0, width=400.0):
     """A BTCV slice in LiteMedSAM's CT window (WL 40 / WW 400, as the app gives it real CT), through
     the HU that BTCV's window stands for; what lies outside BTCV's window stays clipped."""
-    center, width = BTCV_WINDOW
-    return reference.window(grey.astype(np.float32) / 255.0 * width + (center - width / 2))
+    btcv_center, btcv_width = BTCV_WINDOW
+    hu = grey.astype(np.float32) / 255.0 * btcv_width + (btcv_center - btcv_width / 2)
+    return reference.window(hu, center, width)
+
+
+def augmented(grey, label, rng):
+    """A BTCV slice as another scanner and another reader might show it: a CT window drawn around
+    LiteMedSAM's (WL 10-90, WW 250-550), a gamma of 0.75-1.35, and a zoom of 1-1.3x (a random
+    crop resized back: organs as large as a finer field of view shows them)."""
+    import cv2
+
+    image = in_litemedsam_window(grey, rng.uniform(10, 90), rng.uniform(250, 550))
+    image = (255 * (image / 255.0) ** rng.uniform(0.75, 1.35)).round().astype(np.uint8)
+    h, w = image.shape
+    zoom = rng.uniform(1.0, 1.3)
+    ch, cw = int(round(h / zoom)), int(round(w / zoom))
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    image = cv2.resize(image[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label[y:y + ch, x:x + cw].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return image, label
+
+
 EXIT_PAUSED = 75
 
 
@@ -89,6 +117,43 @@ def slices(every_train=2, every_val=4):
             yield split, case, z, np.ascontiguousarray(image[z]).astype(np.uint8), np.ascontiguousarray(label[z])
 
 
+def mr_slices():
+    """(split, case, z, grey u8, labels) of every labelled slice of the CHAOS T2 MR training
+    patients, in display orientation (LAS: column = i, row = reversed j) and 8-bit by the app's MR
+    rule (the slice's 0.5-99.5 percentiles of its non-zero values). Labels are offset by
+    `MR_LABEL_OFFSET` so that MR organs are balanced apart from BTCV's."""
+    import nibabel as nib
+
+    for n in MR_TRAIN:
+        image = np.asarray(nib.load(DATA / "chaos_t2_mr" / f"image_{n}.nii.gz").dataobj, np.float32)
+        label = np.asarray(nib.load(DATA / "chaos_t2_mr" / f"label_{n}.nii.gz").dataobj).astype(np.uint8)
+        for z in range(image.shape[2]):
+            lab = label[:, ::-1, z].T
+            if not lab.any():
+                continue
+            values = image[:, ::-1, z].T
+            nonzero = values[values > 0]
+            low, high = np.percentile(nonzero, [0.5, 99.5]) if nonzero.size else (0.0, 1.0)
+            grey = (np.clip((values - low) / max(high - low, 1e-6), 0, 1) * 255).round().astype(np.uint8)
+            offset = np.where(lab > 0, MR_LABEL_OFFSET, 0).astype(np.uint8)
+            yield "train", f"chaos_mr_{n}", z, np.ascontiguousarray(grey), np.ascontiguousarray(lab + offset)
+
+
+def embedded_items(name, seed):
+    """The (split, case, z, grey, labels) of one embedded set (see `SETS`)."""
+    if name == "btcv":
+        return list(slices())
+    if name == "litemedsam":
+        return [(s, c, z, in_litemedsam_window(g), lab) for s, c, z, g, lab in slices()]
+    if name == "augmented":
+        out = []
+        for i, (s, c, z, g, lab) in enumerate(slices()):
+            if s == "train":
+                out.append((s, c, z) + augmented(g, lab, np.random.default_rng([seed, i])))
+        return out
+    return list(mr_slices())
+
+
 def label_frame(label):
     """A label map in the model's 256 frame: nearest resize of the longest side, zeros padded."""
     import cv2
@@ -105,11 +170,9 @@ def label_frame(label):
 def embed(args):
     import onnxruntime as ort
 
-    work = store_dir(args.window)
+    work = store_dir(args.set)
     work.mkdir(parents=True, exist_ok=True)
-    items = list(slices())
-    if args.window == "litemedsam":
-        items = [(s, c, z, in_litemedsam_window(g), lab) for s, c, z, g, lab in items]
+    items = embedded_items(args.set, args.seed)
     n = len(items)
     emb_path, meta_path = work / "embeddings.f16", work / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
@@ -142,13 +205,13 @@ def embed(args):
 # ---------------------------------------------------------------- the data set of (slice, organ)
 
 class Embedded:
-    """The (slice, organ) targets of `split`, with their embeddings in every window of `windows`
-    (the same slices, so each window adds the same targets once more)."""
+    """The (slice, organ) targets of `split`, with their embeddings, from every embedded set in
+    `sets` (BTCV's sets hold the same slices, so each adds the same targets once more)."""
 
-    def __init__(self, split, windows=("btcv",)):
+    def __init__(self, split, sets):
         embeddings, labels, self.items = [], [], []
-        for window in windows:
-            work = store_dir(window)
+        for name in sets:
+            work = store_dir(name)
             meta = json.loads((work / "meta.json").read_text())
             if meta["done"] != meta["n"]:
                 sys.exit(f"{work}: embeddings incomplete ({meta['done']}/{meta['n']}); run `embed` again")
@@ -156,7 +219,7 @@ class Embedded:
             keep = [i for i, item in enumerate(meta["items"]) if item[0] == split]
             embeddings.append(torch.from_numpy(np.asarray(store[keep])))
             labels.append(np.load(work / "labels.npy")[keep])
-            self.items += [meta["items"][i] + [window] for i in keep]
+            self.items += [meta["items"][i] + [name] for i in keep]
         self.embeddings = torch.cat(embeddings)
         self.labels = np.concatenate(labels)
         # (slice, organ label): the organ's largest component is the target, as in lumen eval
@@ -350,13 +413,12 @@ def train(args):
     teacher = copy.deepcopy(net)
     for p in net.image_encoder.parameters():
         p.requires_grad_(False)
-    data, val = Embedded("train", args.windows), Embedded("val")
+    data, val = Embedded("train", args.sets), Embedded("val", ["litemedsam"])
     opt = torch.optim.AdamW(trainable(net), lr=args.lr, weight_decay=0.01)
     folder = WORK / args.run
     state = {"step": 0, "log": [], "schedule": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
                                                 "distill": args.distill, "seed": args.seed}}
-    if list(args.windows) != ["btcv"]:  # the shipped run's schedule had no such key
-        state["schedule"]["windows"] = list(args.windows)
+    state["schedule"]["sets"] = list(args.sets)
     if (folder / "ckpt.pt").exists():
         saved = torch.load(folder / "ckpt.pt", weights_only=False)
         if saved["state"]["schedule"] != state["schedule"]:
@@ -418,12 +480,12 @@ def export(args):
     # the box decoder and the encoder against PyTorch, as convert.py checks them
     diffs = convert.compare(convert.load_network(), args.out / "encoder.onnx", args.out / "decoder.onnx", slices)
     schedule, log = saved["state"]["schedule"], saved["state"]["log"]
-    windows = " and ".join(schedule.get("windows", ["btcv"]))
+    sets = ", ".join(schedule["sets"])
     note = (f"finetune.py: LiteMedSAM's prompt encoder and mask decoder fine-tuned for clicks, image encoder "
-            f"frozen; {schedule['steps']} steps of {schedule['batch']} interactive sessions (slices in the "
-            f"{windows} windows), lr {schedule['lr']}, "
+            f"frozen; {schedule['steps']} steps of {schedule['batch']} interactive sessions (embedded sets: "
+            f"{sets}), lr {schedule['lr']}, "
             f"box distillation weight {schedule['distill']}, seed {schedule['seed']}; BTCV patients other than "
-            f"{', '.join(HELD_OUT)}; held-out monitor (box, 1, 2, 3 clicks; best multimask output for one click) "
+            f"{', '.join(HELD_OUT)}, CHAOS T2 MR patients {', '.join(map(str, MR_TRAIN))}; held-out BTCV monitor (box, 1, 2, 3 clicks; best multimask output for one click) "
             f"{np.round(log[0]['val'], 4).tolist()} before, {np.round(log[-1]['val'], 4).tolist()} after")
     convert.write_manifest(args.out, diffs, slices, note)
     print(f"wrote {args.out / 'click_decoder.onnx'} and model.toml")
@@ -433,10 +495,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["embed", "train", "export"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--window", choices=["btcv", "litemedsam"], default="btcv",
-                        help="embed: the slices in BTCV's own window or in LiteMedSAM's CT window")
-    parser.add_argument("--windows", nargs="+", default=["btcv"], choices=["btcv", "litemedsam"],
-                        help="train: the embedded windows to train on")
+    parser.add_argument("--set", choices=SETS, default="litemedsam",
+                        help="embed: BTCV in its own window, in LiteMedSAM's CT window, augmented, "
+                             "or the CHAOS T2 MR training patients")
+    parser.add_argument("--sets", nargs="+", default=["litemedsam", "augmented", "chaos-mr"], choices=SETS,
+                        help="train: the embedded sets to train on")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
