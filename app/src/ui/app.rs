@@ -34,7 +34,7 @@ mod views;
 use autosave::Autosave;
 use editing::Propagation;
 use series::SeriesBrowser;
-use textures::{segment_colours, set_texture};
+use textures::{OverlayKey, SliceKey, segment_colours, set_texture};
 pub use views::Layout;
 use views::PlaneTextures;
 
@@ -61,8 +61,9 @@ struct OpenStudy {
     pan: Vec2,
     slice_texture: Option<TextureHandle>,
     overlay_texture: Option<TextureHandle>,
-    slice_dirty: bool,
-    overlay_dirty: bool,
+    /// What the slice and overlay textures show: each is remade when its key moves.
+    slice_shown: Option<SliceKey>,
+    overlay_shown: Option<OverlayKey>,
     /// The voxel column and row the crosshair crosses on the slice (its slice is `z`).
     crosshair: [usize; 2],
     /// The planes across the slices (fixed row, fixed column) as last drawn.
@@ -326,12 +327,6 @@ impl LumenApp {
         self.study.is_some() && self.model.ready().is_some()
     }
 
-    fn mark_overlay_dirty(&mut self) {
-        if let Some(study) = &mut self.study {
-            study.overlay_dirty = true;
-        }
-    }
-
     /// Where autosaves are kept (and restored from when a study opens); None turns autosave off.
     pub fn set_autosave_folder(&mut self, folder: Option<PathBuf>) {
         self.autosave_folder = folder;
@@ -349,8 +344,6 @@ impl LumenApp {
         let Some(study) = &mut self.study else { return };
         let z = z.min(study.volume.dims[2].saturating_sub(1));
         study.z = z;
-        study.slice_dirty = true;
-        study.overlay_dirty = true;
         self.prompt = Prompt::default();
         self.prompt_cut = Cut::Slice(z);
         self.preview = None;
@@ -419,7 +412,6 @@ impl LumenApp {
                 self.model_panel.active = dir;
                 self.generation += 1;
                 self.preview = None;
-                self.mark_overlay_dirty();
             }
             Err(e) => {
                 self.model = ModelState::Failed(format!("The segmenter could not start: {e}"))

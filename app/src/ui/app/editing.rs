@@ -61,7 +61,6 @@ impl LumenApp {
                 if let Some(study) = &mut self.study {
                     study.window.width = (study.window.width + f64::from(delta.x) * 2.0).max(1.0);
                     study.window.center += f64::from(delta.y) * 2.0;
-                    study.slice_dirty = true;
                 }
             }
             Gesture::Scroll(step) => self.step_slices(step as isize),
@@ -120,7 +119,6 @@ impl LumenApp {
             mask.view(),
             erase,
         );
-        study.overlay_dirty = true;
         let verb = if erase { "Erased" } else { "Painted" };
         let place = cut_place(cut, &study.volume);
         self.notes = vec![format!("{verb} {changed} voxels {place}")];
@@ -156,7 +154,6 @@ impl LumenApp {
             study
                 .document
                 .set_cut_mask(&study.volume, cut, label, &preview.mask, "accept mask");
-        study.overlay_dirty = true;
         self.prompt = Prompt::default();
         let place = cut_place(cut, &study.volume);
         self.notes = vec![format!("Accepted {changed} voxels {place}")];
@@ -233,7 +230,6 @@ impl LumenApp {
             study
                 .document
                 .set_cut_masks(&study.volume, propagation.label, masks, "propagate");
-        study.overlay_dirty = true;
         let how = if cancelled {
             "Cancelled propagation; kept"
         } else {
@@ -250,7 +246,6 @@ impl LumenApp {
         if let Some(study) = &mut self.study
             && let Some(what) = study.document.undo()
         {
-            study.overlay_dirty = true;
             self.notes = vec![format!("Undid {what}")];
         }
     }
@@ -259,7 +254,6 @@ impl LumenApp {
         if let Some(study) = &mut self.study
             && let Some(what) = study.document.redo()
         {
-            study.overlay_dirty = true;
             self.notes = vec![format!("Redid {what}")];
         }
     }
@@ -272,7 +266,6 @@ impl LumenApp {
         self.prompt = Prompt::default();
         self.preview = None;
         self.generation += 1;
-        self.mark_overlay_dirty();
     }
 }
 

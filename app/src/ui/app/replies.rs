@@ -58,7 +58,6 @@ impl LumenApp {
                 } => {
                     if generation == self.generation && cut == self.prompt_cut {
                         self.preview = Some(prediction);
-                        self.mark_overlay_dirty();
                     }
                 }
                 Reply::Failed {
@@ -160,8 +159,8 @@ impl LumenApp {
             pan: Vec2::ZERO,
             slice_texture: None,
             overlay_texture: None,
-            slice_dirty: true,
-            overlay_dirty: true,
+            slice_shown: None,
+            overlay_shown: None,
             crosshair,
             planes: Default::default(),
             surfaces: Default::default(),

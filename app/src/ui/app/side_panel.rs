@@ -89,7 +89,6 @@ impl LumenApp {
             self.active_label = study.document.add_segment(&self.new_segment_name);
         }
         let z = study.z;
-        let mut changed = false;
         let table = study
             .statistics
             .update(&study.document, &study.volume)
@@ -123,19 +122,15 @@ impl LumenApp {
                         .labelled_by(caption.id);
                 });
             }
-            if edited != *before {
-                changed |= edited.visible != before.visible || edited.color != before.color;
-                if let Some(segment) = study.document.segment_mut(label) {
-                    *segment = edited;
-                }
+            if edited != *before
+                && let Some(segment) = study.document.segment_mut(label)
+            {
+                *segment = edited;
             }
             ui.label(format!(
                 "   {volume:.1} mL, {:.0} mm² on this slice",
                 on_slice as f64 * pixel_mm2
             ));
-        }
-        if changed {
-            study.overlay_dirty = true;
         }
         if !table.is_empty() {
             statistics_table(ui, &table, study.volume.modality.value_name());
@@ -150,7 +145,6 @@ impl LumenApp {
             for preset in PRESETS {
                 if ui.button(preset.name).clicked() {
                     study.window = preset.window;
-                    study.slice_dirty = true;
                 }
             }
         });

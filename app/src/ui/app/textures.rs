@@ -1,6 +1,22 @@
-//! The slice and overlay textures, remade when what they show changed.
+//! The slice and overlay textures, remade when what they show (their key) changed.
 
 use super::*;
+
+/// What the slice texture shows: the slice, in the window.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) struct SliceKey {
+    z: usize,
+    window: Window,
+}
+
+/// What the overlay texture shows: the slice's labels at a document revision (segment colours
+/// and visibility are revisions too), and the generation of the preview drawn on it, if one is.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) struct OverlayKey {
+    z: usize,
+    revision: u64,
+    preview: Option<u64>,
+}
 
 impl LumenApp {
     pub(super) fn refresh_textures(&mut self, ctx: &egui::Context) {
@@ -9,9 +25,14 @@ impl LumenApp {
             .preview
             .as_ref()
             .filter(|_| matches!(self.prompt_cut, Cut::Slice(_)));
+        let generation = self.generation;
         let Some(study) = &mut self.study else { return };
         let [nx, ny, _] = study.volume.dims;
-        if study.slice_dirty || study.slice_texture.is_none() {
+        let slice = SliceKey {
+            z: study.z,
+            window: study.window,
+        };
+        if study.slice_shown != Some(slice) {
             let values = study.volume.slice(study.z).unwrap_or(&[]);
             let grey = study.volume.to_grey(values, study.window);
             let image = ColorImage::from_gray([nx, ny], &grey);
@@ -22,9 +43,14 @@ impl LumenApp {
                 image,
                 TextureOptions::LINEAR,
             );
-            study.slice_dirty = false;
+            study.slice_shown = Some(slice);
         }
-        if study.overlay_dirty || study.overlay_texture.is_none() {
+        let overlay = OverlayKey {
+            z: study.z,
+            revision: study.document.revision(),
+            preview: preview.map(|_| generation),
+        };
+        if study.overlay_shown != Some(overlay) {
             let image = overlay_image(&study.document, study.z, [nx, ny], preview);
             set_texture(
                 ctx,
@@ -33,7 +59,7 @@ impl LumenApp {
                 image,
                 TextureOptions::NEAREST,
             );
-            study.overlay_dirty = false;
+            study.overlay_shown = Some(overlay);
         }
     }
 }
