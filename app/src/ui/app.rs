@@ -1,23 +1,21 @@
 //! The main window: study on the left of the work, slice view in the centre, segments and model
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
-use super::dialogs::{Dialogs, Purpose};
-use super::model_panel::{Action, ModelPanel};
-use super::model_state::{ModelInfo, ModelState};
+use super::dialogs::Dialogs;
+use super::model_panel::ModelPanel;
+use super::model_state::ModelState;
 use super::shortcuts::{self, Command};
-use super::viewport::{self, Gesture, Mode, Placement};
 use crate::jobs::Waker;
-use crate::jobs::segmenter::{PropagationRequest, Reply, Request, Segmenter};
+use crate::jobs::segmenter::{Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
-use crate::jobs::writer::{self, Format, WriteJob};
-use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Vec2};
+use crate::jobs::writer;
+use egui::{TextureHandle, Vec2};
 use lumen_annotation::Document;
-use lumen_engine::model::{Point, Prediction, Prompt};
+use lumen_engine::model::{Prediction, Prompt};
 use lumen_study::reformat::Cut;
-use lumen_study::{PRESETS, Volume, Window};
+use lumen_study::{Volume, Window};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 mod autosave;
@@ -34,7 +32,7 @@ mod views;
 use autosave::Autosave;
 use editing::Propagation;
 use series::SeriesBrowser;
-use textures::{OverlayKey, SliceKey, segment_colours, set_texture};
+use textures::{OverlayKey, SliceKey};
 pub use views::Layout;
 use views::PlaneTextures;
 

@@ -1,6 +1,9 @@
 //! Autosave of the open study: a write in the background after each change, and one before the window closes.
 
-use super::*;
+use super::{AUTOSAVE_AFTER, LumenApp, OpenStudy};
+use crate::jobs::writer::{self, Format, WriteJob};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Autosave state of the open study: its file, what was last written, and the write in flight.
 pub(super) struct Autosave {

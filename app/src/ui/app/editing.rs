@@ -1,7 +1,13 @@
 //! What the user does to the annotation: prompts and their answers, brush strokes, accepting, propagation, undo and redo.
 
-use super::*;
-use lumen_study::reformat::Reformat;
+use super::{Direction, LumenApp, Tool};
+use crate::jobs::segmenter::{PropagationRequest, Request};
+use crate::ui::viewport::Gesture;
+use lumen_engine::model::{Point, Prompt};
+use lumen_study::Volume;
+use lumen_study::reformat::{Cut, Reformat};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A propagation running in the segmenter.
 pub(super) struct Propagation {

@@ -1,6 +1,14 @@
 //! What the background workers answer: the model, predictions, propagation, a loaded study, writes.
 
-use super::*;
+use super::autosave::Autosave;
+use super::series::SeriesBrowser;
+use super::{FIRST_PROMPT_HINT, LumenApp, OpenStudy};
+use crate::jobs::segmenter::{Reply, Request};
+use crate::jobs::study_loader::{self, LoadedStudy};
+use crate::ui::model_state::{ModelInfo, ModelState};
+use egui::Vec2;
+use lumen_annotation::Document;
+use std::sync::Arc;
 
 impl LumenApp {
     pub(super) fn poll_jobs(&mut self) {

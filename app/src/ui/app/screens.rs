@@ -1,6 +1,6 @@
 //! The start screen and the study loading progress.
 
-use super::*;
+use super::LumenApp;
 
 impl LumenApp {
     /// The load in flight: images decoded of the series, and Cancel.

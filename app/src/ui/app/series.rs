@@ -1,6 +1,10 @@
 //! The series list of an opened folder, with thumbnails, and opening one of them.
 
-use super::*;
+use super::LumenApp;
+use crate::jobs::study_loader;
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 
 /// The series found in the open folder, which one is open, and their thumbnails.
 #[derive(Default)]

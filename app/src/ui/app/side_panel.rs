@@ -1,7 +1,11 @@
 //! The side panel: series, tools, segments, window, export and model, top to bottom.
 
-use super::*;
+use super::{Direction, LumenApp, Tool};
+use crate::ui::dialogs::Purpose;
+use crate::ui::model_panel::Action;
 use lumen_annotation::statistics::SegmentStatistics;
+use lumen_study::PRESETS;
+use lumen_study::reformat::Cut;
 
 impl LumenApp {
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {

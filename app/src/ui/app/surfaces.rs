@@ -1,9 +1,10 @@
 //! The segments' surfaces for the 3D view, remade in the background after the annotation
 //! changes; the UI draws the last ones made meanwhile.
 
-use super::*;
+use super::LumenApp;
 use crate::ui::view3d::{SegmentMesh, View3d};
 use lumen_annotation::surface::{SampledLabels, segment_surface};
+use std::sync::mpsc::Receiver;
 
 /// About this many samples at most go into one surface: a coarser grid for a larger study.
 const MAX_SAMPLES: usize = 4_000_000;

@@ -1,6 +1,11 @@
 //! The slice and overlay textures, remade when what they show (their key) changed.
 
-use super::*;
+use super::LumenApp;
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+use lumen_annotation::Document;
+use lumen_engine::model::Prediction;
+use lumen_study::Window;
+use lumen_study::reformat::Cut;
 
 /// What the slice texture shows: the slice, in the window.
 #[derive(Clone, Copy, PartialEq)]

@@ -1,10 +1,13 @@
 //! The central views: the acquisition plane alone, or beside the two planes across the slices
 //! and the 3D view, the three planes linked by one crosshair.
 
-use super::textures::preview_yellow;
-use super::*;
-use egui::{Pos2, Rect, UiBuilder};
-use lumen_study::reformat::{Across, Reformat};
+use super::textures::{preview_yellow, segment_colours, set_texture};
+use super::{LumenApp, Tool};
+use crate::ui::viewport::{self, Gesture, Mode, Placement};
+use egui::{Color32, ColorImage, Pos2, Rect, TextureHandle, TextureOptions, UiBuilder, Vec2};
+use lumen_engine::model::Prompt;
+use lumen_study::reformat::{Across, Cut, Reformat};
+use lumen_study::{Volume, Window};
 
 /// How the central area is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
