@@ -932,3 +932,51 @@ fn a_long_status_note_wraps_inside_the_window_instead_of_running_off_it() {
         rect.height()
     );
 }
+
+/// A study folder holding a link to the whole disk: while the search runs, the status bar counts
+/// the files it has found and read, and Cancel loading stops it (the GUI used to show "Opening
+/// the study…" with nothing moving).
+#[test]
+fn a_folder_search_shows_its_progress_and_cancel_stops_it() {
+    use egui_kittest::kittest::{NodeT, Queryable};
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/", dir.path().join("everything")).unwrap();
+    let mut harness = app_harness(860.0);
+    harness.state_mut().open_folder(dir.path());
+    let searching = |harness: &egui_kittest::Harness<'_, LumenApp>| {
+        let node = harness.query_by_label_contains("files read")?;
+        let node = node.accesskit_node();
+        let text = node.label().or_else(|| node.value()).unwrap_or_default();
+        let counts = text
+            .strip_prefix("searching: ")?
+            .strip_suffix(" files read")?;
+        let (read, found) = counts.split_once('/')?;
+        Some((read.parse::<usize>().ok()?, found.parse::<usize>().ok()?))
+    };
+    let start = std::time::Instant::now();
+    let (read, found) = loop {
+        harness.step();
+        if let Some((read, found)) = searching(&harness).filter(|&(_, found)| found > 100) {
+            break (read, found);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no search progress shown"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(read <= found, "{read}/{found}");
+    harness.get_by_label("Cancel loading").click();
+    let start = std::time::Instant::now();
+    while searching(&harness).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the search went on after Cancel"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    harness.run_steps(2);
+    harness.get_by_label_contains("cancelled");
+    assert!(harness.state().volume().is_none(), "nothing was opened");
+}

@@ -662,3 +662,17 @@ fn headers_that_ask_for_absurd_pixel_buffers_are_refused_before_decoding() {
         }
     }
 }
+
+/// Discovery counts, for the UI's progress, the files its walk finds and the headers it reads:
+/// every one of CHAOS's 78 slices, each once.
+#[test]
+fn discovery_counts_the_files_it_finds_and_reads() {
+    use std::sync::atomic::Ordering;
+    let control = lumen_study::LoadControl::default();
+    let folder = shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
+    let found = lumen_study::discover_cancellable(&folder, &control).unwrap();
+    assert_eq!(found.series.len(), 1);
+    assert_eq!(found.series[0].slice_count, 78);
+    assert_eq!(control.found.load(Ordering::Relaxed), 78);
+    assert_eq!(control.read.load(Ordering::Relaxed), 78);
+}

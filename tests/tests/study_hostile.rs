@@ -227,15 +227,15 @@ fn a_small_nifti_declaring_a_huge_volume_is_refused_before_it_is_inflated() {
 
 #[test]
 fn discovery_stops_when_cancelled_even_inside_a_link_to_the_whole_disk() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/", dir.path().join("everything")).unwrap();
-    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let control = std::sync::Arc::new(lumen_study::LoadControl::default());
     let walking = {
-        let (dir, cancel) = (dir.path().to_path_buf(), cancel.clone());
-        std::thread::spawn(move || lumen_study::discover_cancellable(&dir, &cancel))
+        let (dir, control) = (dir.path().to_path_buf(), control.clone());
+        std::thread::spawn(move || lumen_study::discover_cancellable(&dir, &control))
     };
-    cancel.store(true, Ordering::Relaxed);
+    control.cancel.store(true, Ordering::Relaxed);
     let message = match walking.join().unwrap() {
         Err(e) => e.to_string(),
         Ok(found) => panic!("finished the disk: {} series", found.series.len()),

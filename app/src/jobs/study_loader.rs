@@ -88,7 +88,7 @@ fn load(
     control: &LoadControl,
 ) -> Result<LoadedStudy, String> {
     let discovery =
-        lumen_study::discover_cancellable(folder, &control.cancel).map_err(|e| e.to_string())?;
+        lumen_study::discover_cancellable(folder, control).map_err(|e| e.to_string())?;
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
     else {

@@ -65,9 +65,12 @@ pub enum StudyError {
     },
 }
 
-/// Progress and cancel of a series load, shared between the loader and the UI.
+/// Progress and cancel of a study load, shared between the loader and the UI.
 #[derive(Debug, Default)]
 pub struct LoadControl {
+    /// Discovery: files the folder walk has found, and how many of their headers were read.
+    pub found: std::sync::atomic::AtomicUsize,
+    pub read: std::sync::atomic::AtomicUsize,
     /// Images decoded so far, of `total` (0 until the series is known).
     pub decoded: std::sync::atomic::AtomicUsize,
     pub total: std::sync::atomic::AtomicUsize,

@@ -3,26 +3,17 @@
 use super::LumenApp;
 
 impl LumenApp {
-    /// The load in flight: images decoded of the series, and Cancel.
+    /// The load in flight: files found and read while the folder is searched, then images
+    /// decoded of the series; and Cancel.
     pub(super) fn load_progress(&mut self, ui: &mut egui::Ui) {
-        use std::sync::atomic::Ordering;
-        let c = &self.load_control;
-        let (done, total) = (
-            c.decoded.load(Ordering::Relaxed),
-            c.total.load(Ordering::Relaxed),
-        );
-        let fraction = if total > 0 {
-            done as f32 / total as f32
-        } else {
-            0.0
-        };
+        let (fraction, text) = load_stage(&self.load_control);
         ui.add(
             egui::ProgressBar::new(fraction)
-                .desired_width(160.0)
-                .text(format!("{done}/{total} images")),
+                .desired_width(220.0)
+                .text(text),
         );
         if ui.button("Cancel loading").clicked() {
-            c.cancel.store(true, Ordering::Relaxed);
+            (self.load_control.cancel).store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -68,4 +59,22 @@ impl LumenApp {
             }
         });
     }
+}
+
+/// How far a load is, as a fraction and in words: the folder search (files found, their headers
+/// read) until the series is known, then its images.
+fn load_stage(control: &lumen_study::LoadControl) -> (f32, String) {
+    use std::sync::atomic::Ordering;
+    let count = |n: &std::sync::atomic::AtomicUsize| n.load(Ordering::Relaxed);
+    let (done, total) = (count(&control.decoded), count(&control.total));
+    if total > 0 {
+        return (done as f32 / total as f32, format!("{done}/{total} images"));
+    }
+    let (found, read) = (count(&control.found), count(&control.read));
+    let fraction = if found > 0 {
+        read as f32 / found as f32
+    } else {
+        0.0
+    };
+    (fraction, format!("searching: {read}/{found} files read"))
 }

@@ -5,12 +5,13 @@ use super::guards::open_full;
 use super::headers::{HeaderSummary, read_header_summary, reason_of};
 use super::plan::plan_geometry;
 use super::{Discovery, FileProblem, FrameHeader, ORIENTATION_TOLERANCE, SeriesInfo};
-use crate::{Modality, Result, StudyError, StudyMeta};
+use crate::{LoadControl, Modality, Result, StudyError, StudyMeta};
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// Whether `file` is a DICOMDIR (a Media Storage Directory), whatever its name.
 pub(super) fn is_directory(file: &DefaultDicomObject) -> bool {
@@ -72,8 +73,8 @@ pub(super) fn resolve_case_insensitive(p: &Path) -> Option<PathBuf> {
 /// What the folder walk has seen: folders and files by (device, inode), so a link back up the
 /// tree (`a -> .`) or a second way to the same file is followed once, and the files found.
 pub(super) struct Walk<'a> {
-    /// Set by the user to stop: the walk ends at the next entry.
-    cancel: &'a std::sync::atomic::AtomicBool,
+    /// Its `cancel`, set by the user, ends the walk at the next entry; `found` counts the files.
+    control: &'a LoadControl,
     seen: std::collections::HashSet<(u64, u64)>,
     files: Vec<PathBuf>,
     problems: Vec<FileProblem>,
@@ -85,9 +86,9 @@ pub(super) struct Walk<'a> {
 pub(super) const MAX_FILES: usize = 200_000;
 
 impl<'a> Walk<'a> {
-    fn new(cancel: &'a std::sync::atomic::AtomicBool) -> Self {
+    fn new(control: &'a LoadControl) -> Self {
         Self {
-            cancel,
+            control,
             seen: Default::default(),
             files: Vec::new(),
             problems: Vec::new(),
@@ -96,7 +97,7 @@ impl<'a> Walk<'a> {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+        self.control.cancel.load(Ordering::Relaxed)
     }
 
     /// Whether `meta`'s folder or file is new to the walk.
@@ -142,7 +143,10 @@ impl<'a> Walk<'a> {
             match std::fs::metadata(&p) {
                 Ok(m) if !self.first_visit(&m) => {}
                 Ok(m) if m.is_dir() => self.folder(&p, depth + 1),
-                Ok(m) if m.is_file() => self.files.push(p),
+                Ok(m) if m.is_file() => {
+                    self.files.push(p);
+                    self.control.found.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(_) => {}
                 Err(e) => self.problems.push(FileProblem {
                     path: p,
@@ -169,24 +173,22 @@ pub(super) fn looks_like_dicom(path: &Path) -> bool {
 
 /// Scan a folder tree for DICOM series. Unreadable files are listed as problems, not errors.
 pub fn discover(folder: impl AsRef<Path>) -> Result<Discovery> {
-    discover_cancellable(folder, &std::sync::atomic::AtomicBool::new(false))
+    discover_cancellable(folder, &LoadControl::default())
 }
 
-/// [`discover`] that stops, with [`StudyError::Cancelled`], once `cancel` is set.
-pub fn discover_cancellable(
-    folder: impl AsRef<Path>,
-    cancel: &std::sync::atomic::AtomicBool,
-) -> Result<Discovery> {
+/// [`discover`] that counts the files it finds and the headers it reads into `control`, and
+/// stops, with [`StudyError::Cancelled`], once its `cancel` is set.
+pub fn discover_cancellable(folder: impl AsRef<Path>, control: &LoadControl) -> Result<Discovery> {
     let folder = folder.as_ref();
     if !folder.is_dir() {
         return Err(StudyError::read(folder, "not a folder"));
     }
-    let mut walk = Walk::new(cancel);
+    let mut walk = Walk::new(control);
     if let Ok(meta) = std::fs::metadata(folder) {
         walk.first_visit(&meta);
     }
     walk.folder(folder, 0);
-    let cancelled = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+    let cancelled = || control.cancel.load(Ordering::Relaxed);
     let stopped = || StudyError::Cancelled {
         path: folder.to_path_buf(),
     };
@@ -208,6 +210,7 @@ pub fn discover_cancellable(
             } else {
                 read_header_summary(&p)
             };
+            control.read.fetch_add(1, Ordering::Relaxed);
             (p, r)
         })
         .collect();
