@@ -13,7 +13,9 @@ impl LumenApp {
                 .text(text),
         );
         if ui.button("Cancel loading").clicked() {
-            (self.load_control.cancel).store(true, std::sync::atomic::Ordering::Relaxed);
+            self.load_control
+                .cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
