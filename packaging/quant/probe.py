@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Quick probes of a quantized LiteMedSAM encoder against the FP one, for development.
 
-    probe.py compare FP.onnx Q.onnx [Q2.onnx ...]
-    probe.py bypass  FP.onnx Q.onnx REGEX [REGEX ...]
+    probe.py compare     FP.onnx Q.onnx [Q2.onnx ...]
+    probe.py bypass      FP.onnx Q.onnx REGEX [REGEX ...]
+    probe.py sensitivity FP.onnx Q.onnx
 
 On 8 slices of BTCV *training* patients (02, 08, 14, 20; never the held-out ones), in LiteMedSAM's
 CT window: the embedding's relative error ||e_q - e_fp|| / ||e_fp|| and the box Dice of the
 bundled decoder over every organ's largest component (a box from its extent). `bypass` removes
 the activation Q/DQ pairs whose input tensor matches REGEX ("none" removes none), to find which
-quantizers cost accuracy. Minutes on 2 cores; `lumen eval` gives the held-out numbers.
+quantizers cost accuracy. `sensitivity` keeps one activation quantizer at a time (all others
+removed) and ranks them by the embedding error each adds alone, on the CT slices and on 4 slices
+of CHAOS T2 MR *training* patients 1 and 13 apart. Minutes on 2 cores; `lumen eval` gives the held-out numbers.
 Needs the model venv (packaging/model/litemedsam/requirements.txt) and the shared data.
 """
 import pathlib
@@ -39,6 +42,21 @@ def dev_slices():
         for z in (labelled[len(labelled) // 3], labelled[2 * len(labelled) // 3]):
             grey = in_litemedsam_window(np.ascontiguousarray(image[z]).astype(np.uint8))
             out.append((reference.encoder_input(grey)[0], label_frame(np.ascontiguousarray(label[z]))))
+    return out
+
+
+def mr_dev_slices():
+    """(encoder input, None) for two slices of CHAOS T2 MR training patients 1 and 13."""
+    import nibabel as nib
+
+    out = []
+    for n in (1, 13):
+        image = np.asarray(nib.load(reference.DATA / "chaos_t2_mr" / f"image_{n}.nii.gz").dataobj, np.float32)
+        label = np.asarray(nib.load(reference.DATA / "chaos_t2_mr" / f"label_{n}.nii.gz").dataobj)
+        labelled = [z for z in range(image.shape[2]) if label[:, :, z].any()]
+        for z in (labelled[len(labelled) // 3], labelled[2 * len(labelled) // 3]):
+            grey = reference.mr_grey(image[:, ::-1, z].T)
+            out.append((reference.encoder_input(np.ascontiguousarray(grey))[0], None))
     return out
 
 
@@ -78,21 +96,50 @@ def box_dice(embs, slices, decoder):
     return 100 * float(np.mean(scores)), len(scores)
 
 
-def without_quantizers(path, pattern):
-    """The quantized graph with the activation Q/DQ pairs on tensors matching `pattern` removed."""
-    m = onnx.load(path)
+def activation_quantizers(m):
+    """(DequantizeLinear output, the float tensor its QuantizeLinear reads) of every activation."""
     producer = {o: n for n in m.graph.node for o in n.output}
-    skip = {}
+    pairs = []
     for n in m.graph.node:
         q = producer.get(n.input[0]) if n.op_type == "DequantizeLinear" else None
-        if q is not None and q.op_type == "QuantizeLinear" and pattern and re.search(pattern, q.input[0]):
-            skip[n.output[0]] = q.input[0]
+        if q is not None and q.op_type == "QuantizeLinear":
+            pairs.append((n.output[0], q.input[0]))
+    return pairs
+
+
+def without_quantizers(path, pattern, keep=None):
+    """The quantized graph with the activation Q/DQ pairs on tensors matching `pattern` removed
+    (or, given `keep`, every pair but those on the tensor `keep`)."""
+    m = onnx.load(path)
+    skip = {}
+    for dq, source in activation_quantizers(m):
+        if (source != keep) if keep is not None else (pattern and re.search(pattern, source)):
+            skip[dq] = source
     for n in m.graph.node:
         n.input[:] = [skip.get(x, x) for x in n.input]
     return m.SerializeToString(), len(skip)
 
 
+def sensitivity(fp, q):
+    """Each activation quantizer alone: its embedding error on CT and MR, worst first."""
+    ct, mr = dev_slices(), mr_dev_slices()
+    ref_ct, ref_mr = embeddings(fp, ct), embeddings(fp, mr)
+    sources = sorted({s for _, s in activation_quantizers(onnx.load(q))})
+    rows = []
+    for i, source in enumerate(sources):
+        model, _ = without_quantizers(q, None, keep=source)
+        e_ct = relative_error(embeddings(model, ct), ref_ct)
+        e_mr = relative_error(embeddings(model, mr), ref_mr)
+        rows.append((max(e_ct, e_mr), e_ct, e_mr, source))
+        print(f"[{i + 1}/{len(sources)}] {source}: CT {e_ct:.4f}, MR {e_mr:.4f}", flush=True)
+    print("worst first:")
+    for _, e_ct, e_mr, source in sorted(rows, reverse=True):
+        print(f"{e_ct:.4f} {e_mr:.4f} {source}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "sensitivity":
+        return sensitivity(sys.argv[2], sys.argv[3])
     if len(sys.argv) < 4 or sys.argv[1] not in ("compare", "bypass"):
         sys.exit(__doc__)
     command, fp, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
