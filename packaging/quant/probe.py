@@ -11,7 +11,8 @@ bundled decoder over every organ's largest component (a box from its extent). `b
 the activation Q/DQ pairs whose input tensor matches REGEX ("none" removes none), to find which
 quantizers cost accuracy. `sensitivity` keeps one activation quantizer at a time (all others
 removed) and ranks them by the embedding error each adds alone, on the CT slices and on 4 slices
-of CHAOS T2 MR *training* patients 1 and 13 apart. Minutes on 2 cores; `lumen eval` gives the held-out numbers.
+of CHAOS T2 MR *training* patients 1 and 13 apart. Minutes on 2 cores; `lumen eval` gives the
+held-out numbers.
 Needs the model venv (packaging/model/litemedsam/requirements.txt) and the shared data.
 """
 import pathlib
@@ -25,7 +26,7 @@ import onnxruntime as ort
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging" / "model" / "litemedsam"))
 import reference  # noqa: E402  (the official preprocessing)
-from finetune import in_litemedsam_window, label_frame, largest_component  # noqa: E402
+from finetune import in_litemedsam_window, label_frame, largest_component, mr_slices  # noqa: E402
 
 CASES = ["sabs_case02", "sabs_case08", "sabs_case14", "sabs_case20"]
 DECODER = REPO / "assets" / "models" / "litemedsam" / "decoder.onnx"
@@ -47,17 +48,11 @@ def dev_slices():
 
 def mr_dev_slices():
     """(encoder input, None) for two slices of CHAOS T2 MR training patients 1 and 13."""
-    import nibabel as nib
-
-    out = []
-    for n in (1, 13):
-        image = np.asarray(nib.load(reference.DATA / "chaos_t2_mr" / f"image_{n}.nii.gz").dataobj, np.float32)
-        label = np.asarray(nib.load(reference.DATA / "chaos_t2_mr" / f"label_{n}.nii.gz").dataobj)
-        labelled = [z for z in range(image.shape[2]) if label[:, :, z].any()]
-        for z in (labelled[len(labelled) // 3], labelled[2 * len(labelled) // 3]):
-            grey = reference.mr_grey(image[:, ::-1, z].T)
-            out.append((reference.encoder_input(np.ascontiguousarray(grey))[0], None))
-    return out
+    greys = {}
+    for _, case, _, grey, _ in mr_slices(patients=(1, 13)):
+        greys.setdefault(case, []).append(grey)
+    return [(reference.encoder_input(g[k])[0], None)
+            for g in greys.values() for k in (len(g) // 3, 2 * len(g) // 3)]
 
 
 def session(model):

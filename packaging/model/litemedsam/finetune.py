@@ -117,14 +117,14 @@ def slices(every_train=2, every_val=4):
             yield split, case, z, np.ascontiguousarray(image[z]).astype(np.uint8), np.ascontiguousarray(label[z])
 
 
-def mr_slices():
+def mr_slices(patients=MR_TRAIN):
     """(split, case, z, grey u8, labels) of every labelled slice of the CHAOS T2 MR training
     patients, in display orientation (LAS: column = i, row = reversed j) and 8-bit by the app's MR
     rule (the slice's 0.5-99.5 percentiles of its non-zero values). Labels are offset by
     `MR_LABEL_OFFSET` so that MR organs are balanced apart from BTCV's."""
     import nibabel as nib
 
-    for n in MR_TRAIN:
+    for n in patients:
         image = np.asarray(nib.load(DATA / "chaos_t2_mr" / f"image_{n}.nii.gz").dataobj, np.float32)
         label = np.asarray(nib.load(DATA / "chaos_t2_mr" / f"label_{n}.nii.gz").dataobj).astype(np.uint8)
         for z in range(image.shape[2]):
