@@ -66,7 +66,7 @@ fn info_prints_the_bundled_manifest() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("model      litemedsam"),
+        stdout.contains("model      litemedsam-w8a8 ("),
         "the default: {stdout}"
     );
     assert!(stdout.contains("(verified)"), "{stdout}");
@@ -327,6 +327,25 @@ fn quantize_checks_its_arguments_before_any_synthesis() {
 }
 
 #[test]
+fn quantize_on_the_default_w8a8_model_starts_from_its_fp32_bundle() {
+    // 9 weight bits stop it before any work, after it chose its source
+    let work = tempfile::tempdir().unwrap();
+    let out = lumen()
+        .args(["quantize", "-w", "9", "--out"])
+        .arg(work.path().join("q"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("litemedsam-w8a8 is quantized; requantizing the full-precision ")
+            && stderr.contains("assets/models/litemedsam it was made from"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("weights take 2–8 bits"), "{stderr}");
+}
+
+#[test]
 fn quantize_below_the_self_check_floor_fails_and_leaves_no_bundle() {
     // W2A2 on noise calibration, the quick preset: a real run (about 7 s) whose masks agree
     // with the FP model's at IoU ~0.2, under the default floor of 0.5.
@@ -420,7 +439,8 @@ fn doctor_fails_on_a_missing_library_and_an_unwritable_home_and_names_each_fix()
     );
     // without a runtime the models' checksums are still checked
     assert!(
-        stdout.contains("ok    bundled model litemedsam (fp32")
+        stdout.contains("ok    bundled model litemedsam-w8a8 (W8A8")
+            && stdout.contains("ok    bundled model litemedsam (fp32")
             && stdout.contains("every file matches its sha256\n"),
         "{stdout}"
     );

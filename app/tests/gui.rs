@@ -284,13 +284,48 @@ fn requantize_from_the_model_panel_then_switch_to_the_new_model() {
     assert_eq!(made[0].precision, "W8A8");
     assert!(made[0].dir.starts_with(user_models.path()));
 
-    harness.get_by_label_contains("· W8A8 ·").click();
+    harness
+        .get_by_label_contains("ct-starter-w8a8 · W8A8 ·")
+        .click();
     harness.step();
     step_until(&mut harness, "the quantized model", |app| {
         app.model()
             .ready()
             .is_some_and(|m| m.name.starts_with("ct-starter-w8a8"))
     });
+
+    // Requantizing the quantized model starts again from the full-precision bundle it came from.
+    harness.get_by_label("Requantize…").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("Start").click();
+    harness.step();
+    harness.step();
+    step_until_within(
+        &mut harness,
+        "the second requantization",
+        Duration::from_secs(900),
+        |app| !app.model_panel.is_requantizing(),
+    );
+    let message = harness.state().model_panel.message.clone();
+    assert!(
+        message.as_deref().unwrap_or_default().starts_with("Made "),
+        "{message:?}"
+    );
+    let entries = harness.state().model_panel.entries();
+    let starter = entries.iter().find(|e| e.name == "ct-starter").unwrap();
+    let made: Vec<_> = entries
+        .iter()
+        .filter(|e| e.origin == lumen_app::models::Origin::User)
+        .collect();
+    assert_eq!(made.len(), 2, "{made:?}");
+    for copy in made {
+        assert_eq!(copy.name, "ct-starter-w8a8", "{copy:?}");
+        assert_eq!(
+            copy.base_encoder_sha256.as_ref(),
+            Some(&starter.encoder_sha256)
+        );
+    }
 }
 
 #[test]
@@ -611,8 +646,8 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
 }
 
 /// A box around the CHAOS liver in a plane across the slices through the liver's centre of
-/// mass, Enter: the liver voxels of that plane, and none elsewhere. On LiteMedSAM, the default
-/// model: the starter model has seen axial slices only (its Dice here is about 0.4).
+/// mass, Enter: the liver voxels of that plane, and none elsewhere. On the default model, W8A8
+/// LiteMedSAM: the starter model has seen axial slices only (its Dice here is about 0.4).
 fn box_the_chaos_liver_across(
     across: lumen_study::reformat::Across,
     name: &str,
@@ -624,7 +659,7 @@ fn box_the_chaos_liver_across(
     use egui_kittest::kittest::Queryable;
     use lumen_app::ui::viewport::Placement;
     use lumen_study::reformat::Reformat;
-    let mut harness = app_harness_on("litemedsam", 860.0);
+    let mut harness = app_harness_on("litemedsam-w8a8", 860.0);
     let chaos = lumen_tests::shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon");
     harness.state_mut().open_folder(&chaos);
     step_until(&mut harness, "study and model", LumenApp::is_ready);

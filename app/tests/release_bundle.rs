@@ -163,6 +163,7 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
     for inside in [
         "libonnxruntime.so.1.32.0",
         "assets/models/litemedsam/model.toml",
+        "assets/models/litemedsam-w8a8/encoder.onnx",
         "assets/models/ct-starter/encoder.onnx",
         "assets/sample/totalsegmentator-ct",
         "lumen.desktop",
@@ -174,6 +175,19 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
     ] {
         assert!(bundle.join(inside).exists(), "{inside} is missing");
     }
+    // the W8A8 bundle's decoders are its FP32 original's, stored once in the archive
+    let inode = |bundled: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(
+            bundle
+                .join("assets/models")
+                .join(bundled)
+                .join("decoder.onnx"),
+        )
+        .unwrap()
+        .ino()
+    };
+    assert_eq!(inode("litemedsam"), inode("litemedsam-w8a8"));
     let crates = std::fs::read_to_string(bundle.join("LICENSES/rust-crates.txt")).unwrap();
     for shipped in [
         "\neframe ",
@@ -205,10 +219,10 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         version.contains(&format!("ONNX Runtime 1.32.0: {}", library.display())),
         "the library beside the executable is the one found: {version}"
     );
-    let default_model = bundle.join("assets/models/litemedsam");
+    let default_model = bundle.join("assets/models/litemedsam-w8a8");
     assert!(
         version.contains(&format!(
-            "default model litemedsam (fp32): {}",
+            "default model litemedsam-w8a8 (W8A8): {}",
             default_model.display()
         )),
         "the default model is the bundle's own, not the source tree's: {version}"
@@ -217,6 +231,7 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
     let doctor = stdout(&run_bare(&exe, &["doctor"], &home, &cwd));
     for line in [
         format!("ok    ONNX Runtime 1.32.0 loads from {}", library.display()),
+        "ok    bundled model litemedsam-w8a8 (W8A8".to_string(),
         "ok    bundled model litemedsam (fp32".to_string(),
         "ok    bundled model ct-starter (fp32".to_string(),
         "ok    sample study decodes: CT, 20 slices".to_string(),
@@ -232,10 +247,10 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
     assert!(!doctor.contains("FAIL"), "{doctor}");
 
     let info = stdout(&run_bare(&exe, &["info"], &home, &cwd));
-    assert!(info.contains("model      litemedsam"), "{info}");
+    assert!(info.contains("model      litemedsam-w8a8 ("), "{info}");
     assert!(info.contains("(verified)"), "{info}");
 
-    // LiteMedSAM scores 0.870 on this slice from a source tree's build
+    // W8A8 LiteMedSAM scores 0.870 on this slice from a source tree's build
     let dice = segment_dice(&exe, &home, &cwd);
     assert!(dice > 0.85, "liver box Dice {dice:.3} from the bundle");
 

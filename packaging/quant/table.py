@@ -1,9 +1,12 @@
-"""Prints the markdown tables of docs/quantization.md from the JSON that ablation.sh leaves."""
+"""Prints the markdown tables of docs/quantization.md from the JSON that ablation.sh leaves.
+
+    python3 packaging/quant/table.py OUT FP_BUNDLE
+"""
 import json
 import os
 import sys
 
-out = sys.argv[1]
+out, fp_dir = sys.argv[1], sys.argv[2]
 
 
 def load(name, kind):
@@ -15,18 +18,24 @@ def load(name, kind):
         return None
 
 
-fp_btcv, fp_chaos = load("fp", "btcv"), load("fp", "chaos")
+SETS = [("btcv", "BTCV"), ("chaos", "CHAOS CT liver"), ("mr", "CHAOS MR")]
+fp = {kind: load("fp", kind) for kind, _ in SETS}
 fp_bench = load("fp", "bench")
-fp_bytes = os.path.getsize("assets/models/ct-starter/encoder.onnx")
+fp_bytes = os.path.getsize(os.path.join(fp_dir, "encoder.onnx"))
 
 
 def row(name, label):
-    btcv, chaos, bench, quant = (load(name, k) for k in ("btcv", "chaos", "bench", "quant"))
-    if btcv is None or chaos is None:
+    bench, quant = load(name, "bench"), load(name, "quant")
+    cells = [label]
+    for kind, _ in SETS:
+        run = load(name, kind)
+        if run is None or fp[kind] is None:
+            cells += ["", ""]
+            continue
+        d = run["overall"]["dice"]
+        cells += [f"{100 * d:.2f}", f"{100 * (d - fp[kind]['overall']['dice']):+.2f}"]
+    if all(c == "" for c in cells[1:]):
         return None
-    b, c = btcv["overall"]["dice"], chaos["overall"]["dice"]
-    cells = [label, f"{100 * b:.2f}", f"{100 * (fp_btcv['overall']['dice'] - b):+.2f}",
-             f"{100 * c:.2f}", f"{100 * (fp_chaos['overall']['dice'] - c):+.2f}"]
     size = quant["encoder_bytes"] if quant else fp_bytes
     cells.append(f"{size / 1e6:.2f} MB ({100 * size / fp_bytes:.1f}%)")
     if bench:
@@ -38,8 +47,13 @@ def row(name, label):
     return "| " + " | ".join(cells) + " |"
 
 
-print("| model | BTCV Dice | drop (points) | CHAOS liver Dice | drop (points) | encoder file | encoder p50 | self-check IoU |")
-print("|---|---|---|---|---|---|---|---|")
+def header(first):
+    sets = " | ".join(f"{label} Dice | change (points)" for _, label in SETS)
+    print(f"| {first} | {sets} | encoder file | encoder p50 | self-check IoU |")
+    print("|---" * (len(first.split(" | ")) + 2 * len(SETS) + 3) + "|")
+
+
+header("model")
 for name, label in [("fp", "FP32"), ("dfq-w8a8", "W8A8"), ("dfq-w6a6", "W6A6"),
                     ("dfq-w4a8", "W4A8"), ("dfq-w4a4", "W4A4")]:
     r = row(name, label)
@@ -48,8 +62,7 @@ for name, label in [("fp", "FP32"), ("dfq-w8a8", "W8A8"), ("dfq-w6a6", "W6A6"),
 print()
 print("Ablation at W4A4 (calibration source × RepQ reparameterization):")
 print()
-print("| calibration | reparam | BTCV Dice | drop (points) | CHAOS liver Dice | drop (points) | encoder file | encoder p50 | self-check IoU |")
-print("|---|---|---|---|---|---|---|---|---|")
+header("calibration | reparam")
 for source, label in [("noise", "Gaussian noise"), ("pse-only", "PSE only"),
                       ("dfq", "DFQ-SAM (PSE + label evolution)"), ("real", "real BTCV slices (upper bound)")]:
     for rep, rlabel in [("rep", "yes"), ("norep", "no")]:
@@ -59,7 +72,7 @@ for source, label in [("noise", "Gaussian noise"), ("pse-only", "PSE only"),
             print(r.replace(f"| {label} |", f"| {label} | {rlabel} |", 1))
 print()
 print("Per organ (BTCV Dice ×100):")
-names = [o["name"] for o in fp_btcv["organs"]]
+names = [o["name"] for o in fp["btcv"]["organs"]]
 models = [m for m in ["fp", "dfq-w8a8", "dfq-w6a6", "dfq-w4a8", "dfq-w4a4"] if load(m, "btcv")]
 print("| organ | " + " | ".join(models) + " |")
 print("|---|" + "---|" * len(models))

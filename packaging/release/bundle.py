@@ -123,6 +123,17 @@ def copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
 
 
+def link_duplicates(folder: Path) -> None:
+    """Hard-links identical files (a quantized bundle keeps its FP32 original's decoders), so the
+    archive and the package store each once."""
+    first: dict[str, Path] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        original = first.setdefault(sha256(path), path)
+        if original != path:
+            path.unlink()
+            os.link(original, path)
+
+
 def notice_text(version: str, commit: str) -> str:
     return f"""Lumen {version} (commit {commit}): what is inside and under which licence
 ==========================================================================
@@ -171,6 +182,7 @@ def stage(binary: Path, folder: Path, version: str, commit: str, strip: bool) ->
     (folder / "assets").mkdir()
     for part in ("models", "sample"):
         copy_tree(REPO / "assets" / part, folder / "assets" / part)
+    link_duplicates(folder / "assets" / "models")
     for file in ("lumen.desktop", "lumen.svg", "install-desktop-entry.sh"):
         shutil.copy2(HERE / file, folder / file)
     licences = folder / "LICENSES"

@@ -121,6 +121,14 @@ pub fn litemedsam_model_dir() -> PathBuf {
     repo_root().join("assets").join("models").join("litemedsam")
 }
 
+/// The default model: LiteMedSAM quantized to W8A8 without patient data.
+pub fn litemedsam_w8a8_model_dir() -> PathBuf {
+    repo_root()
+        .join("assets")
+        .join("models")
+        .join("litemedsam-w8a8")
+}
+
 /// One CHAOS T2 MR patient's axial slice with the most liver, in display orientation and 8-bit
 /// by `mr` (`lumen_datasets::chaos_mr`), with its labels (1 liver, 2 right kidney, 3 left
 /// kidney, 4 spleen).

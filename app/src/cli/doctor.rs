@@ -1,7 +1,7 @@
 //! `lumen doctor`: checks that this installation can run, one line a check, each `ok`, `warn`
 //! (works, with a limit) or `FAIL` with the fix. Exits non-zero when anything failed.
 
-use crate::models::{Origin, list_models, precision_label, user_models_dir};
+use crate::models::{Origin, list_models, user_models_dir};
 use anyhow::bail;
 use lumen_engine::model::SamModel;
 use lumen_engine::runtime::{SessionConfig, candidate_paths, library_version};
@@ -80,7 +80,7 @@ fn check_runtime(report: &mut Report) -> anyhow::Result<bool> {
 /// Every bundled model's files against their sha256 and, with a runtime, its sessions; the
 /// user's own models too, whose faults only warn (the bundled ones still work).
 fn check_models(report: &mut Report, runtime_ok: bool) -> anyhow::Result<()> {
-    let bundled_dir = crate::paths::assets_dir().join("models");
+    let bundled_dir = crate::paths::bundled_models_dir();
     let models = list_models(&bundled_dir, &user_models_dir());
     if !models.iter().any(|m| m.origin == Origin::Bundled) {
         let what = format!("no bundled model in {}", bundled_dir.display());
@@ -103,7 +103,7 @@ fn check_models(report: &mut Report, runtime_ok: bool) -> anyhow::Result<()> {
                 let what = format!(
                     "{origin} model {} ({}, {:.1} MB): every file matches its sha256{}",
                     model.name,
-                    precision_label(&bundle.manifest),
+                    bundle.manifest.precision.label(),
                     bundle.size_bytes() as f64 / 1e6,
                     if runtime_ok { ", and it opens" } else { "" }
                 );

@@ -13,7 +13,8 @@ use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, clap::Args)]
 pub struct QuantizeArgs {
-    /// Model bundle to requantize; default: the bundled model.
+    /// Model bundle to requantize (a quantized one stands for the full-precision bundle it was
+    /// made from); default: the default model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Folder for the new bundle (must not exist yet).
@@ -128,10 +129,22 @@ fn ship_synthetic(model: &std::path::Path, options: &RequantizeOptions) -> anyho
 }
 
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
-    let model = args
+    let chosen = args
         .model
         .clone()
         .unwrap_or_else(crate::paths::default_model_dir);
+    let catalogue = crate::models::list_models(
+        &crate::paths::bundled_models_dir(),
+        &crate::models::user_models_dir(),
+    );
+    let model = crate::models::requantization_source(&chosen, &catalogue)?;
+    if model != chosen {
+        super::note_stderr(format_args!(
+            "{} is quantized; requantizing the full-precision {} it was made from",
+            chosen.display(),
+            model.display()
+        ));
+    }
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.min_self_check),
         "--min-self-check {} must be a mask IoU from 0 to 1",

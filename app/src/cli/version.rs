@@ -25,7 +25,7 @@ pub fn run() -> anyhow::Result<()> {
         Ok(manifest) => outln!(
             "default model {} ({}): {}",
             manifest.name,
-            crate::models::precision_label(&manifest),
+            manifest.precision.label(),
             model_dir.display()
         )?,
         Err(error) => outln!("default model: cannot be read: {error}")?,

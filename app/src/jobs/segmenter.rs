@@ -133,7 +133,7 @@ impl Worker {
         let manifest = &model.bundle().manifest;
         let _ = outbox.send(Reply::ModelReady {
             name: manifest.name.clone(),
-            precision: manifest.precision.kind.clone(),
+            precision: manifest.precision.label(),
             input_size: manifest.input_size,
         });
         wake();

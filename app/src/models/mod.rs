@@ -1,7 +1,7 @@
 //! The model catalogue: bundled models and the user's models folder (imported and requantized
 //! bundles), read from their manifests; importing a bundle folder into the user's folder.
 
-use lumen_engine::model::{Manifest, ModelBundle, read_manifest};
+use lumen_engine::model::{ModelBundle, read_manifest};
 use std::path::{Path, PathBuf};
 
 /// Where a model comes from.
@@ -22,6 +22,9 @@ pub struct ModelEntry {
     pub origin: Origin,
     /// What its model card measured, in a line ("box Dice BTCV 0.866 · …"); empty if nothing.
     pub measured: String,
+    pub encoder_sha256: String,
+    /// For a quantized bundle, the encoder of the FP32 bundle it was made from.
+    pub base_encoder_sha256: Option<String>,
 }
 
 /// The `[accuracy]` box Dice keys shown in the catalogue, with their labels.
@@ -80,25 +83,9 @@ pub fn list_models(bundled_dir: &Path, user_dir: &Path) -> Vec<ModelEntry> {
     all
 }
 
-/// "fp32", or "W4A8" etc. for a quantized bundle.
-pub fn precision_label(manifest: &Manifest) -> String {
-    if manifest.precision.kind != "quantized" {
-        return manifest.precision.kind.clone();
-    }
-    let bits = |key: &str| {
-        manifest
-            .precision
-            .details
-            .get(key)
-            .map(|v| v.to_string().trim_matches('"').to_string())
-            .unwrap_or_else(|| "?".into())
-    };
-    format!("W{}A{}", bits("weight_bits"), bits("activation_bits"))
-}
-
 fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
     let manifest = read_manifest(dir).ok()?;
-    let precision = precision_label(&manifest);
+    let precision = manifest.precision.label();
     let size_bytes = manifest
         .files
         .entries()
@@ -112,7 +99,37 @@ fn entry(dir: &Path, origin: Origin) -> Option<ModelEntry> {
         size_bytes,
         origin,
         measured: measured(&manifest.accuracy),
+        encoder_sha256: manifest.files.encoder.sha256.clone(),
+        base_encoder_sha256: manifest
+            .precision
+            .detail("base_encoder_sha256")
+            .map(str::to_string),
     })
+}
+
+/// The bundle a requantization of `dir` starts from: `dir` itself when it is full precision,
+/// else the FP32 bundle in `catalogue` it was quantized from (quantizing a quantized graph
+/// again would compound the error, and only the FP32 bundle ships the synthetic set).
+pub fn requantization_source(dir: &Path, catalogue: &[ModelEntry]) -> anyhow::Result<PathBuf> {
+    let manifest = read_manifest(dir)?;
+    let precision = &manifest.precision;
+    if !precision.is_quantized() {
+        return Ok(dir.to_path_buf());
+    }
+    let base_sha = precision.detail("base_encoder_sha256");
+    let base_name = precision.detail("base_model").unwrap_or("an unnamed model");
+    catalogue
+        .iter()
+        .find(|e| e.base_encoder_sha256.is_none() && Some(e.encoder_sha256.as_str()) == base_sha)
+        .map(|e| e.dir.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is a quantized copy ({}) of '{base_name}', whose full-precision bundle is \
+                 neither bundled nor in your models folder; import it to requantize",
+                dir.display(),
+                precision.label()
+            )
+        })
 }
 
 /// Copies the bundle in `source` into `user_dir` after verifying it (manifest and checksums),
@@ -177,6 +194,7 @@ mod tests {
         assert!(bundled.iter().all(|m| m.size_bytes > 1_000_000));
         let names: Vec<&str> = bundled.iter().map(|m| m.name.as_str()).collect();
         assert!(names.contains(&"litemedsam"), "{names:?}");
+        assert!(names.contains(&"litemedsam-w8a8"), "{names:?}");
         let starter_line = &bundled
             .iter()
             .find(|m| m.name == "ct-starter")
@@ -205,6 +223,26 @@ mod tests {
         let after = list_models(&starter(), user.path());
         assert_eq!(after.iter().filter(|m| m.origin == Origin::User).count(), 2);
         assert!(ModelBundle::open(&second).is_ok(), "the copy verifies");
+    }
+
+    #[test]
+    fn the_default_w8a8_model_is_requantized_from_its_bundled_fp32_original() {
+        let user = tempfile::tempdir().unwrap();
+        let catalogue = list_models(&starter(), user.path());
+        let fp = starter().join("litemedsam");
+        let w8a8 = starter().join("litemedsam-w8a8");
+        let entry = catalogue.iter().find(|e| e.dir == w8a8).unwrap();
+        assert_eq!(entry.precision, "W8A8");
+        assert_eq!(requantization_source(&w8a8, &catalogue).unwrap(), fp);
+        assert_eq!(requantization_source(&fp, &catalogue).unwrap(), fp);
+
+        let without_fp: Vec<_> = catalogue.into_iter().filter(|e| e.dir != fp).collect();
+        let err = requantization_source(&w8a8, &without_fp).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("W8A8") && text.contains("'litemedsam'"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl LumenApp {
         let wake: Waker = Arc::new(move || repaint.request_repaint());
         let model_panel = ModelPanel::new(
             model_dir.clone(),
-            crate::paths::assets_dir().join("models"),
+            crate::paths::bundled_models_dir(),
             crate::models::user_models_dir(),
         );
         let (segmenter, model) = match Segmenter::start(model_dir, wake.clone()) {

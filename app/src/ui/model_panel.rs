@@ -92,13 +92,21 @@ impl ModelPanel {
         self.running.is_some()
     }
 
-    /// Starts requantizing the active model with the current settings into the user folder.
+    /// Starts requantizing the active model (or, when it is quantized, the full-precision
+    /// bundle it was made from) with the current settings into the user folder.
     pub fn start_requantize(&mut self, wake: Waker) {
         let s = self.settings;
+        let source = match models::requantization_source(&self.active, &self.entries) {
+            Ok(source) => source,
+            Err(e) => {
+                self.message = Some(format!("{e:#}"));
+                return;
+            }
+        };
         let base = self
             .entries
             .iter()
-            .find(|e| e.dir == self.active)
+            .find(|e| e.dir == source)
             .map_or("model".to_string(), |e| e.name.clone());
         let tag = format!(
             "w{}a{}",
@@ -127,7 +135,7 @@ impl ModelPanel {
             session: SessionConfig::default(),
             min_self_check_iou: lumen_engine::quant::DEFAULT_MIN_SELF_CHECK_IOU,
         };
-        match Requantizer::start(self.active.clone(), out, options, wake) {
+        match Requantizer::start(source, out, options, wake) {
             Ok(job) => {
                 self.running = Some(Running {
                     job,
@@ -279,7 +287,8 @@ impl ModelPanel {
             .collapsible(false)
             .show(ctx, |ui| {
                 ui.label(
-                    "Makes a smaller, faster copy of the active model. Calibration images are \
+                    "Makes a smaller, faster copy of the active model (of its full-precision \
+                     original when it is quantized already). Calibration images are \
                      synthesized from the model itself: no patient image is used.",
                 );
                 let s = &mut self.settings;

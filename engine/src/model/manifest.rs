@@ -140,6 +140,31 @@ pub struct Precision {
     pub details: BTreeMap<String, toml::Value>,
 }
 
+impl Precision {
+    pub fn is_quantized(&self) -> bool {
+        self.kind == "quantized"
+    }
+
+    /// "fp32", or "W4A8" etc. for a quantized bundle.
+    pub fn label(&self) -> String {
+        if !self.is_quantized() {
+            return self.kind.clone();
+        }
+        let bits = |key: &str| {
+            self.details
+                .get(key)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "?".into())
+        };
+        format!("W{}A{}", bits("weight_bits"), bits("activation_bits"))
+    }
+
+    /// A text detail of a quantized bundle (`base_model`, `base_encoder_sha256`, …).
+    pub fn detail(&self, key: &str) -> Option<&str> {
+        self.details.get(key).and_then(toml::Value::as_str)
+    }
+}
+
 /// The ONNX files of the SAM split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

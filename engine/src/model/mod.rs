@@ -9,6 +9,7 @@ mod preprocess;
 mod prompt;
 mod resize;
 mod sam;
+mod unsigned_weights;
 
 pub use bundle::{MANIFEST_FILE, ModelBundle, read_manifest, sha256_file};
 pub use error::ModelError;
@@ -21,3 +22,4 @@ pub use preprocess::{InputFrame, InputRecipe, encoder_input};
 pub use prompt::{BoxPrompt, Point, Prompt};
 pub use resize::resize_area;
 pub use sam::{Embedding, Prediction, SamModel};
+pub use unsigned_weights::{int8_kernels_saturate, to_unsigned_weights};

@@ -87,7 +87,7 @@ impl SamModel {
     /// Opens and verifies the bundle in `dir` and starts its sessions.
     pub fn load(dir: &Path, config: &SessionConfig) -> Result<Self, ModelError> {
         let bundle = ModelBundle::open(dir)?;
-        let encoder = load_session(&bundle.encoder_path, config)?;
+        let encoder = load_encoder(&bundle, config)?;
         let decoder = load_decoder_without_masks(&bundle.decoder_path, config)?;
         check_names(
             &encoder,
@@ -366,6 +366,26 @@ fn load_decoder_without_masks(path: &Path, config: &SessionConfig) -> Result<Ses
         && let Ok(session) = load_session_from_memory(&bytes, &path.display().to_string(), config)
     {
         return Ok(session);
+    }
+    Ok(load_session(path, config)?)
+}
+
+/// The encoder, its int8 weights made uint8 where this CPU's int8 kernels would saturate
+/// (`unsigned_weights`). A float bundle is opened from its file as it is.
+fn load_encoder(bundle: &ModelBundle, config: &SessionConfig) -> Result<Session, ModelError> {
+    let path = &bundle.encoder_path;
+    if bundle.manifest.precision.is_quantized() && super::int8_kernels_saturate() {
+        let unreadable = |e: graph::GraphError| {
+            contract(
+                path,
+                &format!("its int8 weights cannot be made uint8 for this CPU: {e}"),
+            )
+        };
+        let mut model = graph::Model::load(path).map_err(unreadable)?;
+        if super::to_unsigned_weights(&mut model).map_err(unreadable)? > 0 {
+            let name = path.display().to_string();
+            return Ok(load_session_from_memory(&model.to_bytes(), &name, config)?);
+        }
     }
     Ok(load_session(path, config)?)
 }

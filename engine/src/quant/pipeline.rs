@@ -264,6 +264,15 @@ fn check_arguments(
         )));
     }
     let bundle = ModelBundle::open(model_dir)?;
+    let precision = &bundle.manifest.precision;
+    if precision.is_quantized() {
+        return Err(QuantError::Argument(format!(
+            "{} is already quantized ({}, made from '{}'); requantize its full-precision bundle",
+            model_dir.display(),
+            precision.label(),
+            precision.detail("base_model").unwrap_or("another model")
+        )));
+    }
     if let Calibration::Images(images) = &options.calibration {
         if images.len() < 2 {
             return Err(QuantError::Argument(format!(
