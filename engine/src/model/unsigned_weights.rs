@@ -29,20 +29,17 @@ pub fn int8_kernels_saturate() -> bool {
 /// Rewrites every int8 weight initializer of a `DequantizeLinear` (and its zero point) as
 /// uint8 shifted by 128; returns how many weights changed.
 pub fn to_unsigned_weights(model: &mut graph::Model) -> Result<usize, graph::GraphError> {
+    // only int8 initializers are read: int4 weights (packed) never reach a U8S8 kernel
+    let int8: HashSet<String> = (model.graph().initializer.iter())
+        .filter(|t| t.data_type == INT8)
+        .map(|t| t.name.clone())
+        .collect();
     let mut done: HashSet<String> = HashSet::new();
     let mut new_zero_points = Vec::new();
     let mut changed = 0;
     for index in 0..model.graph().node.len() {
         let node = &model.graph().node[index];
-        // only int8 initializers are read: int4 weights (packed) never reach a U8S8 kernel
-        let int8 = |name: &str| {
-            model
-                .graph()
-                .initializer
-                .iter()
-                .any(|t| t.name == name && t.data_type == INT8)
-        };
-        if node.op_type != "DequantizeLinear" || !int8(&node.input[0]) {
+        if node.op_type != "DequantizeLinear" || !int8.contains(&node.input[0]) {
             continue;
         }
         let (weight, scale) = (node.input[0].clone(), node.input[1].clone());
