@@ -97,6 +97,19 @@ pub fn opt_out_of_telemetry() {
     }
 }
 
+/// One intra-op thread pool, one thread per core, for every session that does not ask for its own
+/// thread count. With a pool per session, the threads of the session that ran last spin for work
+/// while the next session runs, and on a 2-core machine a box decoder followed by the click
+/// decoder each took twice their time alone (docs/benchmarks.md, "Sessions share one thread pool").
+fn shared_thread_pool() -> Result<ort::environment::GlobalThreadPoolOptions, RuntimeError> {
+    let failed = |e: ort::Error| RuntimeError::Environment(e.to_string());
+    ort::environment::GlobalThreadPoolOptions::default()
+        .with_intra_threads(session::cores())
+        .map_err(failed)?
+        .with_inter_threads(1)
+        .map_err(failed)
+}
+
 /// The process's environment and the library path, created on first use.
 fn environment() -> Result<&'static (ort::environment::Environment, PathBuf), RuntimeError> {
     ENVIRONMENT
@@ -110,6 +123,7 @@ fn environment() -> Result<&'static (ort::environment::Environment, PathBuf), Ru
             let environment = builder
                 .with_name("lumen")
                 .with_telemetry(false)
+                .with_global_thread_pool(shared_thread_pool()?)
                 .build()
                 .map_err(|e| RuntimeError::Environment(e.to_string()))?;
             Ok((environment, path))

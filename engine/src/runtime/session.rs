@@ -1,4 +1,5 @@
-//! Sessions with Lumen's settings: full graph optimization, intra-op threads = cores.
+//! Sessions with Lumen's settings: full graph optimization, the process's shared thread pool of one
+//! thread per core (or a pool of their own, when a thread count is asked for).
 
 use super::{RuntimeError, environment};
 use ort::session::{Session, builder::GraphOptimizationLevel};
@@ -7,7 +8,8 @@ use std::path::Path;
 /// How a session runs. The default uses every core and all graph optimizations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Threads for one operator; 0 means one per available core.
+    /// Threads for one operator. 0: the process's shared pool, one thread per core, which is what
+    /// the app runs. Any other number: a pool of that many threads for this session alone.
     pub intra_threads: usize,
     /// Graph optimizations (constant folding, fusions); off only for debugging.
     pub optimize: bool,
@@ -22,15 +24,12 @@ impl Default for SessionConfig {
     }
 }
 
-impl SessionConfig {
-    fn threads(&self) -> usize {
-        if self.intra_threads > 0 {
-            self.intra_threads
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
-    }
+/// The cores this process may use: the size of the shared thread pool.
+pub(super) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
+impl SessionConfig {
     fn builder(&self, what: &str) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
         let (env, _) = environment()?;
         let fail = |e: String| RuntimeError::Session {
@@ -42,11 +41,17 @@ impl SessionConfig {
         } else {
             GraphOptimizationLevel::Disable
         };
-        Session::builder(env)
+        let builder = Session::builder(env)
             .map_err(|e| fail(e.to_string()))?
             .with_optimization_level(level)
+            .map_err(|e| fail(e.to_string()))?;
+        if self.intra_threads == 0 {
+            return Ok(builder);
+        }
+        builder
+            .with_independent_thread_pool()
             .map_err(|e| fail(e.to_string()))?
-            .with_intra_threads(self.threads())
+            .with_intra_threads(self.intra_threads)
             .map_err(|e| fail(e.to_string()))
     }
 }
