@@ -14,7 +14,7 @@ pub struct BenchArgs {
     /// Model bundle folder; default: the bundled model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Timed runs of each stage (after warm-up: one embedding, one box and one click).
+    /// Timed runs of each stage (after warm-up: one embedding, two boxes and two clicks).
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
     /// An 8-bit image to encode; default: a 512×512 synthetic slice (latency does not depend on content).
@@ -78,9 +78,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 
     // Prompts as a user makes them: boxes of varying size, then a correction click with the mask.
-    // The first box and the first click are not timed: a click goes to its own decoder session
-    // (when the bundle has one), whose first run, like the box decoder's, allocates its buffers.
-    const WARM_UP: usize = 2;
+    // The first two boxes and clicks are not timed: a click goes to its own decoder session (when
+    // the bundle has one), and each session's first runs grow its buffers (the first run took
+    // 2–3×, the next 1.2–1.4× the steady time on LiteMedSAM).
+    const WARM_UP: usize = 4;
     let (h, w) = image.dim();
     let mut predict_ms = Vec::with_capacity(runs);
     let mut previous = None;
