@@ -79,8 +79,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // Prompts as a user makes them: boxes of varying size, then a correction click with the mask.
     // The first two boxes and clicks are not timed: a click goes to its own decoder session (when
-    // the bundle has one), and each session's first runs grow its buffers (the first run took
-    // 2–3×, the next 1.2–1.4× the steady time on LiteMedSAM).
+    // the bundle has one), and each session's first runs grow its buffers (on LiteMedSAM the
+    // second box and click, once timed, took 1.3–1.4× the steady time).
     const WARM_UP: usize = 4;
     let (h, w) = image.dim();
     let mut predict_ms = Vec::with_capacity(runs);
