@@ -113,7 +113,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         model: model.bundle().manifest.name.clone(),
         runs,
         threads: if args.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            lumen_engine::runtime::cores()
         } else {
             args.threads
         },

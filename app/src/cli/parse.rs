@@ -46,7 +46,7 @@ pub fn parse_point(text: &str) -> Result<Point, String> {
 /// A thread count: 0 (one per core) up to four per core. More threads than that only contend
 /// (`--threads 999` on two cores ran for minutes without an answer).
 pub fn parse_threads(text: &str) -> Result<usize, String> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = lumen_engine::runtime::cores();
     let most = 4 * cores;
     match text.trim().parse::<usize>() {
         Ok(n) if n <= most => Ok(n),

@@ -5,7 +5,7 @@ mod library;
 mod session;
 
 pub use library::{LIBRARY_FILE, ORT_VERSION, candidate_paths, locate_library};
-pub use session::{SessionConfig, load_session, load_session_from_memory};
+pub use session::{SessionConfig, cores, load_session, load_session_from_memory};
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

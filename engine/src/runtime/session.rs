@@ -25,7 +25,7 @@ impl Default for SessionConfig {
 }
 
 /// The cores this process may use: the size of the shared thread pool.
-pub(super) fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
