@@ -109,19 +109,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         previous = Some(prediction.low_res_logits);
     }
 
+    let (threads, thread_pool) = match args.threads {
+        0 => (lumen_engine::runtime::cores(), "shared"),
+        n => (n, "per session"),
+    };
     let report = Report {
         model: model.bundle().manifest.name.clone(),
         runs,
-        threads: if args.threads == 0 {
-            lumen_engine::runtime::cores()
-        } else {
-            args.threads
-        },
-        thread_pool: if args.threads == 0 {
-            "shared"
-        } else {
-            "per session"
-        },
+        threads,
+        thread_pool,
         image: image_name,
         load_ms,
         embed: latency(&mut embed_ms),
