@@ -18,6 +18,7 @@ mod bench;
 mod doctor;
 mod eval;
 mod info;
+mod inspect;
 mod parse;
 pub mod quantize;
 mod segment;
@@ -53,6 +54,12 @@ pub enum Command {
         /// Model bundle folder (model.toml + encoder.onnx + decoder.onnx); default: the bundled model.
         model: Option<PathBuf>,
     },
+    /// Open a study folder, DICOM file or NIfTI file as the viewer would, and print the volume
+    /// found and every warning, or why it cannot be opened.
+    Inspect {
+        /// A folder of DICOM files, one DICOM file, or a `.nii` / `.nii.gz` volume.
+        path: PathBuf,
+    },
     /// Segment one 2D image with a box and/or points and write the mask as PNG.
     Segment(segment::SegmentArgs),
     /// Measure embed and predict latency and peak memory.
@@ -79,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Info { model }) => {
             info::run(&model.unwrap_or_else(crate::paths::default_model_dir))
         }
+        Some(Command::Inspect { path }) => inspect::run(&path),
         Some(Command::Segment(args)) => segment::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),

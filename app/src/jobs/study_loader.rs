@@ -63,6 +63,12 @@ pub fn open_series(
     })
 }
 
+/// Loads `folder` on this thread, as [`open_folder`] does in the background, without autosave:
+/// for the command line.
+pub fn load_now(folder: &Path) -> Result<LoadedStudy, String> {
+    load(folder, None, &LoadControl::default())
+}
+
 fn spawn_loader(
     wake: Waker,
     job: impl FnOnce() -> Result<LoadedStudy, String> + Send + 'static,
@@ -92,10 +98,7 @@ fn load(
     let mut notes: Vec<String> = discovery.problems.iter().map(|p| p.to_string()).collect();
     let Some(open) = (0..discovery.series.len()).max_by_key(|&i| discovery.series[i].slice_count)
     else {
-        return Err(format!(
-            "no DICOM image series found in {}",
-            folder.display()
-        ));
+        return Err(no_series(folder, &notes));
     };
     if discovery.series.len() > 1 {
         let series = &discovery.series[open];
@@ -107,6 +110,24 @@ fn load(
         ));
     }
     load_chosen(folder, discovery.series, open, notes, autosaves, control)
+}
+
+/// Why nothing opened: the folder, and the files left out with their reasons (the first few:
+/// damage usually repeats file after file).
+fn no_series(folder: &Path, problems: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut message = format!("no DICOM image series found in {}", folder.display());
+    if !problems.is_empty() {
+        message += &format!(
+            "; {} file(s) left out: {}",
+            problems.len(),
+            problems[..problems.len().min(SHOWN)].join("; ")
+        );
+        if problems.len() > SHOWN {
+            message += &format!("; and {} more", problems.len() - SHOWN);
+        }
+    }
+    message
 }
 
 fn load_chosen(

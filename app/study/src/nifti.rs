@@ -121,24 +121,55 @@ const MAX_NIFTI_BYTES: u64 = 1 << 30;
 fn check_declared_size(path: &Path) -> Result<()> {
     let header = NiftiHeader::from_file(path).map_err(|e| unreadable(path, e))?;
     let ndim = usize::from(header.dim[0]).clamp(1, 7);
-    let voxels = header.dim[1..=ndim]
+    let dims = &header.dim[1..=ndim];
+    let voxels = dims
         .iter()
         .try_fold(1u64, |n, d| n.checked_mul(u64::from(*d).max(1)));
     let bits = u64::from(header.bitpix.max(8).unsigned_abs());
     let bytes = voxels.and_then(|v| v.checked_mul(bits.div_ceil(8)));
-    match bytes {
-        Some(b) if b <= MAX_NIFTI_BYTES => Ok(()),
-        _ => Err(StudyError::invalid(
+    let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    let declares = format!(
+        "the header declares {} voxels of {bits} bits",
+        shape.join("×")
+    );
+    let Some(bytes) = bytes.filter(|b| *b <= MAX_NIFTI_BYTES) else {
+        return Err(StudyError::invalid(
             path,
             format!(
-                "the header declares {} voxels of {bits} bits ({}), more than the {} MiB Lumen \
-                 opens",
-                voxels.map_or("too many".into(), |v| v.to_string()),
+                "{declares} ({}), more than the {} MiB Lumen opens",
                 bytes.map_or("beyond 2^64 bytes".into(), |b| format!("{} MiB", b >> 20)),
                 MAX_NIFTI_BYTES >> 20
             ),
-        )),
+        ));
+    };
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    if is_gzip(path) && bytes > BOMB_FLOOR_BYTES && bytes / file_len.max(1) > MAX_GZIP_RATIO {
+        return Err(StudyError::invalid(
+            path,
+            format!(
+                "{declares} ({} MiB) in {} kB of gzip, more than {MAX_GZIP_RATIO}-fold: a \
+                 decompression bomb, not a scan",
+                bytes >> 20,
+                file_len >> 10
+            ),
+        ));
     }
+    Ok(())
+}
+
+/// Scans compress a few-fold and label maps up to a few hundred; a large volume that inflates
+/// further is made of nothing (zeros), and would take gigabytes for no image.
+const MAX_GZIP_RATIO: u64 = 200;
+/// Below this, a volume is small enough to open whatever its compression.
+const BOMB_FLOOR_BYTES: u64 = 256 << 20;
+
+/// Whether the file starts with gzip's magic number.
+fn is_gzip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
 pub(crate) fn read_nifti(path: &Path) -> Result<RawNifti> {

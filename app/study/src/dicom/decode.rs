@@ -344,6 +344,14 @@ pub(super) fn assemble(
     if let Some(w) = colour_warning(frames, probe.as_ref()) {
         warnings.push(w);
     }
+    if modality == Modality::Ct && ordered.iter().any(|h| !h.intercept_given) {
+        // Type 1 in a CT image: without it the stored values are shown as if they were HU
+        warnings.push(
+            "no Rescale Intercept (0028,1052) on a CT image: its stored values are shown as \
+             HU, which they may not be"
+                .to_string(),
+        );
+    }
     let inverted = probe.as_ref().is_some_and(|file| {
         let obj: &InMemDicomObject = file;
         get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).as_deref() == Some("MONOCHROME1")

@@ -433,6 +433,17 @@ pub(super) fn check_pixel_data(
             ),
         ));
     }
+    if let (Some(bits), Some(stored)) = (bits, dim(tags::BITS_STORED, None))
+        && (stored == 0 || stored > bits)
+    {
+        // masking to 0 bits blanks the image; more than allocated has no meaning
+        return Err(StudyError::invalid(
+            path,
+            format!(
+                "Bits Stored (0028,0101) {stored} is not within Bits Allocated (0028,0100) {bits}"
+            ),
+        ));
+    }
     let ts = file.meta().transfer_syntax().trim_end_matches('\0');
     let native = matches!(
         ts,

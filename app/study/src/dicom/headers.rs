@@ -97,6 +97,7 @@ fn file_header(path: &Path, file: &DefaultDicomObject, rows: u16, columns: u16) 
         instance_number: get_int(obj, tags::INSTANCE_NUMBER),
         slope: get_f64(obj, tags::RESCALE_SLOPE).unwrap_or(1.0),
         intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        intercept_given: get_f64(obj, tags::RESCALE_INTERCEPT).is_some(),
         window: window_of(obj),
         echo: get_str(obj, tags::ECHO_NUMBERS).unwrap_or_default(),
         temporal: get_str(obj, tags::TEMPORAL_POSITION_IDENTIFIER).unwrap_or_default(),
@@ -144,7 +145,10 @@ fn apply_functional_groups(
     }
     if let Some(t) = group_attr(pf, shared, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
         h.slope = get_f64(t, tags::RESCALE_SLOPE).unwrap_or(h.slope);
-        h.intercept = get_f64(t, tags::RESCALE_INTERCEPT).unwrap_or(h.intercept);
+        if let Some(intercept) = get_f64(t, tags::RESCALE_INTERCEPT) {
+            h.intercept = intercept;
+            h.intercept_given = true;
+        }
     }
     if let Some(w) = group_attr(pf, shared, tags::FRAME_VOILUT_SEQUENCE).and_then(window_of) {
         h.window = Some(w);

@@ -74,6 +74,8 @@ pub struct FrameHeader {
     pub slope: f64,
     /// Rescale intercept.
     pub intercept: f64,
+    /// Whether the file (or its functional groups) gave a Rescale Intercept.
+    pub intercept_given: bool,
     /// First window centre/width.
     pub window: Option<Window>,
     /// Echo Numbers.
