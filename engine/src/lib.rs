@@ -2,6 +2,8 @@
 
 pub mod eval;
 pub mod fsio;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod grad;
 pub mod graph;
 pub mod model;

@@ -7,6 +7,8 @@ pub mod brush;
 pub mod cut;
 mod document;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod interchange;
 pub mod organs;
 pub mod propagate;

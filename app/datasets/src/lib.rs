@@ -7,6 +7,8 @@
 pub mod btcv;
 pub mod chaos;
 pub mod chaos_mr;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod npy;
 pub mod npz;
 pub mod totalsegmentator;

@@ -5,6 +5,8 @@
 //! maps `(x, y, z, 1)` to DICOM patient coordinates (LPS, mm).
 
 pub mod dicom;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod geometry;
 pub mod modality;
 pub mod nifti;

@@ -5,9 +5,9 @@
 //! cargo +nightly fuzz run read_dicom corpus/read_dicom -- -max_len=16384 -rss_limit_mb=2048 -malloc_limit_mb=8192
 //! ```
 //!
-//! Findings (`artifacts/read_dicom/`) replay without the fuzzer, one per process under
-//! `/usr/bin/time -v` for its peak memory:
-//! `LUMEN_REPLAY=artifacts/read_dicom/oom-… cargo test -p lumen-tests --test study_dicom replay -- --ignored --nocapture`
+//! Findings (`artifacts/read_dicom/`) go, once understood, into `regressions/read_dicom/`, which
+//! `tests/tests/fuzz_regressions.rs` replays on every test run; `docs/hostile-input.md` has the
+//! counts.
 //!
 //! Lumen turns panics inside third-party parsers/codecs into per-file errors (`catch_unwind`), so the
 //! target lets a caught panic unwind (printing it) instead of aborting on it; a panic that escapes
@@ -22,8 +22,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             eprintln!("panic (caught unless it escapes): {info}")
         }));
     });
-    // must return Ok or a typed error
-    if let Ok(v) = lumen_study::dicom::load_bytes(std::path::Path::new("fuzz.dcm"), data) {
-        assert_eq!(v.voxels.len(), v.dims[0] * v.dims[1] * v.dims[2]);
+    if let Err(broken) = lumen_study::fuzzing::dicom_file(data) {
+        panic!("{broken}");
     }
 });

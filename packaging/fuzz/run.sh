@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fuzzes one target for a while, resuming from its corpus, and prints its execution count.
+#
+#   packaging/fuzz/run.sh TARGET SECONDS [JOBS]
+#
+# TARGET is one of: read_dicom read_nifti discover_tree (app/study), read_seg reimport_nifti
+# (app/annotation), read_npz (app/datasets), read_manifest (engine). The corpus lives in the
+# crate's `fuzz/corpus/TARGET` (git-ignored, kept on this machine), seeded from the committed
+# `fuzz/regressions/TARGET` and, for the readers of real files, from the shared data. Findings land
+# in `fuzz/artifacts/TARGET`; once understood and fixed, a finding is copied into
+# `fuzz/regressions/TARGET`, which the test suite replays. Needs the nightly toolchain and
+# cargo-fuzz (`cargo install cargo-fuzz`). Each run appends its count to fuzz/runs.tsv.
+set -euo pipefail
+target=${1:?target}
+seconds=${2:?seconds}
+jobs=${3:-1}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+shared="$repo/../shared/data"
+case "$target" in
+  read_dicom | read_nifti | discover_tree) crate=app/study ;;
+  read_seg | reimport_nifti) crate=app/annotation ;;
+  read_npz) crate=app/datasets ;;
+  read_manifest) crate=engine ;;
+  *) echo "unknown target $target" >&2; exit 2 ;;
+esac
+fuzz="$repo/$crate/fuzz"
+corpus="$fuzz/corpus/$target"
+mkdir -p "$corpus"
+cp -n "$fuzz/regressions/$target/"* "$corpus/" 2>/dev/null || true
+case "$target" in
+  read_dicom) cp -n "$shared"/pydicom_testfiles/MR_small*.dcm "$shared"/pydicom_testfiles/CT_small.dcm "$corpus/" ;;
+  read_nifti) ;; # the shared volumes are megabytes: past -max_len, so the small seeds serve
+esac
+log=$(mktemp)
+cd "$fuzz"
+# -max_len 64 KiB: room for a header, a small image and nested sequences; the RSS limit is the
+# crafted cases' 2 GiB, the malloc limit what one input may ask at once
+parallel=()
+if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
+rm -f fuzz-*.log
+cargo +nightly fuzz run "$target" "$corpus" -- \
+  -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=2048 -max_total_time="$seconds" \
+  -print_final_stats=1 "${parallel[@]}" 2>&1 | tee "$log" | grep -E "^#[0-9]+.*DONE" || true
+# one process prints its final stats to the run's output; parallel workers each to fuzz-N.log
+if [ "$jobs" -gt 1 ]; then stats=(fuzz-*.log); else stats=("$log"); fi
+execs=$(grep -h "stat::number_of_executed_units" "${stats[@]}" | awk '{s += $2} END {print s + 0}')
+rm -f fuzz-*.log "$log"
+echo -e "$(date -u +%F)\t$target\t$seconds s\t$jobs job(s)\t$execs executions\t$(git -C "$repo" rev-parse --short HEAD)" | tee -a "$repo/$crate/fuzz/runs.tsv"
