@@ -1,10 +1,11 @@
 //! The main window: study on the left of the work, slice view in the centre, segments and model
 //! on the right. All heavy work goes to `jobs`; this only reads state and sends requests.
 
+use super::command::Command;
 use super::dialogs::Dialogs;
 use super::model_panel::ModelPanel;
 use super::model_state::ModelState;
-use super::shortcuts::{self, Command};
+use super::shortcuts;
 use crate::jobs::Waker;
 use crate::jobs::segmenter::{Request, Segmenter};
 use crate::jobs::study_loader::{self, LoadedStudy};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
+mod apply;
 mod autosave;
 mod editing;
 mod files;
@@ -147,6 +149,9 @@ pub enum Direction {
 impl LumenApp {
     /// Starts the segmenter on `model_dir` and, if given, opens `study_dir`.
     pub fn new(ctx: &egui::Context, model_dir: PathBuf, study_dir: Option<&Path>) -> Self {
+        // A frame whose commands changed the state is drawn again (`apply_all`); a grid shown
+        // for the first time in that pass needs one more to size itself.
+        ctx.options_mut(|o| o.max_passes = std::num::NonZeroUsize::MIN.saturating_add(2));
         let repaint = ctx.clone();
         let wake: Waker = Arc::new(move || repaint.request_repaint());
         let model_panel = ModelPanel::new(
@@ -356,7 +361,8 @@ impl LumenApp {
         }
     }
 
-    fn handle_keys(&mut self, ctx: &egui::Context) {
+    /// The commands of this frame's keys (and a dropped file, which opens its folder).
+    fn handle_keys(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) {
         // an open dialog takes the keyboard (its Esc cancels it, not the prompt)
         if self.dialogs.is_open() {
             return;
@@ -369,31 +375,11 @@ impl LumenApp {
             } else {
                 path.parent().map(Path::to_path_buf).unwrap_or(path)
             };
-            self.open_folder(&folder);
+            commands.push(Command::OpenStudy(folder));
         }
         // Keys typed into a text field (a segment's name) are not shortcuts, but for F1.
         let typing = ctx.egui_wants_keyboard_input();
-        for command in shortcuts::pressed(ctx, typing) {
-            self.run(command, ctx);
-        }
-    }
-
-    /// Does what a shortcut asks.
-    fn run(&mut self, command: Command, ctx: &egui::Context) {
-        match command {
-            Command::OpenFolder => self.pick_folder(),
-            // on_exit saves the annotation before the window goes
-            Command::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
-            Command::Undo => self.undo(),
-            Command::Redo => self.redo(),
-            Command::AcceptPreview => self.accept_preview(),
-            Command::ClearPrompt => self.clear_prompt(),
-            Command::ToggleHelp => self.show_shortcuts = !self.show_shortcuts,
-            Command::NextSlice => self.step_slices(1),
-            Command::PreviousSlice => self.step_slices(-1),
-            Command::TenSlicesOn => self.step_slices(10),
-            Command::TenSlicesBack => self.step_slices(-10),
-        }
+        commands.extend(shortcuts::pressed(ctx, typing));
     }
 
     /// Switches to the model in `dir`: a new segmenter (the old one's thread ends when its
@@ -428,25 +414,28 @@ impl eframe::App for LumenApp {
         self.poll_jobs();
         self.poll_writes();
         self.poll_autosave(&ctx);
-        self.handle_keys(&ctx);
+        // Each region's commands are applied as soon as it is drawn, so the regions after it
+        // (the side panel before the views) see what they changed, as the user does.
+        let mut commands = Vec::new();
+        self.handle_keys(&ctx, &mut commands);
+        self.apply_all(&mut commands, &ctx);
         self.refresh_textures(&ctx);
         self.persist_settings();
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
-                self.open_buttons(ui);
+                screens::open_buttons(ui, &mut commands);
                 if ui
                     .add_enabled(self.study.is_some(), egui::Button::new("Fit view"))
                     .clicked()
-                    && let Some(study) = &mut self.study
                 {
-                    study.zoom = 1.0;
-                    study.pan = Vec2::ZERO;
+                    commands.push(Command::FitView);
                 }
                 if ui.button("Shortcuts (F1)").clicked() {
-                    self.show_shortcuts = !self.show_shortcuts;
+                    commands.push(Command::ToggleHelp);
                 }
             });
         });
+        self.apply_all(&mut commands, &ctx);
         let mut shown = self.show_shortcuts;
         egui::Window::new("Keyboard and mouse")
             .open(&mut shown)
@@ -463,12 +452,13 @@ impl eframe::App for LumenApp {
         self.show_shortcuts = shown;
         egui::Panel::right("side")
             .min_size(260.0)
-            .show(ui, |ui| self.side_panel(ui));
+            .show(ui, |ui| self.side_panel(ui, &mut commands));
+        self.apply_all(&mut commands, &ctx);
         egui::Panel::bottom("status").show(ui, |ui| {
             // wrapped, so a long note (a failed restore's reason, a long path) is read whole
             ui.horizontal_wrapped(|ui| {
                 if self.loading.is_some() {
-                    self.load_progress(ui);
+                    self.load_progress(ui, &mut commands);
                 }
                 if let Some(study) = &self.study {
                     ui.label(format!("Slice {}/{}", study.z + 1, study.volume.dims[2]));
@@ -484,7 +474,8 @@ impl eframe::App for LumenApp {
                 }
             });
         });
-        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui, &mut commands));
+        self.apply_all(&mut commands, &ctx);
         if let Some(answer) = self.dialogs.show(&ctx) {
             self.answered(answer);
         }

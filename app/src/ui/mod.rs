@@ -1,6 +1,7 @@
 //! The desktop window.
 
 pub mod app;
+pub mod command;
 pub mod desktop;
 pub mod dialogs;
 pub mod file_chooser;

@@ -1,23 +1,8 @@
 //! The keyboard shortcuts: one table that both decides what a key does and fills the F1 help,
 //! so the two cannot drift apart.
 
+use super::command::Command;
 use egui::{Key, KeyboardShortcut, ModifierNames, Modifiers};
-
-/// What a shortcut asks the app to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    OpenFolder,
-    AcceptPreview,
-    ClearPrompt,
-    Undo,
-    Redo,
-    NextSlice,
-    PreviousSlice,
-    TenSlicesOn,
-    TenSlicesBack,
-    ToggleHelp,
-    Quit,
-}
 
 /// One key (with its modifiers) and what it does.
 pub struct Shortcut {
@@ -43,12 +28,18 @@ const fn shortcut(
     }
 }
 
+/// `shortcut`, also taken while a text field has the keyboard.
+const fn while_typing(mut shortcut: Shortcut) -> Shortcut {
+    shortcut.while_typing = true;
+    shortcut
+}
+
 const CTRL: Modifiers = Modifiers::COMMAND;
 const NONE: Modifiers = Modifiers::NONE;
 
 /// Every shortcut, in the order the help lists them. Ctrl+Shift+Z comes before Ctrl+Z: egui
 /// matches Ctrl+Z whatever Shift is, so redo must take its keys first.
-pub const SHORTCUTS: [Shortcut; 11] = [
+pub static SHORTCUTS: [Shortcut; 11] = [
     shortcut(CTRL, Key::O, Command::OpenFolder, "open a study folder"),
     shortcut(
         NONE,
@@ -81,10 +72,12 @@ pub const SHORTCUTS: [Shortcut; 11] = [
     ),
     shortcut(NONE, Key::PageDown, Command::TenSlicesOn, "ten slices on"),
     shortcut(NONE, Key::PageUp, Command::TenSlicesBack, "ten slices back"),
-    Shortcut {
-        while_typing: true,
-        ..shortcut(NONE, Key::F1, Command::ToggleHelp, "show or hide this help")
-    },
+    while_typing(shortcut(
+        NONE,
+        Key::F1,
+        Command::ToggleHelp,
+        "show or hide this help",
+    )),
     shortcut(CTRL, Key::Q, Command::Quit, "save the annotation and quit"),
 ];
 
@@ -117,7 +110,7 @@ pub fn pressed(ctx: &egui::Context, typing: bool) -> Vec<Command> {
                     input.consume_shortcut(&s.key)
                 }
             })
-            .map(|s| s.command)
+            .map(|s| s.command.clone())
             .collect()
     })
 }

@@ -7,6 +7,7 @@ use super::super::file_chooser::home_dir;
 use super::super::model_state::ModelInfo;
 use super::LumenApp;
 use crate::jobs::writer::{self, Format, WriteJob};
+use crate::ui::command::Command;
 use std::path::{Path, PathBuf};
 
 impl LumenApp {
@@ -192,7 +193,7 @@ impl LumenApp {
     }
 
     /// Quick export to the export folder, Save as… anywhere, and the export folder setting.
-    pub(super) fn export_section(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn export_section(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.heading("Export");
         let can = self.study.is_some();
         let mut save_as = None;
@@ -204,7 +205,7 @@ impl LumenApp {
                     .on_hover_text(&folder)
                     .clicked()
                 {
-                    self.export(format);
+                    commands.push(Command::Export(format));
                 }
             }
             ui.add_enabled_ui(can, |ui| {
@@ -224,11 +225,11 @@ impl LumenApp {
                 self.export_folder.display()
             ));
             if ui.small_button("Change…").clicked() {
-                self.ask(Purpose::ExportFolder);
+                commands.push(Command::Ask(Purpose::ExportFolder));
             }
         });
         if let Some(format) = save_as {
-            self.ask(Purpose::SaveAs(format));
+            commands.push(Command::Ask(Purpose::SaveAs(format)));
         }
     }
 

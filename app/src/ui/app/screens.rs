@@ -1,11 +1,12 @@
 //! The start screen and the study loading progress.
 
 use super::LumenApp;
+use crate::ui::command::Command;
 
 impl LumenApp {
     /// The load in flight: files found and read while the folder is searched, then images
     /// decoded of the series; and Cancel.
-    pub(super) fn load_progress(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn load_progress(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let (fraction, text) = load_stage(&self.load_control);
         ui.add(
             egui::ProgressBar::new(fraction)
@@ -13,27 +14,12 @@ impl LumenApp {
                 .text(text),
         );
         if ui.button("Cancel loading").clicked() {
-            self.load_control
-                .cancel
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    /// Open folder, Open file and Open sample study (in the menu and on the start screen).
-    pub(super) fn open_buttons(&mut self, ui: &mut egui::Ui) {
-        if ui.button("Open folder…").clicked() {
-            self.pick_folder();
-        }
-        if ui.button("Open file…").clicked() {
-            self.pick_file();
-        }
-        if ui.button("Open sample study").clicked() {
-            self.open_folder(&crate::paths::sample_study_dir());
+            commands.push(Command::CancelLoading);
         }
     }
 
     /// What shows before a study is open: how to open one, and the recent studies.
-    pub(super) fn start_screen(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn start_screen(&self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.vertical_centered(|ui| {
             ui.add_space(80.0);
             ui.heading("Lumen");
@@ -44,22 +30,34 @@ impl LumenApp {
                 ui.label("Opening the study…");
                 return;
             }
-            self.open_buttons(ui);
+            open_buttons(ui, commands);
             ui.label("…or drop a DICOM folder or file on this window.");
             if !self.recent.is_empty() {
                 ui.add_space(16.0);
                 ui.strong("Recent studies");
-                let mut chosen = None;
                 for folder in &self.recent {
                     if ui.link(folder.display().to_string()).clicked() {
-                        chosen = Some(folder.clone());
+                        commands.push(Command::OpenStudy(folder.clone()));
                     }
-                }
-                if let Some(folder) = chosen {
-                    self.open_folder(&folder);
                 }
             }
         });
+    }
+}
+
+/// Open folder…, Open file…, Open sample study: on the start screen and in the menu bar.
+pub(super) fn open_buttons(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+    for (text, command) in [
+        ("Open folder…", Command::OpenFolder),
+        ("Open file…", Command::OpenFile),
+        (
+            "Open sample study",
+            Command::OpenStudy(crate::paths::sample_study_dir()),
+        ),
+    ] {
+        if ui.button(text).clicked() {
+            commands.push(command);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::LumenApp;
 use crate::jobs::study_loader;
+use crate::ui::command::Command;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -20,7 +21,7 @@ pub(super) struct SeriesBrowser {
 impl LumenApp {
     /// The series of the open folder: thumbnail, description, modality, slices and warnings;
     /// another one opens in the background.
-    pub(super) fn series_browser(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn series_browser(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         if self.browser.series.len() < 2 {
             return;
         }
@@ -75,7 +76,7 @@ impl LumenApp {
                 }
             });
         if let Some(i) = chosen {
-            self.open_series(i);
+            commands.push(Command::OpenSeries(i));
         }
         ui.separator();
     }

@@ -1,6 +1,9 @@
-//! The side panel: series, tools, segments, window, export and model, top to bottom.
+//! The side panel: series, tools, segments, window, export and model, top to bottom. Its
+//! widgets keep the view's own choices (the tool, the brush size); what they ask of the study,
+//! the document or the model goes out as commands.
 
 use super::{Direction, LumenApp, Tool};
+use crate::ui::command::Command;
 use crate::ui::dialogs::Purpose;
 use crate::ui::model_panel::Action;
 use lumen_annotation::statistics::SegmentStatistics;
@@ -8,23 +11,23 @@ use lumen_study::PRESETS;
 use lumen_study::reformat::Cut;
 
 impl LumenApp {
-    pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
-        self.series_browser(ui);
-        self.tools_section(ui);
+    pub(super) fn side_panel(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        self.series_browser(ui, commands);
+        self.tools_section(ui, commands);
         ui.separator();
-        self.segments_section(ui);
+        self.segments_section(ui, commands);
         if self.study.is_some() {
             ui.separator();
-            self.window_section(ui);
+            self.window_section(ui, commands);
         }
         ui.separator();
-        self.export_section(ui);
+        self.export_section(ui, commands);
         ui.separator();
-        self.model_section(ui);
+        self.model_section(ui, commands);
     }
 
     /// The prompt and brush tools, accept/clear, and propagation with its progress.
-    fn tools_section(&mut self, ui: &mut egui::Ui) {
+    fn tools_section(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.heading("Tools");
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tool, Tool::Box, "Box");
@@ -41,10 +44,10 @@ impl LumenApp {
                 .add_enabled(self.preview.is_some(), egui::Button::new("Accept (Enter)"))
                 .clicked()
             {
-                self.accept_preview();
+                commands.push(Command::AcceptPreview);
             }
             if ui.button("Clear (Esc)").clicked() {
-                self.clear_prompt();
+                commands.push(Command::ClearPrompt);
             }
         });
         ui.horizontal(|ui| {
@@ -56,7 +59,7 @@ impl LumenApp {
                 ("Both", Direction::Both),
             ] {
                 if ui.add_enabled(can, egui::Button::new(text)).clicked() {
-                    self.propagate(direction);
+                    commands.push(Command::Propagate(direction));
                 }
             }
         });
@@ -72,14 +75,14 @@ impl LumenApp {
             };
             ui.add(egui::ProgressBar::new(fraction).text(format!("{} {unit}", p.done)));
             if ui.button("Cancel").clicked() {
-                self.cancel_propagation();
+                commands.push(Command::CancelPropagation);
             }
         }
     }
 
     /// The segments: a new one from the organ list, and each one's colour, name, visibility,
     /// lock and volume.
-    fn segments_section(&mut self, ui: &mut egui::Ui) {
+    fn segments_section(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.heading("Segments");
         egui::ComboBox::from_label("new segment")
             .selected_text(&self.new_segment_name)
@@ -90,7 +93,7 @@ impl LumenApp {
             });
         let Some(study) = &mut self.study else { return };
         if ui.button("Add segment").clicked() {
-            self.active_label = study.document.add_segment(&self.new_segment_name);
+            commands.push(Command::AddSegment(self.new_segment_name.clone()));
         }
         let z = study.z;
         let table = study
@@ -114,7 +117,7 @@ impl LumenApp {
             ui.horizontal(|ui| {
                 ui.color_edit_button_srgb(&mut edited.color);
                 if ui.selectable_label(active, &edited.name).clicked() {
-                    self.active_label = Some(label);
+                    commands.push(Command::SelectSegment(label));
                 }
                 ui.checkbox(&mut edited.visible, "show");
                 ui.checkbox(&mut edited.locked, "lock");
@@ -126,10 +129,8 @@ impl LumenApp {
                         .labelled_by(caption.id);
                 });
             }
-            if edited != *before
-                && let Some(segment) = study.document.segment_mut(label)
-            {
-                *segment = edited;
+            if edited != *before {
+                commands.push(Command::EditSegment(edited));
             }
             ui.label(format!(
                 "   {volume:.1} mL, {:.0} mm² on this slice",
@@ -142,13 +143,13 @@ impl LumenApp {
     }
 
     /// Window presets, the current window and the histogram.
-    fn window_section(&mut self, ui: &mut egui::Ui) {
+    fn window_section(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let Some(study) = &mut self.study else { return };
         ui.heading("Window");
         ui.horizontal_wrapped(|ui| {
             for preset in PRESETS {
                 if ui.button(preset.name).clicked() {
-                    study.window = preset.window;
+                    commands.push(Command::SetWindow(preset.window));
                 }
             }
         });
@@ -172,7 +173,7 @@ impl LumenApp {
     }
 
     /// The model line (with timings when asked for) and the model panel's list.
-    fn model_section(&mut self, ui: &mut egui::Ui) {
+    fn model_section(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let can_switch = self.propagation.is_none();
         let timings = if self.show_timings {
             self.latency
@@ -188,8 +189,8 @@ impl LumenApp {
             _ => model,
         };
         match self.model_panel.show(ui, &status, can_switch, &self.wake) {
-            Some(Action::Use(dir)) => self.use_model(dir),
-            Some(Action::PickImport) => self.ask(Purpose::ImportModel),
+            Some(Action::Use(dir)) => commands.push(Command::UseModel(dir)),
+            Some(Action::PickImport) => commands.push(Command::Ask(Purpose::ImportModel)),
             None => {}
         }
     }

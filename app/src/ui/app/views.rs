@@ -3,6 +3,7 @@
 
 use super::textures::{preview_yellow, segment_colours, set_texture};
 use super::{LumenApp, Tool};
+use crate::ui::command::Command;
 use crate::ui::viewport::{self, Gesture, Mode, Placement};
 use egui::{Color32, ColorImage, Pos2, Rect, TextureHandle, TextureOptions, UiBuilder, Vec2};
 use lumen_engine::model::Prompt;
@@ -41,9 +42,9 @@ pub struct PlaneTextures {
 const ACROSS: [Across; 2] = [Across::Row, Across::Column];
 
 impl LumenApp {
-    pub(super) fn central(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn central(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let Some(study) = &self.study else {
-            self.start_screen(ui);
+            self.start_screen(ui, commands);
             return;
         };
         let nz = study.volume.dims[2];
@@ -51,7 +52,7 @@ impl LumenApp {
         ui.horizontal(|ui| {
             let slider = ui.add(egui::Slider::new(&mut z, 0..=nz.saturating_sub(1)).text("slice"));
             if slider.changed() {
-                self.go_to_slice(z);
+                commands.push(Command::GoToSlice(z));
             }
             ui.separator();
             ui.selectable_value(&mut self.layout, Layout::Single, "One plane");
