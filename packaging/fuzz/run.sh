@@ -44,5 +44,12 @@ cargo +nightly fuzz run "$target" "$corpus" -- \
 # one process prints its final stats to the run's output; parallel workers each to fuzz-N.log
 if [ "$jobs" -gt 1 ]; then stats=(fuzz-*.log); else stats=("$log"); fi
 execs=$(grep -h "stat::number_of_executed_units" "${stats[@]}" | awk '{s += $2} END {print s + 0}')
-rm -f fuzz-*.log "$log"
+if ! grep -q "DONE" "$log" "${stats[@]}"; then
+  # ended before its time: a finding (in fuzz/artifacts/TARGET) or the fuzzer's own failure
+  echo "$target stopped early; its output is kept in $log:" >&2
+  grep -vE "NEW|REDUCE|pulse|Uses:" "$log" | tail -n 40 >&2
+else
+  rm -f "$log"
+fi
+rm -f fuzz-*.log
 echo -e "$(date -u +%F)\t$target\t$seconds s\t$jobs job(s)\t$execs executions\t$(git -C "$repo" rev-parse --short HEAD)" | tee -a "$repo/$crate/fuzz/runs.tsv"

@@ -11,9 +11,14 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let (volume, notes) = open(path).map_err(anyhow::Error::msg)?;
     let [nx, ny, nz] = volume.dims;
     let [sx, sy, sz] = volume.spacing;
-    let (low, high) = value_range(&volume);
+    let (low, high) = volume.value_range();
+    let non_finite = volume.voxels.iter().filter(|v| !v.is_finite()).count();
+    let non_finite = match non_finite {
+        0 => String::new(),
+        n => format!(" ({n} voxels not finite)"),
+    };
     outln!(
-        "volume   {nx}×{ny}×{nz} {}, spacing {sx:.3}×{sy:.3}×{sz:.3} mm, values {low}…{high}",
+        "volume   {nx}×{ny}×{nz} {}, spacing {sx:.3}×{sy:.3}×{sz:.3} mm, values {low}…{high}{non_finite}",
         volume.modality
     )?;
     outln!("series   {}", volume.series_description)?;
@@ -39,16 +44,4 @@ fn open(path: &Path) -> Result<(Volume, Vec<String>), String> {
     .map_err(|e| e.to_string())?;
     let notes = volume.warnings.clone();
     Ok((volume, notes))
-}
-
-/// The lowest and highest voxel values (NaN and infinities are reported as they are).
-fn value_range(volume: &Volume) -> (f32, f32) {
-    let mut range = (f32::INFINITY, f32::NEG_INFINITY);
-    for &v in &volume.voxels {
-        if v.is_nan() {
-            return (f32::NAN, f32::NAN);
-        }
-        range = (range.0.min(v), range.1.max(v));
-    }
-    range
 }
