@@ -9,7 +9,8 @@
 # `fuzz/regressions/TARGET` and, for the readers of real files, from the shared data. Findings land
 # in `fuzz/artifacts/TARGET`; once understood and fixed, a finding is copied into
 # `fuzz/regressions/TARGET`, which the test suite replays. Needs the nightly toolchain and
-# cargo-fuzz (`cargo install cargo-fuzz`). Each run appends its count to fuzz/runs.tsv.
+# cargo-fuzz (`cargo install cargo-fuzz`). Each run appends a line to fuzz/runs.tsv: date, target,
+# seconds it ran, jobs, executions, commit, and whether it ran its time or stopped early.
 set -euo pipefail
 target=${1:?target}
 seconds=${2:?seconds}
@@ -32,6 +33,7 @@ case "$target" in
   read_nifti) ;; # the shared volumes are megabytes: past -max_len, so the small seeds serve
 esac
 log=$(mktemp)
+started=$SECONDS
 cd "$fuzz"
 # -max_len 64 KiB: room for a header, a small image and nested sequences; the RSS limit is the
 # crafted cases' 2 GiB, the malloc limit what one input may ask at once
@@ -44,12 +46,14 @@ cargo +nightly fuzz run "$target" "$corpus" -- \
 # one process prints its final stats to the run's output; parallel workers each to fuzz-N.log
 if [ "$jobs" -gt 1 ]; then stats=(fuzz-*.log); else stats=("$log"); fi
 execs=$(grep -h "stat::number_of_executed_units" "${stats[@]}" | awk '{s += $2} END {print s + 0}')
+ended="time limit"
 if ! grep -q "DONE" "$log" "${stats[@]}"; then
   # ended before its time: a finding (in fuzz/artifacts/TARGET) or the fuzzer's own failure
+  ended="stopped early"
   echo "$target stopped early; its output is kept in $log:" >&2
   grep -vE "NEW|REDUCE|pulse|Uses:" "$log" | tail -n 40 >&2
 else
   rm -f "$log"
 fi
 rm -f fuzz-*.log
-echo -e "$(date -u +%F)\t$target\t$seconds s\t$jobs job(s)\t$execs executions\t$(git -C "$repo" rev-parse --short HEAD)" | tee -a "$repo/$crate/fuzz/runs.tsv"
+echo -e "$(date -u +%F)\t$target\t$((SECONDS - started)) s\t$jobs job(s)\t$execs executions\t$(git -C "$repo" rev-parse --short HEAD)\t$ended" | tee -a "$repo/$crate/fuzz/runs.tsv"

@@ -161,6 +161,20 @@ def explicit_vr_bytes(d):
     return buffer.getvalue()
 
 
+def zeros_nifti(path, template, shape, zero_bytes):
+    """A gzipped NIfTI whose header (from `template`) declares `shape` of int16, followed by
+    `zero_bytes` of zeros, streamed: a bomb of a few hundred kB."""
+    header = template.copy()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.int16)
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(header.binaryblock + b"\0" * 4)
+        zeros = bytes(1 << 24)
+        for _ in range(zero_bytes // len(zeros)):
+            f.write(zeros)
+    return path
+
+
 def make(shared, out):
     c = Cases(shared, out)
     n_mid = SLICES - 1
@@ -328,38 +342,27 @@ def make(shared, out):
     cut = base / "truncated.nii.gz"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     c.add("nifti-truncated", cut, "error", ["truncated.nii.gz"])
-    header = source.header.copy()
-    header.set_data_shape((4096, 4096, 2048))
-    header.set_data_dtype(np.int16)
-    bomb = base / "declares-64-gib.nii.gz"
-    with gzip.open(bomb, "wb", compresslevel=9) as f:
-        f.write(header.binaryblock + b"\0" * 4)
-        zeros = bytes(1 << 24)
-        for _ in range(64):  # 1 GiB of zeros follows: the header alone must refuse it
-            f.write(zeros)
+    # 1 GiB of zeros after a header declaring 64 GiB: the header alone must refuse it
+    bomb = zeros_nifti(base / "declares-64-gib.nii.gz", source.header, (4096, 4096, 2048), 1 << 30)
     c.add("nifti-declares-64-gib", bomb, "error", ["declares-64-gib.nii.gz"])
-    header = source.header.copy()
-    header.set_data_shape((1024, 1024, 480))
-    header.set_data_dtype(np.int16)
-    zeros_volume = base / "a-gib-of-zeros.nii.gz"
-    with gzip.open(zeros_volume, "wb", compresslevel=9) as f:
-        f.write(header.binaryblock + b"\0" * 4)
-        zeros = bytes(1 << 24)
-        for _ in range(1024 * 1024 * 480 * 2 // len(zeros)):
-            f.write(zeros)
+    zeros_volume = zeros_nifti(base / "a-gib-of-zeros.nii.gz", source.header, (1024, 1024, 480),
+                               1024 * 1024 * 480 * 2)
     c.add("nifti-a-gib-of-zeros", zeros_volume, "error", ["decompression bomb"])
-    for name, edit, outcome in (
-            ("dim-zero", lambda h: h["dim"].__setitem__(0, 0), "error"),
-            ("dim-negative", lambda h: h["dim"].__setitem__(1, -5), "error"),
-            ("datatype-unknown", lambda h: h.__setitem__("datatype", 999), "error"),
-            ("pixdim-nan", lambda h: h["pixdim"].__setitem__(1, np.nan), "either"),
-            ("vox-offset-huge", lambda h: h.__setitem__("vox_offset", 1e12), "either")):
+    for name, edit, outcome, says in (
+            ("dim-zero", lambda h: h["dim"].__setitem__(0, 0), "error", []),
+            ("dim-negative", lambda h: h["dim"].__setitem__(1, -5), "error", []),
+            ("datatype-unknown", lambda h: h.__setitem__("datatype", 999), "error", []),
+            # the reader would size its buffer by bitpix / 8 as an unsigned number: 2^61 bytes
+            ("bitpix-negative", lambda h: h.__setitem__("bitpix", -13107), "error",
+             ["-13107 bits per voxel"]),
+            ("pixdim-nan", lambda h: h["pixdim"].__setitem__(1, np.nan), "either", []),
+            ("vox-offset-huge", lambda h: h.__setitem__("vox_offset", 1e12), "either", [])):
         header = source.header.copy()
         edit(header)
         path = base / f"{name}.nii"
         data = np.asanyarray(source.dataobj)
         path.write_bytes(header.binaryblock + b"\0" * 4 + data.tobytes(order="F"))
-        c.add(f"nifti-{name}", path, outcome)
+        c.add(f"nifti-{name}", path, outcome, says)
 
     (out / "cases.json").write_text(json.dumps(c.cases, indent=1))
     return c.cases

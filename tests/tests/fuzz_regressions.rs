@@ -3,26 +3,8 @@
 //! fuzzer found once stays fixed without the fuzzer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lumen_study::Volume;
+use lumen_annotation::fuzzing::SMALL_CT;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
-
-/// The study the annotation targets read onto, as their fuzz targets load it.
-static SMALL_CT: LazyLock<Volume> = LazyLock::new(|| {
-    lumen_study::load_file(
-        lumen_tests::shared_data()
-            .join("pydicom_testfiles")
-            .join("CT_small.dcm"),
-    )
-    .unwrap()
-});
-
-static CHAOS_SLICE: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    std::fs::read(
-        lumen_tests::shared_data().join("chaos_ct_liver/Data_3D/DICOM_anon/i0000,0000b.dcm"),
-    )
-    .unwrap()
-});
 
 type Entry = fn(&[u8]) -> Result<(), String>;
 
@@ -30,9 +12,11 @@ type Entry = fn(&[u8]) -> Result<(), String>;
 const TARGETS: [(&str, &str, Entry); 7] = [
     ("app/study", "read_dicom", lumen_study::fuzzing::dicom_file),
     ("app/study", "read_nifti", lumen_study::fuzzing::nifti_file),
-    ("app/study", "discover_tree", |d| {
-        lumen_study::fuzzing::discover_tree(d, &CHAOS_SLICE)
-    }),
+    (
+        "app/study",
+        "discover_tree",
+        lumen_study::fuzzing::discover_tree,
+    ),
     ("app/annotation", "read_seg", |d| {
         lumen_annotation::fuzzing::seg_file(d, &SMALL_CT)
     }),

@@ -3,8 +3,15 @@
 //! the study it would belong to. Built only with the `fuzzing` feature.
 
 use crate::export::{self, Segment};
-use lumen_study::fuzzing::{names, scratch};
+use lumen_study::fuzzing::{names, scratch, shared_data};
 use lumen_study::{LabelVolume, Volume};
+use std::sync::LazyLock;
+
+/// The study the annotations belong to: pydicom's small CT slice (128×128).
+pub static SMALL_CT: LazyLock<Volume> = LazyLock::new(|| {
+    lumen_study::load_file(shared_data("pydicom_testfiles/CT_small.dcm"))
+        .unwrap_or_else(|e| panic!("{e}"))
+});
 
 /// The bytes as a DICOM SEG of `volume`, read back as the app's import does.
 pub fn seg_file(data: &[u8], volume: &Volume) -> Result<(), String> {

@@ -7,6 +7,20 @@
 
 use crate::{LoadControl, Volume, discover_cancellable, load_nifti, load_nifti_labels};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+/// A file of `../shared/data` beside the repository (the real data the targets start from).
+pub fn shared_data(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(relative)
+}
+
+/// The slice `discover_tree` copies: CHAOS CT's first.
+pub static CHAOS_SLICE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let path = shared_data("chaos_ct_liver/Data_3D/DICOM_anon/i0000,0000b.dcm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+});
 
 /// The bytes as one DICOM file, read from memory as the fuzzer gives them.
 pub fn dicom_file(data: &[u8]) -> Result<(), String> {
@@ -39,11 +53,12 @@ pub fn nifti_file(data: &[u8]) -> Result<(), String> {
 
 /// The bytes as a recipe for a folder tree, discovered as the viewer discovers a study: two
 /// bytes per step, the first choosing what to make (a folder, a file, a link, a step back up),
-/// the second its name or target. Files are copies of `slice` (a real DICOM file), cut at a
-/// length the bytes choose, or named DICOMDIR; links point up, to the folder itself, to what was
-/// made, or nowhere; everything stays inside the input's own temporary folder. Discovery must end, list each slice once at most,
-/// and name every file it leaves out.
-pub fn discover_tree(data: &[u8], slice: &[u8]) -> Result<(), String> {
+/// the second its name or target. Files are copies of [`CHAOS_SLICE`], cut at a length the
+/// bytes choose, or named DICOMDIR; links point up, to the folder itself, to what was made, or
+/// nowhere. Everything stays inside the input's own temporary folder. Discovery must end, list
+/// no more slices than there are files, and give every file it leaves out a reason.
+pub fn discover_tree(data: &[u8]) -> Result<(), String> {
+    let slice = CHAOS_SLICE.as_slice();
     let dir = scratch();
     // one level down, so that a link to ".." stays inside what this input made
     let root = dir.path().join("study");

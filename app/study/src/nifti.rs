@@ -125,8 +125,15 @@ fn check_declared_size(path: &Path) -> Result<()> {
     let voxels = dims
         .iter()
         .try_fold(1u64, |n, d| n.checked_mul(u64::from(*d).max(1)));
-    let bits = u64::from(header.bitpix.max(8).unsigned_abs());
-    let bytes = voxels.and_then(|v| v.checked_mul(bits.div_ceil(8)));
+    // the reader sizes its buffer by bitpix / 8, a negative bitpix becoming 2^64 − |bitpix|
+    let bits = header.bitpix;
+    if bits <= 0 || bits % 8 != 0 {
+        return Err(StudyError::invalid(
+            path,
+            format!("the header declares {bits} bits per voxel, not a whole number of bytes"),
+        ));
+    }
+    let bytes = voxels.and_then(|v| v.checked_mul(u64::from(bits.unsigned_abs() / 8)));
     let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>();
     let declares = format!(
         "the header declares {} voxels of {bits} bits",
