@@ -1,12 +1,14 @@
-//! What the user asks the app to do, by a key or a widget. Keys (`shortcuts`) and panels only
-//! produce commands during a frame; `LumenApp::apply` carries them out in one place, so the study,
+//! What the user asks the app to do, by a key, a widget or the pointer on a view. Keys
+//! (`shortcuts`), panels and views only produce commands during a frame; `LumenApp::apply` carries them out in one place, so the study,
 //! the document, the workers and the dialogs change there and nowhere else.
 
 use super::app::Direction;
 use super::dialogs::Purpose;
+use super::viewport::Gesture;
 use crate::jobs::writer::Format;
 use lumen_annotation::Segment;
 use lumen_study::Window;
+use lumen_study::reformat::Cut;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,10 @@ pub enum Command {
     CancelLoading,
     /// Show slice `z` of the acquisition.
     GoToSlice(usize),
+    /// A pointer gesture on the view of this cut, made with the current tool.
+    Gesture(Cut, Gesture),
+    /// Put the crosshair on voxel `[x, y, z]`; the acquisition plane follows to slice z.
+    MoveCrosshair([usize; 3]),
     AcceptPreview,
     ClearPrompt,
     Undo,

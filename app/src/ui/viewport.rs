@@ -5,6 +5,7 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureHandle, Vec2, pos2};
 use lumen_engine::model::{BoxPrompt, Prompt};
 
 /// What the user did on the image this frame, in image pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Gesture {
     Box(BoxPrompt),
     Click {
@@ -150,7 +151,10 @@ pub fn show(
             && let Some(p) = response.interact_pointer_pos()
         {
             let (x, y) = placement.to_image(p);
-            gestures.push(Gesture::Paint { x, y });
+            // a pass redrawn with no new input holds the pointer still: not a new point
+            if stroke.last() != Some(&(x, y)) {
+                gestures.push(Gesture::Paint { x, y });
+            }
         }
         if response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked() {
             gestures.push(Gesture::PaintEnd);
@@ -183,10 +187,11 @@ pub fn show(
         let (x, y) = placement.to_image(p);
         gestures.push(Gesture::Click { x, y });
     }
-    if response.dragged_by(egui::PointerButton::Secondary) {
+    let moved = response.drag_delta() != Vec2::ZERO;
+    if moved && response.dragged_by(egui::PointerButton::Secondary) {
         gestures.push(Gesture::WindowDrag(response.drag_delta()));
     }
-    if response.dragged_by(egui::PointerButton::Middle) {
+    if moved && response.dragged_by(egui::PointerButton::Middle) {
         gestures.push(Gesture::Pan(response.drag_delta()));
     }
     if response.hovered() && ui.input(|i| i.modifiers.command) {

@@ -33,6 +33,8 @@ impl LumenApp {
                 .cancel
                 .store(true, std::sync::atomic::Ordering::Relaxed),
             Command::GoToSlice(z) => self.go_to_slice(z),
+            Command::Gesture(cut, gesture) => self.apply_gesture(cut, gesture),
+            Command::MoveCrosshair(voxel) => self.move_crosshair(voxel),
             Command::NextSlice => self.step_slices(1),
             Command::PreviousSlice => self.step_slices(-1),
             Command::TenSlicesOn => self.step_slices(10),

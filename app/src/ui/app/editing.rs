@@ -34,21 +34,24 @@ impl LumenApp {
     }
 
     /// Makes `cut` the one prompted: a prompt on another cut is dropped, with its preview.
-    pub(super) fn prompt_on(&mut self, cut: Cut) {
+    fn prompt_on(&mut self, cut: Cut) {
         if self.prompt_cut != cut {
             self.prompt_cut = cut;
             self.clear_prompt();
         }
     }
 
-    /// Applies a gesture made with the current tool.
-    pub fn apply_gesture(&mut self, gesture: Gesture) {
+    /// Applies a gesture made with the current tool on the view of `cut`: a prompt there drops
+    /// one on another cut, a stroke there drops one on another cut.
+    pub(super) fn apply_gesture(&mut self, cut: Cut, gesture: Gesture) {
         match gesture {
             Gesture::Box(bbox) => {
+                self.prompt_on(cut);
                 self.prompt = Prompt::from_box(bbox);
                 self.request_prediction();
             }
             Gesture::Click { x, y } => {
+                self.prompt_on(cut);
                 let Some((w, h)) = self.study.as_ref().map(|s| self.prompt_cut.size(&s.volume))
                 else {
                     return;
@@ -80,16 +83,13 @@ impl LumenApp {
                     study.pan += delta;
                 }
             }
-            Gesture::Paint { x, y } => {
-                let cut = self.stroke_cut;
-                self.paint_on(cut, (x, y));
-            }
+            Gesture::Paint { x, y } => self.paint_on(cut, (x, y)),
             Gesture::PaintEnd => self.finish_stroke(),
         }
     }
 
     /// Starts or continues the stroke on `cut` (a stroke on another cut is dropped).
-    pub(super) fn paint_on(&mut self, cut: Cut, point: (f32, f32)) {
+    fn paint_on(&mut self, cut: Cut, point: (f32, f32)) {
         if self.stroke_cut != cut {
             self.stroke.clear();
             self.stroke_cut = cut;
@@ -98,7 +98,7 @@ impl LumenApp {
     }
 
     /// Paints (brush) or removes (eraser) the stroke in the active segment: one undo step.
-    pub(super) fn finish_stroke(&mut self) {
+    fn finish_stroke(&mut self) {
         let stroke = std::mem::take(&mut self.stroke);
         let cut = self.stroke_cut;
         let Some(study) = &mut self.study else { return };

@@ -62,15 +62,15 @@ impl LumenApp {
         self.hover = None;
         match self.layout {
             Layout::Single => {
-                self.acquisition_view(ui, area);
+                self.acquisition_view(ui, area, commands);
             }
             Layout::ThreePlanes => {
                 let (left, right) = area.split_left_right_at_fraction(0.5);
                 let (top, rest) = right.split_top_bottom_at_fraction(1.0 / 3.0);
                 let (middle, bottom) = rest.split_top_bottom_at_fraction(0.5);
-                self.acquisition_view(ui, left.shrink(1.0));
+                self.acquisition_view(ui, left.shrink(1.0), commands);
                 for (across, rect) in ACROSS.into_iter().zip([top, middle]) {
-                    self.plane_view(ui, across, rect.shrink(1.0));
+                    self.plane_view(ui, across, rect.shrink(1.0), commands);
                 }
                 self.refresh_surfaces();
                 if let Some(study) = &mut self.study {
@@ -82,7 +82,7 @@ impl LumenApp {
 
     /// The acquisition plane in `area`: prompts, brush, window/level, zoom and pan. In the
     /// three-plane layout it shows the crosshair, and Shift+click moves it.
-    fn acquisition_view(&mut self, ui: &mut egui::Ui, area: Rect) {
+    fn acquisition_view(&mut self, ui: &mut egui::Ui, area: Rect, commands: &mut Vec<Command>) {
         let Some(study) = &self.study else { return };
         let (Some(slice), Some(overlay)) =
             (study.slice_texture.clone(), study.overlay_texture.clone())
@@ -122,22 +122,13 @@ impl LumenApp {
             let [cx, cy] = study.crosshair;
             viewport::draw_crosshair(&ui.painter_at(area), placement, (cx, cy));
         }
-        if self.moved_crosshair(ui, &response, |p| {
+        if self.moved_crosshair(ui, &response, commands, |p| {
             placement.pixel_at(p).map(|(x, y)| [x, y, z])
         }) {
             return;
         }
-        for gesture in gestures {
-            match gesture {
-                Gesture::Box(_) | Gesture::Click { .. } => self.prompt_on(Cut::Slice(z)),
-                Gesture::Paint { x, y } => {
-                    self.paint_on(Cut::Slice(z), (x, y));
-                    continue;
-                }
-                _ => {}
-            }
-            self.apply_gesture(gesture);
-        }
+        let cut = Cut::Slice(z);
+        commands.extend(gestures.into_iter().map(|g| Command::Gesture(cut, g)));
     }
 
     /// What a primary press does on a view of `cut` with the current tool; the brush's stroke
@@ -160,9 +151,10 @@ impl LumenApp {
     /// In the three-plane layout, a Shift+click puts the crosshair on the voxel under the
     /// pointer (by `voxel_at`) instead of prompting; true when it did.
     fn moved_crosshair(
-        &mut self,
+        &self,
         ui: &egui::Ui,
         response: &egui::Response,
+        commands: &mut Vec<Command>,
         voxel_at: impl Fn(Pos2) -> Option<[usize; 3]>,
     ) -> bool {
         if self.layout != Layout::ThreePlanes || !ui.input(|i| i.modifiers.shift) {
@@ -170,7 +162,7 @@ impl LumenApp {
         }
         let clicked = response.clicked() || response.dragged_by(egui::PointerButton::Primary);
         if clicked && let Some(voxel) = response.interact_pointer_pos().and_then(voxel_at) {
-            self.move_crosshair(voxel);
+            commands.push(Command::MoveCrosshair(voxel));
         }
         true
     }
@@ -178,7 +170,13 @@ impl LumenApp {
     /// A plane across the slices in `area`, through the crosshair: prompts with the Box and
     /// click tools, paints with the brush and eraser; Shift+click moves the crosshair there (and
     /// the slice view to its slice), the wheel steps the plane, right-drag sets the window.
-    fn plane_view(&mut self, ui: &mut egui::Ui, across: Across, area: Rect) {
+    fn plane_view(
+        &mut self,
+        ui: &mut egui::Ui,
+        across: Across,
+        area: Rect,
+        commands: &mut Vec<Command>,
+    ) {
         let Some((reformat, slice, overlay)) = self.plane_textures(ui.ctx(), across) else {
             return;
         };
@@ -234,28 +232,23 @@ impl LumenApp {
         {
             self.hover = Some(([x, y, z], value));
         }
-        if self.moved_crosshair(ui, &response, voxel_at) {
+        if self.moved_crosshair(ui, &response, commands, voxel_at) {
             return;
         }
         for gesture in gestures {
-            match gesture {
-                Gesture::Box(_) | Gesture::Click { .. } => {
-                    self.prompt_on(reformat.cut());
-                    self.apply_gesture(gesture);
-                }
-                Gesture::Paint { x, y } => self.paint_on(reformat.cut(), (x, y)),
-                Gesture::PaintEnd => self.finish_stroke(),
+            commands.push(match gesture {
+                // the wheel steps this plane through the volume
                 Gesture::Scroll(step) => {
                     let step = step as isize;
-                    self.move_crosshair(match across {
+                    Command::MoveCrosshair(match across {
                         Across::Row => [cx, cy.saturating_add_signed(step), z],
                         Across::Column => [cx.saturating_add_signed(step), cy, z],
-                    });
+                    })
                 }
-                Gesture::WindowDrag(_) => self.apply_gesture(gesture),
                 // the planes keep their fit; zoom and pan belong to the slice view
-                _ => {}
-            }
+                Gesture::Zoom(_) | Gesture::Pan(_) => continue,
+                _ => Command::Gesture(reformat.cut(), gesture),
+            });
         }
     }
 
