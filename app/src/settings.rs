@@ -96,9 +96,9 @@ pub fn save(file: &Path, settings: &Settings) -> anyhow::Result<()> {
 
 /// Saves on a background thread; a failure only costs the settings, so it is not reported.
 pub fn save_in_background(file: PathBuf, settings: Settings) {
-    let _ = std::thread::Builder::new()
-        .name("settings".into())
-        .spawn(move || save(&file, &settings));
+    let _ = crate::jobs::spawn_job("settings", std::sync::Arc::new(|| {}), move || {
+        save(&file, &settings)
+    });
 }
 
 #[cfg(test)]

@@ -29,3 +29,17 @@ pub fn spawn_job<T: Send + 'static>(
         })?;
     Ok(receiver)
 }
+
+/// As [`spawn_job`], for work that answers `Ok` or `Err`: a thread that cannot start arrives on
+/// the receiver as its `Err`, so the caller has one place to look.
+pub fn spawn_fallible<T: Send + 'static>(
+    name: &str,
+    wake: Waker,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> std::sync::mpsc::Receiver<Result<T, String>> {
+    spawn_job(name, wake, work).unwrap_or_else(|e| {
+        let (reply, failed) = std::sync::mpsc::channel();
+        let _ = reply.send(Err(format!("could not start the {name} thread: {e}")));
+        failed
+    })
+}

@@ -38,7 +38,9 @@ pub fn open_folder(
     wake: Waker,
 ) -> Receiver<Result<LoadedStudy, String>> {
     let folder = folder.to_path_buf();
-    spawn_loader(wake, move || load(&folder, autosaves.as_deref(), &control))
+    super::spawn_fallible(LOADER, wake, move || {
+        load(&folder, autosaves.as_deref(), &control)
+    })
 }
 
 /// Starts loading series `open` of an earlier discovery (the series browser's choice).
@@ -51,7 +53,7 @@ pub fn open_series(
     wake: Waker,
 ) -> Receiver<Result<LoadedStudy, String>> {
     let folder = folder.to_path_buf();
-    spawn_loader(wake, move || {
+    super::spawn_fallible(LOADER, wake, move || {
         load_chosen(
             &folder,
             series,
@@ -69,24 +71,8 @@ pub fn load_now(folder: &Path) -> Result<LoadedStudy, String> {
     load(folder, None, &LoadControl::default())
 }
 
-fn spawn_loader(
-    wake: Waker,
-    job: impl FnOnce() -> Result<LoadedStudy, String> + Send + 'static,
-) -> Receiver<Result<LoadedStudy, String>> {
-    let (reply, replies) = channel();
-    let spawned = std::thread::Builder::new()
-        .name("study-loader".into())
-        .spawn(move || {
-            let _ = reply.send(job());
-            wake();
-        });
-    if let Err(e) = spawned {
-        let (reply, failed) = channel();
-        let _ = reply.send(Err(format!("could not start the study loader: {e}")));
-        return failed;
-    }
-    replies
-}
+/// The loader thread's name, as a panic report or a debugger shows it.
+const LOADER: &str = "study-loader";
 
 fn load(
     folder: &Path,

@@ -5,7 +5,7 @@ use lumen_annotation::export::{self, SegOptions};
 use lumen_study::{LabelVolume, Volume};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,22 +54,12 @@ pub fn write(job: WriteJob, wake: Waker) -> WriteReply {
 /// As `write`, once the `earlier` write (of the same file) has finished, so an older version
 /// never lands after a newer one.
 pub fn write_after(earlier: Option<WriteReply>, job: WriteJob, wake: Waker) -> WriteReply {
-    let (reply, replies) = channel();
-    let spawned = std::thread::Builder::new()
-        .name("writer".into())
-        .spawn(move || {
-            if let Some(earlier) = earlier {
-                let _ = earlier.recv();
-            }
-            let _ = reply.send(run(&job).map(|()| job.target.clone()));
-            wake();
-        });
-    if let Err(e) = spawned {
-        let (reply, failed) = channel();
-        let _ = reply.send(Err(format!("could not start the writer: {e}")));
-        return failed;
-    }
-    replies
+    super::spawn_fallible("writer", wake, move || {
+        if let Some(earlier) = earlier {
+            let _ = earlier.recv();
+        }
+        run(&job).map(|()| job.target.clone())
+    })
 }
 
 fn run(job: &WriteJob) -> Result<(), String> {
