@@ -25,6 +25,12 @@ case "$target" in
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 fuzz="$repo/$crate/fuzz"
+if [ "$crate" = app/study ]; then
+  # openjp2 0.6.1 deallocates a null pointer after every JPEG 2000 frame (a triaged third-party
+  # finding, docs/hostile-input.md); with the standard library's UB checks every JPEG 2000 input
+  # would abort there, so the DICOM crate's targets run without them (ASan stays on)
+  export RUSTFLAGS="${RUSTFLAGS:-} -Zub-checks=no"
+fi
 corpus="$fuzz/corpus/$target"
 mkdir -p "$corpus"
 cp -n "$fuzz/regressions/$target/"* "$corpus/" 2>/dev/null || true

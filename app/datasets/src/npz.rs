@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// Largest member read (uncompressed), so a damaged or hostile archive cannot exhaust memory.
 const MAX_MEMBER_BYTES: u64 = 4 << 30;
+/// Most memory reserved before a member is read: its declared size may be a lie.
+const PREALLOCATE_BYTES: u64 = 64 << 20;
 
 /// A failure to read an `.npz`; the message names the file, the member and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +81,8 @@ impl Npz {
                 entry.size()
             )));
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // the size is what the archive declares; memory grows only with what really inflates
+        let mut bytes = Vec::with_capacity(entry.size().min(PREALLOCATE_BYTES) as usize);
         (&mut entry)
             .take(MAX_MEMBER_BYTES)
             .read_to_end(&mut bytes)

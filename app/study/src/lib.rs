@@ -81,6 +81,16 @@ pub struct LoadControl {
 }
 
 impl StudyError {
+    /// Why, without the file's name (for a caller whose own error names the file).
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Read { reason, .. }
+            | Self::Unsupported { reason, .. }
+            | Self::NotAVolume { reason, .. }
+            | Self::Invalid { reason, .. } => reason,
+            Self::Cancelled { .. } => "loading cancelled",
+        }
+    }
     pub(crate) fn read(path: &Path, reason: impl std::fmt::Display) -> Self {
         Self::Read {
             path: path.to_path_buf(),

@@ -238,7 +238,11 @@ pub fn grid_mapping(
         slot.2 = t.round() as i64;
         // every target index along c must land inside `from`
         let a = slot.2;
-        let b = slot.2 + slot.1 * (to_dims[c] as i64 - 1);
+        // a translation of 1e30 voxels rounds to i64::MAX: past the end, not an overflow
+        let b = slot
+            .1
+            .checked_mul(to_dims[c] as i64 - 1)
+            .and_then(|d| a.checked_add(d))?;
         if a.min(b) < 0 || a.max(b) >= from_dims[r] as i64 {
             return None;
         }

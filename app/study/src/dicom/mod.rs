@@ -171,6 +171,13 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Volume> {
     )
 }
 
+/// Open a whole DICOM file of any kind (a SEG as well as an image) behind the guards a study's
+/// slices pass: declared lengths, sequence nesting and the inflated size are checked before the
+/// parser allocates, and a parser panic becomes an error naming the file.
+pub fn open_guarded(path: &Path) -> Result<dicom_object::DefaultDicomObject> {
+    guards::open_full(path)
+}
+
 /// Load a single DICOM file held in memory (with or without the 128-byte preamble); `name` is
 /// used in messages. This is the entry point the fuzz target exercises.
 pub fn load_bytes(name: &Path, bytes: &[u8]) -> Result<Volume> {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use lumen_study::dicom::attrs::{first_item, get_str};
 
 use super::{SEGMENTATION_STORAGE, dicom_lab_to_rgb};
@@ -17,9 +17,9 @@ use lumen_study::{LabelVolume, Volume};
 /// numbers mapped to the returned segments' labels; frames are placed by their source-image
 /// reference, else by their plane position.
 pub fn read_seg(path: &Path, volume: &Volume) -> Result<(LabelVolume, Vec<Segment>)> {
-    let file = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| ExportError::read(path, format!("not a readable DICOM file ({e})")))?;
+    // a SEG arrives from anywhere: the study's guards run before the parser allocates
+    let file =
+        lumen_study::dicom::open_guarded(path).map_err(|e| ExportError::read(path, e.reason()))?;
     let obj: &InMemDicomObject = &file;
     let (frames, data) = binary_frames(path, obj, volume)?;
     let segments = read_segments(path, obj)?;
