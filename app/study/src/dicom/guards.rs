@@ -165,7 +165,8 @@ impl LengthWalk<'_> {
         Ok(())
     }
 
-    /// An item, item delimiter or sequence delimiter (group FFFE) at `pos`, stepped over.
+    /// An item, item delimiter or sequence delimiter (group FFFE) at `pos`, stepped over; any
+    /// other (FFFE,xxxx) element with its value.
     fn item_or_delimiter(&mut self, elem: u16) -> Result<()> {
         let len = self.u32_at(self.pos + 4);
         self.pos += 8;
@@ -182,6 +183,11 @@ impl LengthWalk<'_> {
             0xE0DD if self.in_pixel_items => self.in_pixel_items = false,
             0xE00D | 0xE0DD => {
                 self.open.pop();
+            }
+            // no item nor delimiter: the parser reads it as an element with a value of `len`
+            _ if len != u32::MAX => {
+                self.check_fits(u64::from(len), || format!("element (FFFE,{elem:04X})"))?;
+                self.pos += len as usize;
             }
             _ => {}
         }
@@ -484,6 +490,9 @@ pub(super) fn check_pixel_data(
         .iter()
         .enumerate()
     {
+        if ts == RLE_LOSSLESS {
+            check_rle_header(path, k, fragment)?;
+        }
         let Some((w, h, components)) = codestream_size(fragment) else {
             continue;
         };
@@ -502,6 +511,32 @@ pub(super) fn check_pixel_data(
         }
     }
     Ok(())
+}
+
+/// The RLE Lossless transfer syntax.
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// An RLE fragment starts with a 64-byte header: the segment count (at most 15, PS3.5 G.5) and
+/// 15 offsets. The decoder reserves room for as many offsets as the count says before reading
+/// them, so a damaged count (4 billion) would ask for 16 GiB.
+pub(super) fn check_rle_header(path: &Path, k: usize, fragment: &[u8]) -> Result<()> {
+    let segments = fragment
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match segments {
+        Some(1..=15) if fragment.len() >= 64 => Ok(()),
+        Some(n) if fragment.len() >= 64 => Err(StudyError::read(
+            path,
+            format!("damaged file: RLE fragment {k} declares {n} segments (1 to 15 allowed)"),
+        )),
+        _ => Err(StudyError::read(
+            path,
+            format!(
+                "damaged file: RLE fragment {k} is {} bytes, shorter than its 64-byte header",
+                fragment.len()
+            ),
+        )),
+    }
 }
 
 /// Width, height and component count from the header of a JPEG or JPEG-LS (SOFn) or JPEG 2000

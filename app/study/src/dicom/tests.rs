@@ -188,3 +188,24 @@ fn bad_file_is_a_clear_error() {
     assert_eq!(d.problems[0].reason, "not a DICOM file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_rle_fragment_must_declare_1_to_15_segments_in_a_64_byte_header() {
+    use super::guards::check_rle_header;
+    let path = Path::new("slice.dcm");
+    let mut fragment = vec![0u8; 64];
+    fragment[0] = 2;
+    assert!(check_rle_header(path, 0, &fragment).is_ok());
+    fragment[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = check_rle_header(path, 0, &fragment)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("slice.dcm: ") && e.contains("declares 4294967295 segments"),
+        "{e}"
+    );
+    let e = check_rle_header(path, 3, &fragment[..20])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("RLE fragment 3 is 20 bytes"), "{e}");
+}
