@@ -481,39 +481,15 @@ fn pixels_in(image: &image::RgbaImage, rect: egui::Rect, pixels_per_point: f32) 
     out
 }
 
-#[test]
-fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
+/// The liver shows in the coronal plane: its pixels there change when it is hidden, by about
+/// the screen area of its voxels on the crosshair's row. The coronal view's placement.
+fn check_the_liver_shows_in_the_coronal_view(
+    harness: &mut egui_kittest::Harness<'_, LumenApp>,
+    coronal: egui::Rect,
+) -> lumen_app::ui::viewport::Placement {
     use egui_kittest::kittest::Queryable;
-    use lumen_app::ui::viewport::Placement;
-    let mut harness = snapshot_harness();
-    harness
-        .state_mut()
-        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
-    step_until(&mut harness, "study and model", LumenApp::is_ready);
-    let (z, _) = box_the_liver_and_accept(&mut harness);
-    harness.get_by_label("Both").click();
-    harness.step();
-    step_until(&mut harness, "propagation", |app| !app.is_propagating());
-
-    harness.get_by_label("Three planes").click();
-    harness.run_steps(2);
     let volume = harness.state().volume().unwrap().clone();
     let [nx, ny, nz] = volume.dims;
-    let [x, y, _] = harness.state().crosshair().unwrap();
-    assert_eq!(
-        (x, y),
-        (nx / 2, ny / 2),
-        "the crosshair starts at the slice's centre"
-    );
-    let coronal = harness.get_by_label("Coronal view").rect();
-    let sagittal = harness.get_by_label("Sagittal view").rect();
-    assert!(
-        coronal.max.y <= sagittal.min.y + 1.0,
-        "stacked: {coronal:?} {sagittal:?}"
-    );
-
-    // The liver shows in the coronal plane: its pixels there change when it is hidden, by
-    // about the screen area of its voxels on the crosshair's row.
     let document = harness.state().document().unwrap();
     let in_plane: usize = (0..nz)
         .map(|slice| {
@@ -529,7 +505,13 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
     );
     let ppp = harness.ctx.pixels_per_point();
     let aspect = (volume.spacing[2] / volume.spacing[0]) as f32;
-    let placement = Placement::fit_aspect(coronal, (nx, nz), aspect, 1.0, egui::Vec2::ZERO);
+    let placement = lumen_app::ui::viewport::Placement::fit_aspect(
+        coronal,
+        (nx, nz),
+        aspect,
+        1.0,
+        egui::Vec2::ZERO,
+    );
     let expected = in_plane as f32 * placement.scale().powi(2) * aspect * ppp * ppp;
     let shown = pixels_in(&harness.render().unwrap(), coronal, ppp);
     harness.get_by_label("show").click();
@@ -542,10 +524,17 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
     );
     harness.get_by_label("show").click();
     harness.run_steps(2);
+    placement
+}
 
-    // The 3D view gets the liver's surface from the background, closed around its volume;
-    // a drag turns it.
-    step_until(&mut harness, "the liver's surface", |app| {
+/// The 3D view gets the liver's surface from the background, closed around its volume; a drag
+/// turns it.
+fn check_the_surface_encloses_the_segment_and_a_drag_turns_it(
+    harness: &mut egui_kittest::Harness<'_, LumenApp>,
+) {
+    use egui_kittest::kittest::Queryable;
+    let ppp = harness.ctx.pixels_per_point();
+    step_until(harness, "the liver's surface", |app| {
         let surfaces = app.surfaces().unwrap();
         surfaces.made_of() == Some(app.document().unwrap().revision())
             && surfaces
@@ -587,16 +576,26 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
         moved > 500,
         "{moved} pixels of the 3D view changed by a drag"
     );
+}
 
-    // A Shift+click in the coronal view, a quarter across and on the third row of slices from
-    // the top, puts the crosshair there: column nx/4, slice 2 from the head end.
+/// A Shift+click in the coronal view, a quarter across and on the third row of slices from the
+/// top, puts the crosshair there (column nx/4, slice 2 from the head end), away from `accepted_z`;
+/// the wheel over the sagittal view moves its column and the status bar shows the pointer's voxel;
+/// a Shift+click on the acquisition plane moves the crosshair without a prompt.
+fn check_the_crosshair_follows_shift_clicks_and_the_wheel(
+    harness: &mut egui_kittest::Harness<'_, LumenApp>,
+    coronal: &lumen_app::ui::viewport::Placement,
+    sagittal: egui::Rect,
+    accepted_z: usize,
+) {
+    use egui_kittest::kittest::Queryable;
+    use lumen_app::ui::viewport::Placement;
+    let volume = harness.state().volume().unwrap().clone();
+    let [nx, ny, nz] = volume.dims;
     let head_first = volume.patient_from_voxel[2][2] > 0.0;
-    shift_click(
-        &mut harness,
-        placement.to_screen(nx as f32 / 4.0 + 0.5, 2.5),
-    );
+    shift_click(harness, coronal.to_screen(nx as f32 / 4.0 + 0.5, 2.5));
     let expected_z = if head_first { nz - 3 } else { 2 };
-    assert_ne!(expected_z, z);
+    assert_ne!(expected_z, accepted_z);
     assert_eq!(
         harness.state().crosshair().unwrap(),
         [nx / 4, ny / 2, expected_z]
@@ -634,12 +633,46 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
         .get_by_label(lumen_app::ui::viewport::VIEW_LABEL)
         .rect();
     let axial = Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO);
-    shift_click(&mut harness, axial.to_screen(100.5, 300.5));
+    shift_click(harness, axial.to_screen(100.5, 300.5));
     assert_eq!(harness.state().crosshair().unwrap(), [100, 300, expected_z]);
     assert!(
         !harness.state().has_preview(),
         "a Shift+click is not a prompt"
     );
+}
+
+#[test]
+fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
+    use egui_kittest::kittest::Queryable;
+    let mut harness = snapshot_harness();
+    harness
+        .state_mut()
+        .open_folder(&repo().join("assets/sample/totalsegmentator-ct"));
+    step_until(&mut harness, "study and model", LumenApp::is_ready);
+    let (z, _) = box_the_liver_and_accept(&mut harness);
+    harness.get_by_label("Both").click();
+    harness.step();
+    step_until(&mut harness, "propagation", |app| !app.is_propagating());
+
+    harness.get_by_label("Three planes").click();
+    harness.run_steps(2);
+    let [nx, ny, _] = harness.state().volume().unwrap().dims;
+    let [x, y, _] = harness.state().crosshair().unwrap();
+    assert_eq!(
+        (x, y),
+        (nx / 2, ny / 2),
+        "the crosshair starts at the slice's centre"
+    );
+    let coronal = harness.get_by_label("Coronal view").rect();
+    let sagittal = harness.get_by_label("Sagittal view").rect();
+    assert!(
+        coronal.max.y <= sagittal.min.y + 1.0,
+        "stacked: {coronal:?} {sagittal:?}"
+    );
+
+    let placement = check_the_liver_shows_in_the_coronal_view(&mut harness, coronal);
+    check_the_surface_encloses_the_segment_and_a_drag_turns_it(&mut harness);
+    check_the_crosshair_follows_shift_clicks_and_the_wheel(&mut harness, &placement, sagittal, z);
     harness.hover_at(egui::pos2(1.0, 1.0));
     harness.run_steps(2);
     harness.snapshot("three_planes_liver");

@@ -108,17 +108,23 @@ fn written_elsewhere(home: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
-fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_network() {
-    let work = tempfile::tempdir().unwrap();
-    let dist = work.path().join("dist");
+/// What `bundle.py` made: the archive, its name without `.tar.gz`, and the .deb.
+struct Packed {
+    archive: PathBuf,
+    name: String,
+    deb: PathBuf,
+}
+
+/// Packs the built `lumen` into `dist` (the archive, its checksum file and the .deb) and checks
+/// the archive against its checksum.
+fn pack(dist: &Path) -> Packed {
     let packed = run_tool(
         Command::new("python3")
             .arg(repo().join("packaging/release/bundle.py"))
             .arg("--binary")
             .arg(env!("CARGO_BIN_EXE_lumen"))
             .arg("--out")
-            .arg(&dist)
+            .arg(dist)
             .args(["--deb", "--fast"]),
     );
     let archive = PathBuf::from(packed.lines().next().unwrap());
@@ -137,20 +143,25 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         Command::new("sha256sum")
             .arg("-c")
             .arg(format!("{name}.tar.gz.sha256"))
-            .current_dir(&dist),
+            .current_dir(dist),
     );
     assert!(sums.contains(": OK"), "{sums}");
+    let deb = PathBuf::from(packed.lines().nth(1).unwrap());
+    Packed { archive, name, deb }
+}
 
-    let extracted = work.path().join("clinic");
-    std::fs::create_dir(&extracted).unwrap();
+/// Extracts the archive into `into` and checks every file against the bundle's SHA256SUMS; the
+/// bundle's folder.
+fn extract(packed: &Packed, into: &Path) -> PathBuf {
+    std::fs::create_dir(into).unwrap();
     run_tool(
         Command::new("tar")
             .arg("-xzf")
-            .arg(&archive)
+            .arg(&packed.archive)
             .arg("-C")
-            .arg(&extracted),
+            .arg(into),
     );
-    let bundle = extracted.join(&name);
+    let bundle = into.join(&packed.name);
     let checked = run_tool(
         Command::new("sha256sum")
             .args(["-c", "SHA256SUMS"])
@@ -160,6 +171,12 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         checked.lines().all(|l| l.ends_with(": OK")) && checked.contains("lumen: OK"),
         "{checked}"
     );
+    bundle
+}
+
+/// The library, the models, the sample, the desktop entry and every notice are in the bundle;
+/// the shipped crates' licences are listed, the test-only ones are not.
+fn check_contents(bundle: &Path) {
     for inside in [
         "libonnxruntime.so.1.32.0",
         "assets/models/litemedsam/model.toml",
@@ -204,15 +221,13 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         !crates.contains("\negui_kittest "),
         "a test-only crate is listed as shipped"
     );
+}
 
-    let before = snapshot(&bundle);
-    let home = work.path().join("home");
-    let cwd = work.path().join("elsewhere");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&cwd).unwrap();
+/// `--version`, `doctor`, `info` and a real segmentation from the bundle, run bare: the library
+/// and the default model are the bundle's own.
+fn check_runs_bare(bundle: &Path, home: &Path, cwd: &Path) {
     let exe = bundle.join("lumen");
-
-    let version = stdout(&run_bare(&exe, &["--version"], &home, &cwd));
+    let version = stdout(&run_bare(&exe, &["--version"], home, cwd));
     assert!(version.starts_with("lumen 0."), "{version}");
     let library = bundle.join("libonnxruntime.so.1.32.0");
     assert!(
@@ -228,7 +243,7 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         "the default model is the bundle's own, not the source tree's: {version}"
     );
 
-    let doctor = stdout(&run_bare(&exe, &["doctor"], &home, &cwd));
+    let doctor = stdout(&run_bare(&exe, &["doctor"], home, cwd));
     for line in [
         format!("ok    ONNX Runtime 1.32.0 loads from {}", library.display()),
         "ok    bundled model litemedsam-w8a8 (W8A8".to_string(),
@@ -246,36 +261,28 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
     }
     assert!(!doctor.contains("FAIL"), "{doctor}");
 
-    let info = stdout(&run_bare(&exe, &["info"], &home, &cwd));
+    let info = stdout(&run_bare(&exe, &["info"], home, cwd));
     assert!(info.contains("model      litemedsam-w8a8 ("), "{info}");
     assert!(info.contains("(verified)"), "{info}");
 
     // W8A8 LiteMedSAM scores 0.870 on this slice from a source tree's build
-    let dice = segment_dice(&exe, &home, &cwd);
+    let dice = segment_dice(&exe, home, cwd);
     assert!(dice > 0.85, "liver box Dice {dice:.3} from the bundle");
+}
 
-    assert_eq!(
-        snapshot(&bundle),
-        before,
-        "the bundle's folder changed while it ran"
-    );
-    assert_eq!(written_elsewhere(&home), Vec::<PathBuf>::new());
-    let left_in_cwd: Vec<_> = snapshot(&cwd).into_keys().collect();
-    assert_eq!(left_in_cwd, vec![PathBuf::from("mask.png")]);
-
-    // The .deb: /opt/lumen as above, /usr/bin/lumen a relative link to it, a menu entry.
-    let deb = PathBuf::from(packed.lines().nth(1).unwrap());
-    let fields = run_tool(Command::new("dpkg-deb").arg("--field").arg(&deb));
+/// The .deb: /opt/lumen as the archive's bundle, /usr/bin/lumen a relative link to it, a menu
+/// entry; run through the link, the library beside the real executable is still found.
+fn check_deb(deb: &Path, root: &Path, home: &Path, cwd: &Path) {
+    let fields = run_tool(Command::new("dpkg-deb").arg("--field").arg(deb));
     assert!(fields.contains("Package: lumen") && fields.contains("Depends: libc6 (>= 2.35)"));
-    let root = work.path().join("deb-root");
-    run_tool(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    run_tool(Command::new("dpkg-deb").arg("-x").arg(deb).arg(root));
     let entry = std::fs::read_to_string(root.join("usr/share/applications/lumen.desktop")).unwrap();
     assert!(entry.contains("Exec=/usr/bin/lumen"), "{entry}");
     let linked = stdout(&run_bare(
         &root.join("usr/bin/lumen"),
         &["--version"],
-        &home,
-        &cwd,
+        home,
+        cwd,
     ));
     assert!(
         linked.contains(
@@ -286,4 +293,29 @@ fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_n
         ),
         "through /usr/bin/lumen the library is still found beside the real executable: {linked}"
     );
+}
+
+#[test]
+fn the_release_bundle_runs_from_an_empty_folder_with_a_bare_environment_and_no_network() {
+    let work = tempfile::tempdir().unwrap();
+    let packed = pack(&work.path().join("dist"));
+    let bundle = extract(&packed, &work.path().join("clinic"));
+    check_contents(&bundle);
+
+    let before = snapshot(&bundle);
+    let home = work.path().join("home");
+    let cwd = work.path().join("elsewhere");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    check_runs_bare(&bundle, &home, &cwd);
+    assert_eq!(
+        snapshot(&bundle),
+        before,
+        "the bundle's folder changed while it ran"
+    );
+    assert_eq!(written_elsewhere(&home), Vec::<PathBuf>::new());
+    let left_in_cwd: Vec<_> = snapshot(&cwd).into_keys().collect();
+    assert_eq!(left_in_cwd, vec![PathBuf::from("mask.png")]);
+
+    check_deb(&packed.deb, &work.path().join("deb-root"), &home, &cwd);
 }

@@ -110,11 +110,12 @@ fn gradients_with_respect_to_initializers() {
     );
 }
 
-/// The loss terms of data-free calibration-image synthesis (DESIGN.md §3), as graphs.
+// The loss terms of data-free calibration-image synthesis (DESIGN.md §3), as graphs.
+
+/// Patch-similarity entropy: cosine similarities of tokens, Gaussian KDE (bandwidth 0.01)
+/// evaluated at the similarity values, entropy = −mean log density.
 #[test]
-fn dfq_loss_terms() {
-    // Patch-similarity entropy: cosine similarities of tokens, Gaussian KDE (bandwidth 0.01)
-    // evaluated at the similarity values, entropy = −mean log density.
+fn dfq_patch_similarity_entropy() {
     let pse = |b: &mut Builder, e: i32| {
         let sq = b.op("Mul", &["x", "x"], vec![]);
         let axes = b.const_i64(&[-1]);
@@ -154,8 +155,11 @@ fn dfq_loss_terms() {
         vec![("x", vec![1, 6, 4], Dist::Sym)],
         &pse,
     ));
+}
 
-    // Pseudo-label loss: 20·focal + dice on sigmoid masks, + MSE(IoU prediction, soft IoU).
+/// Pseudo-label loss: 20·focal + dice on sigmoid masks, + MSE(IoU prediction, soft IoU).
+#[test]
+fn dfq_pseudo_label_loss() {
     let seg = |b: &mut Builder, e: i32| {
         let t = Rng(11)
             .array(&[1, 2, 4, 4], Dist::Sym)
@@ -218,8 +222,11 @@ fn dfq_loss_terms() {
         ],
         &seg,
     ));
+}
 
-    // Total variation: mean squared and mean absolute neighbour differences.
+/// Total variation: mean squared and mean absolute neighbour differences.
+#[test]
+fn dfq_total_variation() {
     let tv = |b: &mut Builder, _: i32| {
         let mut terms = Vec::new();
         for axis in [2i64, 3] {
