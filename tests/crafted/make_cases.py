@@ -279,7 +279,7 @@ def make(shared, out):
     c.series("palette-colour-grey-pixels", set_attr("PhotometricInterpretation", "PALETTE COLOR"),
              slices=SLICES, says=["palette"])
     c.series("ybr-grey-pixels", set_attr("PhotometricInterpretation", "YBR_FULL"),
-             outcome="either")
+             slices=SLICES, says=["YBR_FULL on one sample per pixel"])
 
     def unknown_syntax(d):
         d.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
@@ -356,7 +356,11 @@ def make(shared, out):
             ("bitpix-negative", lambda h: h.__setitem__("bitpix", -13107), "error",
              ["-13107 bits per voxel"]),
             ("pixdim-nan", lambda h: h["pixdim"].__setitem__(1, np.nan), "either", []),
-            ("vox-offset-huge", lambda h: h.__setitem__("vox_offset", 1e12), "either", [])):
+            # the reader would take the data from byte 352 whatever vox_offset says
+            ("vox-offset-huge", lambda h: h.__setitem__("vox_offset", 1e12), "error",
+             ["vox_offset"]),
+            ("vox-offset-shifted", lambda h: h.__setitem__("vox_offset", 480), "error",
+             ["byte 480 (vox_offset)"])):
         header = source.header.copy()
         edit(header)
         path = base / f"{name}.nii"

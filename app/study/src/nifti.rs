@@ -149,6 +149,7 @@ fn check_declared_size(path: &Path) -> Result<()> {
             ),
         ));
     };
+    check_data_offset(path, &header)?;
     let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
     if is_gzip(path) && bytes > BOMB_FLOOR_BYTES && bytes / file_len.max(1) > MAX_GZIP_RATIO {
         return Err(StudyError::invalid(
@@ -162,6 +163,53 @@ fn check_declared_size(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A single-file NIfTI's voxel data must start where the reader takes it from: right after the
+/// 352 bytes of header and extender, or, where the extender announces extensions, after them
+/// at `vox_offset`. The reader ignores a `vox_offset` without extensions and would read the
+/// image shifted by the difference; one inside the header has no meaning.
+fn check_data_offset(path: &Path, header: &NiftiHeader) -> Result<()> {
+    const SINGLE_FILE: &[u8; 4] = b"n+1\0";
+    if &header.magic != SINGLE_FILE {
+        return Ok(());
+    }
+    let offset = header.vox_offset;
+    let fits = if first_bytes(path, HEADER_AND_EXTENDER)?.get(348) == Some(&0) {
+        offset == 352.0 || offset == 0.0
+    } else {
+        offset >= 352.0
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(StudyError::invalid(
+        path,
+        format!(
+            "the header puts the voxel data at byte {offset} (vox_offset), but no extensions \
+             fill the bytes from 352 to there"
+        ),
+    ))
+}
+
+/// The header (348 bytes) and the extender (4).
+const HEADER_AND_EXTENDER: usize = 352;
+
+/// The first `n` bytes of the file, inflated if it is gzip; fewer if it is shorter.
+fn first_bytes(path: &Path, n: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
+    let mut reader: Box<dyn Read> = if is_gzip(path) {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut bytes = Vec::with_capacity(n);
+    (&mut reader)
+        .take(n as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| StudyError::read(path, format!("not a readable NIfTI file ({e})")))?;
+    Ok(bytes)
 }
 
 /// Scans compress a few-fold and label maps up to a few hundred; a large volume that inflates

@@ -242,20 +242,19 @@ pub(super) fn decode_into(
     convert_frame(&px, 0, out, h.slope, h.intercept, &h.path)
 }
 
-pub(super) fn colour_warning(
-    frames: &[FrameHeader],
-    file: Option<&DefaultDicomObject>,
-) -> Option<String> {
+/// The note on a series whose pixels are not plain grey levels, as its first file says.
+pub(super) fn colour_warning(file: Option<&DefaultDicomObject>) -> Option<String> {
     let obj: &InMemDicomObject = file?;
     let spp = get_int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     let pi = get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
-    let _ = frames;
-    if spp == 3 {
-        Some(format!("colour image ({pi}) converted to grey levels"))
-    } else if pi == "PALETTE COLOR" {
-        Some("palette colour image shown as grey palette indices".to_string())
-    } else {
-        None
+    match pi.as_str() {
+        _ if spp == 3 => Some(format!("colour image ({pi}) converted to grey levels")),
+        "PALETTE COLOR" => Some("palette colour image shown as grey palette indices".to_string()),
+        "MONOCHROME1" | "MONOCHROME2" | "" => None,
+        // a colour model on one sample has no meaning: the one value is all there is
+        _ => Some(format!(
+            "Photometric Interpretation (0028,0004) {pi} on one sample per pixel: shown as grey"
+        )),
     }
 }
 
@@ -341,7 +340,7 @@ pub(super) fn assemble(
             warnings.push(w);
         }
     }
-    if let Some(w) = colour_warning(frames, probe.as_ref()) {
+    if let Some(w) = colour_warning(probe.as_ref()) {
         warnings.push(w);
     }
     if modality == Modality::Ct && ordered.iter().any(|h| !h.intercept_given) {
