@@ -146,3 +146,14 @@ pub fn shift_click(harness: &mut Harness<'_, LumenApp>, at: egui::Pos2) {
     harness.event(egui::Event::ModifiersChanged(Modifiers::NONE));
     harness.run_steps(2);
 }
+
+/// The app for a test that takes a snapshot, which must not hold run times (they vary) nor
+/// this machine's home folder.
+pub fn snapshot_harness() -> Harness<'static, LumenApp> {
+    let mut harness = app_harness(860.0);
+    harness.state_mut().show_timings(false);
+    harness
+        .state_mut()
+        .set_export_folder("/media/usb-stick/Lumen".into());
+    harness
+}
