@@ -367,6 +367,12 @@ def make(shared, out):
         data = np.asanyarray(source.dataobj)
         path.write_bytes(header.binaryblock + b"\0" * 4 + data.tobytes(order="F"))
         c.add(f"nifti-{name}", path, outcome, says)
+    # uncompressed and cut: the header alone tells it is short (the reader would reserve it all)
+    whole = (base / "dim-zero.nii").read_bytes()
+    cut_raw = base / "truncated.nii"
+    header = source.header.copy()
+    cut_raw.write_bytes((header.binaryblock + b"\0" * 4 + whole[352:])[: len(whole) // 3])
+    c.add("nifti-truncated-uncompressed", cut_raw, "error", ["truncated.nii", "truncated: "])
 
     (out / "cases.json").write_text(json.dumps(c.cases, indent=1))
     return c.cases

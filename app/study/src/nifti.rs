@@ -151,7 +151,18 @@ fn check_declared_size(path: &Path) -> Result<()> {
     };
     check_data_offset(path, &header)?;
     let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
-    if is_gzip(path) && bytes > BOMB_FLOOR_BYTES && bytes / file_len.max(1) > MAX_GZIP_RATIO {
+    let gzip = is_gzip(path);
+    let data_start = u64::from(header.vox_offset.max(352.0) as u32);
+    if !gzip && header.magic == *b"n+1\0" && data_start.saturating_add(bytes) > file_len {
+        // the reader would reserve the declared size before finding the file short
+        return Err(StudyError::read(
+            path,
+            format!(
+                "truncated: {declares} ({bytes} bytes from byte {data_start}), the file has {file_len} bytes"
+            ),
+        ));
+    }
+    if gzip && bytes > BOMB_FLOOR_BYTES && bytes / file_len.max(1) > MAX_GZIP_RATIO {
         return Err(StudyError::invalid(
             path,
             format!(
