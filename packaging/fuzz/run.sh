@@ -40,6 +40,7 @@ case "$target" in
 esac
 log=$(mktemp)
 started=$SECONDS
+commit=$(git -C "$repo" rev-parse --short HEAD) # what the run builds, even if HEAD moves meanwhile
 cd "$fuzz"
 # -max_len 64 KiB: room for a header, a small image and nested sequences; the RSS limit is the
 # crafted cases' 2 GiB, the malloc limit what one input may ask at once
@@ -62,4 +63,4 @@ else
   rm -f "$log"
 fi
 rm -f fuzz-*.log
-echo -e "$(date -u +%F)\t$target\t$((SECONDS - started)) s\t$jobs job(s)\t$execs executions\t$(git -C "$repo" rev-parse --short HEAD)\t$ended" | tee -a "$repo/$crate/fuzz/runs.tsv"
+echo -e "$(date -u +%F)\t$target\t$((SECONDS - started)) s\t$jobs job(s)\t$execs executions\t$commit\t$ended" | tee -a "$repo/$crate/fuzz/runs.tsv"
