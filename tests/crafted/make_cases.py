@@ -175,15 +175,8 @@ def zeros_nifti(path, template, shape, zero_bytes):
     return path
 
 
-def make(shared, out):
-    c = Cases(shared, out)
-    n_mid = SLICES - 1
-
-    # the undamaged series: what every other case is measured against
-    c.series("baseline", slices=SLICES)
-    c.series("baseline-explicit-vr", explicit=True, slices=SLICES)
-
-    # --- crashes: nesting deep enough to overflow a parser's stack
+def add_parser_cases(c):
+    """Nesting that would overflow a parser's stack; walks that would not end; memory bombs."""
     for depth in (100, 1000, 2000, 20000):
         name = f"nested-sequences-{depth}"
         path = c.series(name, slices=SLICES - 1 if depth > 128 else SLICES,
@@ -206,7 +199,10 @@ def make(shared, out):
         deflate_bomb(four / f"bomb{k}.dcm", c.slices[k], 1 << 30)
     c.add("deflate-bombs-four", four, "error", ["4 file(s) left out", "implausible"])
 
-    # --- values that would give a silently wrong image
+
+def add_value_cases(c):
+    """Values and attributes that would give a silently wrong image, or none at all."""
+    n_mid = SLICES - 1
     c.series("rows-half", set_attr("Rows", 256), outcome="error", says=["Rows"])
     c.series("columns-half", set_attr("Columns", 256), outcome="error", says=["Columns"])
     # one slice of another size is a part of its own, offered in the series browser
@@ -294,7 +290,9 @@ def make(shared, out):
         d.PixelData = d.PixelData[: len(d.PixelData) // 3]
     c.series("pixel-data-short", short_pixels, outcome="error", says=["damaged file"])
 
-    # --- files cut short or overwritten: the middle slice, then every slice
+
+def add_cut_cases(c):
+    """Files cut short or overwritten (the middle slice, then every slice); folders with nothing."""
     size = len(raw_bytes(c.slices[MIDDLE]))
     for cut in (0, 1, 127, 132, 140, 300, 1000, size // 2, size - 2):
         path = c.series(f"cut-at-{cut}", slices=SLICES - 1, says=[f"slice{MIDDLE}.dcm"])
@@ -333,7 +331,9 @@ def make(shared, out):
     onnx = c.series("a-folder-named-like-a-slice", slices=SLICES)
     (onnx / "folder.dcm").mkdir()
 
-    # --- NIfTI volumes (as `lumen eval` reads them)
+
+def add_nifti_cases(c):
+    """NIfTI volumes, as `lumen eval` and the file dialog read them."""
     source = nibabel.load(c.nifti_source)
     base = c.folder("nifti")
     good = base / "good.nii.gz"
@@ -374,6 +374,18 @@ def make(shared, out):
     cut_raw.write_bytes((header.binaryblock + b"\0" * 4 + whole[352:])[: len(whole) // 3])
     c.add("nifti-truncated-uncompressed", cut_raw, "error", ["truncated.nii", "truncated: "])
 
+
+def make(shared, out):
+    c = Cases(shared, out)
+
+    # the undamaged series: what every other case is measured against
+    c.series("baseline", slices=SLICES)
+    c.series("baseline-explicit-vr", explicit=True, slices=SLICES)
+
+    add_parser_cases(c)
+    add_value_cases(c)
+    add_cut_cases(c)
+    add_nifti_cases(c)
     (out / "cases.json").write_text(json.dumps(c.cases, indent=1))
     return c.cases
 
