@@ -35,7 +35,7 @@ pub(super) fn walk_lengths(
     head: &[u8],
     total_len: u64,
     pos: usize,
-    mut in_meta: bool,
+    in_meta: bool,
 ) -> Result<Option<usize>> {
     let mut walk = LengthWalk {
         name,
@@ -47,7 +47,17 @@ pub(super) fn walk_lengths(
         in_pixel_items: false,
         open: Vec::new(),
     };
-    let mut ts = String::new();
+    if in_meta {
+        let Some(ts) = walk.meta_group()? else {
+            return Ok(None);
+        };
+        match ts.as_str() {
+            "1.2.840.10008.1.2" => walk.explicit = false,
+            "1.2.840.10008.1.2.2" => walk.big_endian = true,
+            DEFLATED => return Ok(Some(walk.pos)),
+            _ => {}
+        }
+    }
     loop {
         walk.close_ended();
         if walk.open.len() > 2 * MAX_SEQUENCE_DEPTH {
@@ -58,16 +68,6 @@ pub(super) fn walk_lengths(
         }
         if walk.pos + 8 > head.len() {
             return Ok(None);
-        }
-        let group_le = u16::from_le_bytes([head[walk.pos], head[walk.pos + 1]]);
-        if in_meta && group_le != 0x0002 {
-            in_meta = false;
-            match ts.as_str() {
-                "1.2.840.10008.1.2" => walk.explicit = false,
-                "1.2.840.10008.1.2.2" => walk.big_endian = true,
-                DEFLATED => return Ok(Some(walk.pos)),
-                _ => {}
-            }
         }
         let (group, elem) = (walk.u16_at(walk.pos), walk.u16_at(walk.pos + 2));
         if group == 0xFFFE {
@@ -91,11 +91,6 @@ pub(super) fn walk_lengths(
         let (pos, len) = (walk.pos, len as usize);
         if is_sq {
             walk.open.push(Some(pos + len));
-        }
-        if in_meta && (group, elem) == (0x0002, 0x0010) && pos + len <= head.len() {
-            ts = String::from_utf8_lossy(&head[pos..pos + len])
-                .trim_end_matches(['\0', ' '])
-                .to_string();
         }
         if !is_sq {
             walk.pos = pos.saturating_add(len);
@@ -139,6 +134,52 @@ impl LengthWalk<'_> {
         } else {
             u32::from_le_bytes(b)
         }
+    }
+
+    /// Steps over the file meta group as the parser reads it: explicit VR little endian, for as
+    /// many bytes as its group length (0002,0000) says, whatever group the elements in them
+    /// belong to (the parser consumes an off-group element as meta), each value skipped whole.
+    /// The transfer syntax; None where the walk cannot follow (the parser fails there itself).
+    fn meta_group(&mut self) -> Result<Option<String>> {
+        let start = self.pos;
+        if self.pos + 12 > self.head.len()
+            || (self.u16_at(start), self.u16_at(start + 2)) != (0x0002, 0x0000)
+            || self.u16_at(start + 6) != 4
+        {
+            return Ok(None);
+        }
+        let end = (start + 12).saturating_add(self.u32_at(start + 8) as usize);
+        self.pos = start + 12;
+        let mut ts = String::new();
+        while self.pos < end {
+            if self.pos + 8 > self.head.len() {
+                return Ok(None);
+            }
+            let (group, elem) = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
+            let len = if group == 0xFFFE {
+                self.pos += 8; // an item or delimiter header: no VR
+                self.u32_at(self.pos - 4)
+            } else {
+                match self.element_header() {
+                    Some((len, _)) => len,
+                    None => return Ok(None),
+                }
+            };
+            if len == u32::MAX {
+                return Ok(None); // the parser refuses an undefined length here
+            }
+            self.check_fits(u64::from(len), || {
+                format!("meta element ({group:04X},{elem:04X})")
+            })?;
+            let (at, len) = (self.pos, len as usize);
+            if (group, elem) == (0x0002, 0x0010) && at + len <= self.head.len() {
+                ts = String::from_utf8_lossy(&self.head[at..at + len])
+                    .trim_end_matches(['\0', ' '])
+                    .to_string();
+            }
+            self.pos = at.saturating_add(len);
+        }
+        Ok(Some(ts))
     }
 
     /// Closes the sequences and items of defined length that end at or before `pos`.
