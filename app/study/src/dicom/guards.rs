@@ -70,18 +70,28 @@ pub(super) fn walk_lengths(
             return Ok(None);
         }
         let (group, elem) = (walk.u16_at(walk.pos), walk.u16_at(walk.pos + 2));
-        if group == 0xFFFE {
+        // between a sequence's items the parser reads item headers; among an item's elements
+        // only an item delimiter, and any other (FFFE,xxxx) as a plain element with a value
+        let between_items =
+            walk.in_pixel_items || matches!(walk.open.last(), Some((_, Open::Sequence)));
+        if group == 0xFFFE && (between_items || elem == 0xE00D) {
             walk.item_or_delimiter(elem)?;
             continue;
         }
-        let Some((len, is_sq)) = walk.element_header() else {
+        let header = if group == 0xFFFE {
+            walk.pos += 8; // no VR: the tag and a 32-bit length
+            Some((walk.u32_at(walk.pos - 4), false))
+        } else {
+            walk.element_header()
+        };
+        let Some((len, is_sq)) = header else {
             return Ok(None);
         };
         if len == u32::MAX {
             if (group, elem) == (0x7FE0, 0x0010) {
                 walk.in_pixel_items = true;
             } else {
-                walk.open.push(None);
+                walk.open.push((None, Open::Sequence)); // the parser takes it for a sequence
             }
             continue; // undefined length: walk into it
         }
@@ -90,7 +100,7 @@ pub(super) fn walk_lengths(
         })?;
         let (pos, len) = (walk.pos, len as usize);
         if is_sq {
-            walk.open.push(Some(pos + len));
+            walk.open.push((Some(pos + len), Open::Sequence));
         }
         if !is_sq {
             walk.pos = pos.saturating_add(len);
@@ -109,7 +119,15 @@ struct LengthWalk<'a> {
     explicit: bool,
     big_endian: bool,
     in_pixel_items: bool,
-    open: Vec<Option<usize>>,
+    open: Vec<(Option<usize>, Open)>,
+}
+
+/// What an entry of [`LengthWalk::open`] is: the parser expects item headers inside a sequence
+/// and elements inside an item.
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Sequence,
+    Item,
 }
 
 impl LengthWalk<'_> {
@@ -138,20 +156,24 @@ impl LengthWalk<'_> {
 
     /// Steps over the file meta group as the parser reads it: explicit VR little endian, for as
     /// many bytes as its group length (0002,0000) says, whatever group the elements in them
-    /// belong to (the parser consumes an off-group element as meta), each value skipped whole.
-    /// The transfer syntax; None where the walk cannot follow (the parser fails there itself).
+    /// belong to (the parser consumes an off-group element as meta), each value skipped whole;
+    /// without a group length, while the group is 0002. The transfer syntax; None where the walk
+    /// cannot follow (the parser fails there itself).
     fn meta_group(&mut self) -> Result<Option<String>> {
         let start = self.pos;
-        if self.pos + 12 > self.head.len()
-            || (self.u16_at(start), self.u16_at(start + 2)) != (0x0002, 0x0000)
-            || self.u16_at(start + 6) != 4
-        {
-            return Ok(None);
-        }
-        let end = (start + 12).saturating_add(self.u32_at(start + 8) as usize);
-        self.pos = start + 12;
+        let declared_end = (start + 12 <= self.head.len()
+            && (self.u16_at(start), self.u16_at(start + 2)) == (0x0002, 0x0000)
+            && self.u16_at(start + 6) == 4)
+            .then(|| (start + 12).saturating_add(self.u32_at(start + 8) as usize));
         let mut ts = String::new();
-        while self.pos < end {
+        loop {
+            let in_meta = match declared_end {
+                Some(end) => self.pos < end,
+                None => self.pos + 2 <= self.head.len() && self.u16_at(self.pos) == 0x0002,
+            };
+            if !in_meta {
+                return Ok(Some(ts));
+            }
             if self.pos + 8 > self.head.len() {
                 return Ok(None);
             }
@@ -179,12 +201,11 @@ impl LengthWalk<'_> {
             }
             self.pos = at.saturating_add(len);
         }
-        Ok(Some(ts))
     }
 
     /// Closes the sequences and items of defined length that end at or before `pos`.
     fn close_ended(&mut self) {
-        while let Some(Some(end)) = self.open.last()
+        while let Some((Some(end), _)) = self.open.last()
             && self.pos >= *end
         {
             self.open.pop();
@@ -217,10 +238,10 @@ impl LengthWalk<'_> {
                 if self.in_pixel_items {
                     self.pos += len as usize; // a compressed fragment
                 } else {
-                    self.open.push(Some(self.pos + len as usize));
+                    self.open.push((Some(self.pos + len as usize), Open::Item));
                 }
             }
-            0xE000 => self.open.push(None),
+            0xE000 => self.open.push((None, Open::Item)),
             0xE0DD if self.in_pixel_items => self.in_pixel_items = false,
             0xE00D | 0xE0DD => {
                 self.open.pop();
