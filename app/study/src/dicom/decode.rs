@@ -302,55 +302,32 @@ pub(super) fn assemble(
     let mut voxels = vec![0f32; total];
 
     let distinct_files: BTreeSet<&Path> = ordered.iter().map(|h| h.path.as_path()).collect();
-    let mut probe: Option<DefaultDicomObject> = None;
-    if distinct_files.len() == 1 {
-        // one (multi-frame) file: open once, decode frames in parallel
-        let file = match preloaded {
-            Some(f) => f,
-            None => open_image(&first.path)?,
-        };
-        voxels
-            .par_chunks_mut(plane)
-            .zip(ordered.par_iter())
-            .try_for_each(|(chunk, h)| {
-                step()?;
-                decode_into(&file, h, chunk)?;
-                done();
-                Ok(())
-            })?;
-        probe = Some(file);
-    } else {
-        voxels
-            .par_chunks_mut(plane)
-            .zip(ordered.par_iter())
-            .try_for_each(|(chunk, h)| {
-                step()?;
-                let file = open_image(&h.path)?;
-                decode_into(&file, h, chunk)?;
-                done();
-                Ok(())
-            })?;
-    }
-    if probe.is_none() {
-        probe = open_header(&first.path).ok();
-    }
-    let mut warnings = extra_warnings;
-    for w in plan.warnings {
-        if !warnings.contains(&w) {
-            warnings.push(w);
-        }
-    }
-    if let Some(w) = colour_warning(probe.as_ref()) {
-        warnings.push(w);
-    }
-    if modality == Modality::Ct && ordered.iter().any(|h| !h.intercept_given) {
-        // Type 1 in a CT image: without it the stored values are shown as if they were HU
-        warnings.push(
-            "no Rescale Intercept (0028,1052) on a CT image: its stored values are shown as \
-             HU, which they may not be"
-                .to_string(),
-        );
-    }
+    // one (multi-frame) file is opened once and its frames decoded in parallel
+    let single_file = match (distinct_files.len(), preloaded) {
+        (1, Some(file)) => Some(file),
+        (1, None) => Some(open_image(&first.path)?),
+        _ => None,
+    };
+    voxels
+        .par_chunks_mut(plane)
+        .zip(ordered.par_iter())
+        .try_for_each(|(chunk, h)| {
+            step()?;
+            match &single_file {
+                Some(file) => decode_into(file, h, chunk)?,
+                None => decode_into(&open_image(&h.path)?, h, chunk)?,
+            }
+            done();
+            Ok(())
+        })?;
+    let probe = single_file.or_else(|| open_header(&first.path).ok());
+    let warnings = series_warnings(
+        extra_warnings,
+        plan.warnings,
+        probe.as_ref(),
+        &modality,
+        &ordered,
+    );
     let inverted = probe.as_ref().is_some_and(|file| {
         let obj: &InMemDicomObject = file;
         get_str(obj, tags::PHOTOMETRIC_INTERPRETATION).as_deref() == Some("MONOCHROME1")
@@ -380,4 +357,32 @@ pub(super) fn assemble(
         slices,
         study,
     })
+}
+
+/// The notes on a series: the caller's, the geometry plan's (each once), the colour model's, and
+/// a CT image's missing Rescale Intercept.
+fn series_warnings(
+    mut warnings: Vec<String>,
+    plan_warnings: Vec<String>,
+    probe: Option<&DefaultDicomObject>,
+    modality: &Modality,
+    ordered: &[&FrameHeader],
+) -> Vec<String> {
+    for w in plan_warnings {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+    if let Some(w) = colour_warning(probe) {
+        warnings.push(w);
+    }
+    if *modality == Modality::Ct && ordered.iter().any(|h| !h.intercept_given) {
+        // Type 1 in a CT image: without it the stored values are shown as if they were HU
+        warnings.push(
+            "no Rescale Intercept (0028,1052) on a CT image: its stored values are shown as \
+             HU, which they may not be"
+                .to_string(),
+        );
+    }
+    warnings
 }
