@@ -232,7 +232,7 @@ fn three_planes_link_by_the_crosshair_and_show_the_segment_in_every_plane() {
     // snapshot allows that many: the volumes and pixels above are what this test checks
     harness.snapshot_options(
         "three_planes_liver",
-        &egui_kittest::SnapshotOptions::new().failed_pixel_count_threshold(600),
+        &egui_kittest::SnapshotOptions::new().max_failed_pixels(600),
     );
 }
 
