@@ -160,10 +160,11 @@ pub fn show(
             gestures.push(Gesture::PaintEnd);
         }
     } else if matches!(mode, Mode::Box) {
-        if let Some(r) = box_drag(ui, &response, area) {
-            if r.width() > 3.0 && r.height() > 3.0 {
-                let (x0, y0) = placement.to_image(r.min);
-                let (x1, y1) = placement.to_image(r.max);
+        if let Some((start, end)) = box_drag(ui, &response, area, &placement) {
+            let (x0, x1) = (start.0.min(end.0), start.0.max(end.0));
+            let (y0, y1) = (start.1.min(end.1), start.1.max(end.1));
+            let on_screen = placement.to_screen(x1, y1) - placement.to_screen(x0, y0);
+            if on_screen.x > 3.0 && on_screen.y > 3.0 {
                 let clamp_x = |v: f32| v.clamp(0.0, placement.size.0 as f32 - 1.0);
                 let clamp_y = |v: f32| v.clamp(0.0, placement.size.1 as f32 - 1.0);
                 gestures.push(Gesture::Box(BoxPrompt {
@@ -173,7 +174,7 @@ pub fn show(
                     y1: clamp_y(y1),
                 }));
             }
-        } else if let Some(r) = box_in_progress(ui, &response) {
+        } else if let Some(r) = box_in_progress(ui, &response, &placement) {
             painter.rect_stroke(
                 r,
                 0.0,
@@ -223,14 +224,20 @@ pub fn wheel_step(ui: &egui::Ui) -> Option<i32> {
     (notches.abs() > 0.5).then_some(if notches > 0.0 { -1 } else { 1 })
 }
 
-/// The box of a primary-button drag that ended this frame, from the raw button events in their
-/// order: when the window repaints slowly (software rendering, a busy CPU) the press, the moves
-/// and the release of a quick drag arrive in one frame, and egui's own drag state never sees a
-/// drag. The press must land on the view itself (not on a window above it); where it landed is
-/// kept across frames.
-fn box_drag(ui: &egui::Ui, response: &egui::Response, area: Rect) -> Option<Rect> {
+/// The corners (image pixels) of a primary-button drag that ended this frame, from the raw
+/// button events in their order: when the window repaints slowly (software rendering, a busy
+/// CPU) the press, the moves and the release of a quick drag arrive in one frame, and egui's own
+/// drag state never sees a drag. The press must land on the view itself (not on a window above
+/// it); the image pixel it landed on is kept across frames, so a view that moves meanwhile (a
+/// note appearing below it) does not move the box's first corner.
+fn box_drag(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    area: Rect,
+    placement: &Placement,
+) -> Option<((f32, f32), (f32, f32))> {
     let key = response.id.with("box start");
-    let mut origin: Option<Pos2> = ui.data(|d| d.get_temp(key)).flatten();
+    let mut origin: Option<(f32, f32)> = ui.data(|d| d.get_temp(key)).flatten();
     let presses: Vec<(Pos2, bool)> = ui.input(|i| {
         i.raw
             .events
@@ -250,9 +257,9 @@ fn box_drag(ui: &egui::Ui, response: &egui::Response, area: Rect) -> Option<Rect
     for (pos, pressed) in presses {
         if pressed {
             let on_view = area.contains(pos) && ui.ctx().layer_id_at(pos) == Some(ui.layer_id());
-            origin = on_view.then_some(pos);
+            origin = on_view.then(|| placement.to_image(pos));
         } else if let Some(start) = origin.take() {
-            made = Some(Rect::from_two_pos(start, pos));
+            made = Some((start, placement.to_image(pos)));
         }
     }
     ui.data_mut(|d| d.insert_temp(key, origin));
@@ -260,12 +267,17 @@ fn box_drag(ui: &egui::Ui, response: &egui::Response, area: Rect) -> Option<Rect
 }
 
 /// The box being dragged, from where the press landed to the pointer, while the button is held.
-fn box_in_progress(ui: &egui::Ui, response: &egui::Response) -> Option<Rect> {
-    let origin: Option<Pos2> = ui
+fn box_in_progress(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    placement: &Placement,
+) -> Option<Rect> {
+    let origin: Option<(f32, f32)> = ui
         .data(|d| d.get_temp(response.id.with("box start")))
         .flatten();
+    let (x, y) = origin?;
     let current = ui.input(|i| i.pointer.latest_pos());
-    Some(Rect::from_two_pos(origin?, current?))
+    Some(Rect::from_two_pos(placement.to_screen(x, y), current?))
 }
 
 /// Patient-direction letters at the image's edges and the size of a pixel, for the annotations

@@ -58,14 +58,16 @@ pub fn step_until_within(
 
 /// Drags the left button through image pixels `path` as a user does: move, press, moves in
 /// steps, release, over the slice view (found by its label; it shows the whole slice, zoom 1,
-/// no pan). One point is a click.
+/// no pan). One point is a click. The view is found again before every event: a note that
+/// appears in the status bar meanwhile makes the view shorter, and the image moves with it.
 pub fn drag_through(harness: &mut Harness<'_, LumenApp>, path: &[(f32, f32)]) {
     use egui_kittest::kittest::Queryable;
     use lumen_app::ui::viewport::{Placement, VIEW_LABEL};
-    let view = harness.get_by_label(VIEW_LABEL).rect();
     let [nx, ny, _] = harness.state().volume().unwrap().dims;
-    let placement = Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO);
-    drag_on(harness, placement, path);
+    drag_placed(harness, path, |harness| {
+        let view = harness.get_by_label(VIEW_LABEL).rect();
+        Placement::fit(view, (nx, ny), 1.0, egui::Vec2::ZERO)
+    });
 }
 
 /// As `drag_through`, on the image at `placement` (any view).
@@ -74,22 +76,32 @@ pub fn drag_on(
     placement: lumen_app::ui::viewport::Placement,
     path: &[(f32, f32)],
 ) {
-    let screen: Vec<egui::Pos2> = path
-        .iter()
-        .map(|&(x, y)| placement.to_screen(x, y))
-        .collect();
-    let (first, last) = (screen[0], screen[screen.len() - 1]);
-    harness.hover_at(first);
+    drag_placed(harness, path, |_| placement);
+}
+
+/// The drag of `drag_through` with the image placed, before each event, by `placed`.
+fn drag_placed(
+    harness: &mut Harness<'_, LumenApp>,
+    path: &[(f32, f32)],
+    placed: impl Fn(&Harness<'_, LumenApp>) -> lumen_app::ui::viewport::Placement,
+) {
+    let at = |harness: &Harness<'_, LumenApp>, (x, y): (f32, f32)| placed(harness).to_screen(x, y);
+    let (first, last) = (path[0], path[path.len() - 1]);
+    harness.hover_at(at(harness, first));
     harness.step();
-    harness.drag_at(first);
+    harness.drag_at(at(harness, first));
     harness.step();
-    for pair in screen.windows(2) {
+    for pair in path.windows(2) {
         for t in [0.25, 0.5, 0.75, 1.0] {
-            harness.hover_at(pair[0] + (pair[1] - pair[0]) * t);
+            let point = (
+                pair[0].0 + (pair[1].0 - pair[0].0) * t,
+                pair[0].1 + (pair[1].1 - pair[0].1) * t,
+            );
+            harness.hover_at(at(harness, point));
             harness.step();
         }
     }
-    harness.drop_at(last);
+    harness.drop_at(at(harness, last));
     harness.step();
 }
 
