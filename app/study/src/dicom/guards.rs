@@ -4,7 +4,8 @@ use super::FrameHeader;
 use super::attrs::get_int;
 use super::decode::transfer_syntax_name;
 use crate::{Result, StudyError};
-use dicom_dictionary_std::tags;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use std::path::Path;
 
@@ -270,7 +271,13 @@ impl LengthWalk<'_> {
         let pos = self.pos;
         if !self.explicit {
             self.pos += 8;
-            return Some((self.u32_at(pos + 4), false));
+            // the parser takes the VR from the dictionary: a sequence of defined length is
+            // walked into, not over, so the lengths inside it are checked too
+            let tag = dicom_core::Tag(self.u16_at(pos), self.u16_at(pos + 2));
+            let is_sq = StandardDataDictionary
+                .by_tag(tag)
+                .is_some_and(|entry| entry.vr().relaxed() == dicom_core::VR::SQ);
+            return Some((self.u32_at(pos + 4), is_sq));
         }
         let vr = [self.head[pos + 4], self.head[pos + 5]];
         // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does

@@ -209,3 +209,39 @@ fn an_rle_fragment_must_declare_1_to_15_segments_in_a_64_byte_header() {
         .to_string();
     assert!(e.contains("RLE fragment 3 is 20 bytes"), "{e}");
 }
+
+#[test]
+fn lengths_inside_an_implicit_vr_sequence_of_defined_length_are_checked() {
+    use super::guards::check_declared_lengths;
+    let element = |tag: (u16, u16), value: &[u8], vr: &[u8; 2]| {
+        let mut e = Vec::new();
+        e.extend(tag.0.to_le_bytes());
+        e.extend(tag.1.to_le_bytes());
+        e.extend(vr);
+        e.extend((value.len() as u16).to_le_bytes());
+        e.extend(value);
+        e
+    };
+    let syntax = element((0x0002, 0x0010), b"1.2.840.10008.1.2\0", b"UI");
+    let mut file = vec![0u8; 128];
+    file.extend(b"DICM");
+    file.extend(element((0x0002, 0x0000), &(syntax.len() as u32).to_le_bytes(), b"UL"));
+    file.extend(syntax);
+    // implicit VR: (0008,1115) Referenced Series Sequence, 24 bytes, one item of 16 bytes holding
+    // (0008,1150) Referenced SOP Class UID that declares 4 GiB
+    let implicit = |tag: (u16, u16), len: u32| {
+        let mut e = Vec::new();
+        e.extend(tag.0.to_le_bytes());
+        e.extend(tag.1.to_le_bytes());
+        e.extend(len.to_le_bytes());
+        e
+    };
+    file.extend(implicit((0x0008, 0x1115), 24));
+    file.extend(implicit((0xFFFE, 0xE000), 16));
+    file.extend(implicit((0x0008, 0x1150), 0xFFFF_FF00));
+    file.extend([0u8; 8]);
+    let e = check_declared_lengths(Path::new("seq.dcm"), &file, file.len() as u64)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("element (0008,1150) declares 4294967040 bytes"), "{e}");
+}
