@@ -225,7 +225,11 @@ fn lengths_inside_an_implicit_vr_sequence_of_defined_length_are_checked() {
     let syntax = element((0x0002, 0x0010), b"1.2.840.10008.1.2\0", b"UI");
     let mut file = vec![0u8; 128];
     file.extend(b"DICM");
-    file.extend(element((0x0002, 0x0000), &(syntax.len() as u32).to_le_bytes(), b"UL"));
+    file.extend(element(
+        (0x0002, 0x0000),
+        &(syntax.len() as u32).to_le_bytes(),
+        b"UL",
+    ));
     file.extend(syntax);
     // implicit VR: (0008,1115) Referenced Series Sequence, 24 bytes, one item of 16 bytes holding
     // (0008,1150) Referenced SOP Class UID that declares 4 GiB
@@ -243,5 +247,8 @@ fn lengths_inside_an_implicit_vr_sequence_of_defined_length_are_checked() {
     let e = check_declared_lengths(Path::new("seq.dcm"), &file, file.len() as u64)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("element (0008,1150) declares 4294967040 bytes"), "{e}");
+    assert!(
+        e.contains("element (0008,1150) declares 4294967040 bytes"),
+        "{e}"
+    );
 }
