@@ -149,11 +149,11 @@ fn check_declared_size(path: &Path) -> Result<()> {
             ),
         ));
     };
-    check_data_offset(path, &header)?;
-    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
     let gzip = is_gzip(path);
-    let data_start = u64::from(header.vox_offset.max(352.0) as u32);
-    if !gzip && header.magic == *b"n+1\0" && data_start.saturating_add(bytes) > file_len {
+    check_data_offset(path, &header, gzip)?;
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let data_start = u64::from(header.vox_offset.max(HEADER_AND_EXTENDER as f32) as u32);
+    if !gzip && header.magic == *SINGLE_FILE && data_start.saturating_add(bytes) > file_len {
         // the reader would reserve the declared size before finding the file short
         return Err(StudyError::read(
             path,
@@ -180,16 +180,16 @@ fn check_declared_size(path: &Path) -> Result<()> {
 /// 352 bytes of header and extender, or, where the extender announces extensions, after them
 /// at `vox_offset`. The reader ignores a `vox_offset` without extensions and would read the
 /// image shifted by the difference; one inside the header has no meaning.
-fn check_data_offset(path: &Path, header: &NiftiHeader) -> Result<()> {
-    const SINGLE_FILE: &[u8; 4] = b"n+1\0";
+fn check_data_offset(path: &Path, header: &NiftiHeader, gzip: bool) -> Result<()> {
     if &header.magic != SINGLE_FILE {
         return Ok(());
     }
-    let offset = header.vox_offset;
-    let fits = if first_bytes(path, HEADER_AND_EXTENDER)?.get(348) == Some(&0) {
-        offset == 352.0 || offset == 0.0
+    let (offset, data_start) = (header.vox_offset, HEADER_AND_EXTENDER as f32);
+    // the extender's first byte says whether extensions follow the header
+    let fits = if first_bytes(path, HEADER_AND_EXTENDER, gzip)?.get(348) == Some(&0) {
+        offset == data_start || offset == 0.0
     } else {
-        offset >= 352.0
+        offset >= data_start
     };
     if fits {
         return Ok(());
@@ -203,14 +203,16 @@ fn check_data_offset(path: &Path, header: &NiftiHeader) -> Result<()> {
     ))
 }
 
+/// The magic of a NIfTI-1 header and its data in one file (`.nii`, not `.hdr` + `.img`).
+const SINGLE_FILE: &[u8; 4] = b"n+1\0";
 /// The header (348 bytes) and the extender (4).
 const HEADER_AND_EXTENDER: usize = 352;
 
-/// The first `n` bytes of the file, inflated if it is gzip; fewer if it is shorter.
-fn first_bytes(path: &Path, n: usize) -> Result<Vec<u8>> {
+/// The first `n` bytes of the file, inflated if it is `gzip`; fewer if it is shorter.
+fn first_bytes(path: &Path, n: usize, gzip: bool) -> Result<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| StudyError::read(path, e))?;
-    let mut reader: Box<dyn Read> = if is_gzip(path) {
+    let mut reader: Box<dyn Read> = if gzip {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
         Box::new(file)

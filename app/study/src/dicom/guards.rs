@@ -80,8 +80,7 @@ pub(super) fn walk_lengths(
             continue;
         }
         let header = if group == 0xFFFE {
-            walk.pos += 8; // no VR: the tag and a 32-bit length
-            Some((walk.u32_at(walk.pos - 4), false))
+            Some((walk.tag_and_length(), false))
         } else {
             walk.element_header()
         };
@@ -180,8 +179,7 @@ impl LengthWalk<'_> {
             }
             let (group, elem) = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
             let len = if group == 0xFFFE {
-                self.pos += 8; // an item or delimiter header: no VR
-                self.u32_at(self.pos - 4)
+                self.tag_and_length()
             } else {
                 match self.element_header() {
                     Some((len, _)) => len,
@@ -202,6 +200,12 @@ impl LengthWalk<'_> {
             }
             self.pos = at.saturating_add(len);
         }
+    }
+
+    /// Steps over a group FFFE header at `pos`, which has no VR: the tag and a 32-bit length.
+    fn tag_and_length(&mut self) -> u32 {
+        self.pos += 8;
+        self.u32_at(self.pos - 4)
     }
 
     /// Closes the sequences and items of defined length that end at or before `pos`.
@@ -231,8 +235,7 @@ impl LengthWalk<'_> {
     /// An item, item delimiter or sequence delimiter (group FFFE) at `pos`, stepped over; any
     /// other (FFFE,xxxx) element with its value.
     fn item_or_delimiter(&mut self, elem: u16) -> Result<()> {
-        let len = self.u32_at(self.pos + 4);
-        self.pos += 8;
+        let len = self.tag_and_length();
         match elem {
             0xE000 if len != u32::MAX => {
                 self.check_fits(u64::from(len), || "an item".to_string())?;
