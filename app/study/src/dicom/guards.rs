@@ -80,11 +80,11 @@ pub(super) fn walk_lengths(
             continue;
         }
         let header = if group == 0xFFFE {
-            Some((walk.tag_and_length(), false))
+            Some((walk.tag_and_length(), false, 1))
         } else {
             walk.element_header()
         };
-        let Some((len, is_sq)) = header else {
+        let Some((len, is_sq, unit)) = header else {
             return Ok(None);
         };
         if len == u32::MAX {
@@ -103,7 +103,9 @@ pub(super) fn walk_lengths(
             walk.open.push((Some(pos + len), Open::Sequence));
         }
         if !is_sq {
-            walk.pos = pos.saturating_add(len);
+            // the parser reads whole values only: an AT of 5 bytes leaves its 5th byte to be read
+            // as the start of the next header, and so does the walk
+            walk.pos = pos.saturating_add(len - len % unit);
         }
     }
 }
@@ -182,7 +184,7 @@ impl LengthWalk<'_> {
                 self.tag_and_length()
             } else {
                 match self.element_header() {
-                    Some((len, _)) => len,
+                    Some((len, _, _)) => len,
                     None => return Ok(None),
                 }
             };
@@ -260,9 +262,10 @@ impl LengthWalk<'_> {
         Ok(())
     }
 
-    /// Reads the element header at `pos` and steps past it: the declared length and whether
-    /// it is a sequence. None where the header runs past `head` or the walk cannot follow.
-    fn element_header(&mut self) -> Option<(u32, bool)> {
+    /// Reads the element header at `pos` and steps past it: the declared length, whether it is
+    /// a sequence, and the size of one value of its VR ([`value_unit`]). None where the header
+    /// runs past `head` or the walk cannot follow.
+    fn element_header(&mut self) -> Option<(u32, bool, usize)> {
         const LONG_VRS: [&[u8; 2]; 13] = [
             b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
             b"UV",
@@ -277,10 +280,11 @@ impl LengthWalk<'_> {
             // the parser takes the VR from the dictionary: a sequence of defined length is
             // walked into, not over, so the lengths inside it are checked too
             let tag = dicom_core::Tag(self.u16_at(pos), self.u16_at(pos + 2));
-            let is_sq = StandardDataDictionary
+            let vr = StandardDataDictionary
                 .by_tag(tag)
-                .is_some_and(|entry| entry.vr().relaxed() == dicom_core::VR::SQ);
-            return Some((self.u32_at(pos + 4), is_sq));
+                .map_or(dicom_core::VR::UN, |entry| entry.vr().relaxed());
+            let unit = value_unit(vr.to_bytes());
+            return Some((self.u32_at(pos + 4), vr == dicom_core::VR::SQ, unit));
         }
         let vr = [self.head[pos + 4], self.head[pos + 5]];
         // an unknown VR is read like UN (2 reserved bytes, 32-bit length), as the parser does
@@ -296,7 +300,18 @@ impl LengthWalk<'_> {
             (u32::from(self.u16_at(pos + 6)), 8)
         };
         self.pos += header;
-        Some((len, &vr == b"SQ"))
+        Some((len, &vr == b"SQ", value_unit(vr)))
+    }
+}
+
+/// The bytes of one value of a binary VR of fixed size (1 for strings and bytes): dicom-rs reads
+/// `length / unit` whole values and leaves the rest of an odd length unread.
+fn value_unit(vr: [u8; 2]) -> usize {
+    match &vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"AT" | b"FL" | b"OF" | b"SL" | b"UL" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => 1,
     }
 }
 

@@ -210,27 +210,32 @@ fn an_rle_fragment_must_declare_1_to_15_segments_in_a_64_byte_header() {
     assert!(e.contains("RLE fragment 3 is 20 bytes"), "{e}");
 }
 
+/// An explicit VR element with a 16-bit length.
+fn short_element(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    let mut e = Vec::new();
+    e.extend(tag.0.to_le_bytes());
+    e.extend(tag.1.to_le_bytes());
+    e.extend(vr);
+    e.extend((value.len() as u16).to_le_bytes());
+    e.extend(value);
+    e
+}
+
+/// The preamble, "DICM" and a file meta group naming only the transfer syntax.
+fn file_meta(transfer_syntax: &[u8]) -> Vec<u8> {
+    let syntax = short_element((0x0002, 0x0010), b"UI", transfer_syntax);
+    let mut file = vec![0u8; 128];
+    file.extend(b"DICM");
+    let group_length = (syntax.len() as u32).to_le_bytes();
+    file.extend(short_element((0x0002, 0x0000), b"UL", &group_length));
+    file.extend(syntax);
+    file
+}
+
 #[test]
 fn lengths_inside_an_implicit_vr_sequence_of_defined_length_are_checked() {
     use super::guards::check_declared_lengths;
-    let element = |tag: (u16, u16), value: &[u8], vr: &[u8; 2]| {
-        let mut e = Vec::new();
-        e.extend(tag.0.to_le_bytes());
-        e.extend(tag.1.to_le_bytes());
-        e.extend(vr);
-        e.extend((value.len() as u16).to_le_bytes());
-        e.extend(value);
-        e
-    };
-    let syntax = element((0x0002, 0x0010), b"1.2.840.10008.1.2\0", b"UI");
-    let mut file = vec![0u8; 128];
-    file.extend(b"DICM");
-    file.extend(element(
-        (0x0002, 0x0000),
-        &(syntax.len() as u32).to_le_bytes(),
-        b"UL",
-    ));
-    file.extend(syntax);
+    let mut file = file_meta(b"1.2.840.10008.1.2\0");
     // implicit VR: (0008,1115) Referenced Series Sequence, 24 bytes, one item of 16 bytes holding
     // (0008,1150) Referenced SOP Class UID that declares 4 GiB
     let implicit = |tag: (u16, u16), len: u32| {
@@ -249,6 +254,25 @@ fn lengths_inside_an_implicit_vr_sequence_of_defined_length_are_checked() {
         .to_string();
     assert!(
         e.contains("element (0008,1150) declares 4294967040 bytes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_walk_leaves_the_odd_byte_of_an_at_value_to_the_next_header_as_the_parser_does() {
+    use super::guards::check_declared_lengths;
+    let mut file = file_meta(b"1.2.840.10008.1.2.1\0");
+    // (0020,9165) AT of 5 bytes: dicom-rs reads one tag (4 bytes), and its 5th byte starts the
+    // next header, (0009,0010) UN declaring 3.75 GiB; one byte further on the header would be
+    // cut short by the end of the file and the walk would stop without a word
+    let mut at = short_element((0x0020, 0x9165), b"AT", &[0x62, 0x00, 0x0B, 0x00, 0x09]);
+    at.extend([0x00, 0x10, 0x00, b'U', b'N', 0, 0, 0x00, 0x00, 0x00, 0xF0]);
+    file.extend(at);
+    let e = check_declared_lengths(Path::new("odd.dcm"), &file, file.len() as u64)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("element (0009,0010) declares 4026531840 bytes"),
         "{e}"
     );
 }
