@@ -192,7 +192,7 @@ fn check_contents(bundle: &Path) {
     ] {
         assert!(bundle.join(inside).exists(), "{inside} is missing");
     }
-    // the W8A8 bundle's decoders are its FP32 original's, stored once in the archive
+    // the W8A8 and the fast bundles' decoders are LiteMedSAM's, stored once in the archive
     let inode = |bundled: &str| {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(
@@ -205,6 +205,7 @@ fn check_contents(bundle: &Path) {
         .ino()
     };
     assert_eq!(inode("litemedsam"), inode("litemedsam-w8a8"));
+    assert_eq!(inode("litemedsam"), inode("litemedsam-fast"));
     let crates = std::fs::read_to_string(bundle.join("LICENSES/rust-crates.txt")).unwrap();
     for shipped in [
         "\neframe ",
@@ -248,6 +249,7 @@ fn check_runs_bare(bundle: &Path, home: &Path, cwd: &Path) {
         format!("ok    ONNX Runtime 1.32.0 loads from {}", library.display()),
         "ok    bundled model litemedsam-w8a8 (W8A8".to_string(),
         "ok    bundled model litemedsam (fp32".to_string(),
+        "ok    bundled model litemedsam-fast (fp32".to_string(),
         "ok    bundled model ct-starter (fp32".to_string(),
         "ok    sample study decodes: CT, 20 slices".to_string(),
         format!(

@@ -195,6 +195,17 @@ mod tests {
         let names: Vec<&str> = bundled.iter().map(|m| m.name.as_str()).collect();
         assert!(names.contains(&"litemedsam"), "{names:?}");
         assert!(names.contains(&"litemedsam-w8a8"), "{names:?}");
+        // the fast model shows its speed and its accuracy in the panel's line
+        let fast = bundled
+            .iter()
+            .find(|m| m.name == "litemedsam-fast")
+            .unwrap();
+        assert!(
+            fast.measured.starts_with("box Dice BTCV 0.835")
+                && fast.measured.ends_with("encoder 41 ms on 2 cores"),
+            "{}",
+            fast.measured
+        );
         let starter_line = &bundled
             .iter()
             .find(|m| m.name == "ct-starter")

@@ -9,6 +9,8 @@ embedding (MSE), no labels and no prompts, so LiteMedSAM's prompt encoder and bo
     .venv-model/bin/python $D embed --round 0      # teacher embeddings, once per round (resumable)
     .venv-model/bin/python $D train --run fast-v1  # checkpoints; LUMEN_TRAIN_SESSION_MIN pauses (exit 75)
     .venv-model/bin/python $D export --run fast-v1 # -> assets/models/litemedsam-fast
+    # measure by MODEL_CARD.md's commands into fast-accuracy.toml, then:
+    .venv-model/bin/python $D export --run fast-v1 --manifest-only
 
 * Data (`views`): every slice of the shared data outside the held-out patients, each round in a
   new random view (flips, crops, CT window / MR percentile jitter, gamma): every 2nd slice of the
@@ -79,13 +81,25 @@ def gamma(image, rng):
     return (255 * (image / 255.0) ** rng.uniform(0.75, 1.35)).round().astype(np.uint8)
 
 
-def ct_view(btcv_grey, rng, jitter=True):
-    """A BTCV slice in a CT window around LiteMedSAM's (exactly WL 40 / WW 400 half the time)."""
+# How a new round's views are drawn (recorded in its meta.json). 1 (round 0): CT in LiteMedSAM's
+# window, exact or jittered. 2: a third of the CT views in BTCV's own window (what `lumen eval`
+# gives the BTCV patients), and the jitter reaching past it (WL 10-130).
+VIEW_RULE = 2
+
+
+def ct_view(btcv_grey, rng, jitter=True, rule=VIEW_RULE):
+    """A BTCV slice in LiteMedSAM's CT window (WL 40 / WW 400), in BTCV's own, or jittered."""
     if not jitter:
         return finetune.in_litemedsam_window(btcv_grey)
-    exact = rng.random() < 0.5
-    center, width = (40.0, 400.0) if exact else (rng.uniform(10, 90), rng.uniform(250, 550))
-    return jitter_geometry(gamma(finetune.in_litemedsam_window(btcv_grey, center, width), rng), rng)
+    pick = rng.random()
+    if rule >= 2 and pick < 1 / 3:
+        grey = btcv_grey
+    elif pick < (2 / 3 if rule >= 2 else 1 / 2):
+        grey = finetune.in_litemedsam_window(btcv_grey)
+    else:
+        center = rng.uniform(10, 130 if rule >= 2 else 90)
+        grey = finetune.in_litemedsam_window(btcv_grey, center, rng.uniform(250, 550))
+    return jitter_geometry(gamma(grey, rng), rng)
 
 
 def mr_view(values, rng, jitter=True):
@@ -117,8 +131,9 @@ def mr_slices(patients):
             yield f"chaos_mr_{n}", z, np.ascontiguousarray(image[:, ::-1, z].T)
 
 
-def views(name, seed):
-    """[(case, z, grey u8)] of one round (`0`, `1`, ...: training views) or of `monitor`."""
+def views(name, seed, rule=VIEW_RULE):
+    """[(case, z, grey u8)] of one round (`0`, `1`, ...: training views, drawn by `rule`) or of
+    `monitor`."""
     btcv = [p.stem for p in sorted((finetune.DATA / "btcv_abdomen_ct").glob("sabs_case*.npz"))]
     if name == "monitor":
         rng = np.random.default_rng(0)
@@ -127,7 +142,7 @@ def views(name, seed):
         return out + [(c, z, mr_view(v, rng, False)) for c, z, v in mr_slices(MR_HELD_OUT) if z % 4 == 0]
     rng = np.random.default_rng([seed, int(name)])
     train = [s for s in btcv if s not in finetune.HELD_OUT]
-    out = [(c, z, ct_view(g, rng)) for c, z, g in btcv_slices(train) if (z + int(name)) % 2 == 0]
+    out = [(c, z, ct_view(g, rng, rule=rule)) for c, z, g in btcv_slices(train) if (z + int(name)) % 2 == 0]
     for _ in range(2):
         out += [(c, z, mr_view(v, rng)) for c, z, v in mr_slices(finetune.MR_TRAIN)]
     return out
@@ -156,12 +171,14 @@ def embed(args):
 
     folder = round_dir(args.round)
     folder.mkdir(parents=True, exist_ok=True)
-    items = views(args.round, args.seed)
-    n, meta_path = len(items), folder / "meta.json"
-    encoder_sha = convert.sha256(TEACHER / "encoder.onnx")
+    meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    # a round is continued with the rule it was started with (rounds before rules were recorded: 1)
+    rule = meta.get("view_rule", 1) if meta else VIEW_RULE
+    items = views(args.round, args.seed, rule)
+    n, encoder_sha = len(items), convert.sha256(TEACHER / "encoder.onnx")
     if meta is None or meta["n"] != n or meta["seed"] != args.seed:
-        meta = {"n": n, "done": 0, "seed": args.seed, "encoder_sha256": encoder_sha,
+        meta = {"n": n, "done": 0, "seed": args.seed, "encoder_sha256": encoder_sha, "view_rule": rule,
                 "items": [[c, z] for c, z, _ in items]}
         for store in open_round(folder, n, "w+"):
             store.flush()
@@ -379,10 +396,11 @@ def export(args):
     net.load_state_dict(saved["student"])
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(net, (torch.zeros(1, 3, SIZE, SIZE),), str(args.out / "encoder.onnx"),
-                      input_names=["image"], output_names=["image_embeddings"], opset_version=17, dynamo=False)
-    for name in ("decoder.onnx", "click_decoder.onnx"):
-        shutil.copyfile(TEACHER / name, args.out / name)
+    if not args.manifest_only:
+        torch.onnx.export(net, (torch.zeros(1, 3, SIZE, SIZE),), str(args.out / "encoder.onnx"),
+                          input_names=["image"], output_names=["image_embeddings"], opset_version=17, dynamo=False)
+        for name in ("decoder.onnx", "click_decoder.onnx"):
+            shutil.copyfile(TEACHER / name, args.out / name)
     slices = reference.sample_slices()
     diffs = compare_student(net, args.out / "encoder.onnx", slices)
     manifest(state, diffs, slices, args.out)
@@ -403,6 +421,8 @@ def main():
     parser.add_argument("--seed", type=int, default=20261204)
     parser.add_argument("--monitor-every", type=int, default=250)
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    parser.add_argument("--manifest-only", action="store_true",
+                        help="export: keep the bundle's ONNX files, write model.toml again (after measuring)")
     args = parser.parse_args()
     {"embed": embed, "train": train, "export": export}[args.stage](args)
 
