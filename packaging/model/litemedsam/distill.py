@@ -270,12 +270,21 @@ def train(args):
     rounds = args.rounds or finished_rounds()
     data, held_out = Views(rounds), Views(["monitor"])
     net = student.FastEncoder()
-    net.load_teacher(convert.load_network().image_encoder)
+    if args.init:
+        # a finished earlier run goes on with more views (its schedule is kept in this one's)
+        earlier = torch.load(WORK / args.init / "ckpt.pt", weights_only=False, map_location="cpu")
+        if earlier["state"]["step"] != earlier["state"]["schedule"]["steps"]:
+            sys.exit(f"--init {args.init}: that run has not finished")
+        net.load_state_dict(earlier["student"])
+    else:
+        net.load_teacher(convert.load_network().image_encoder)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.01)
     folder = WORK / args.run
     schedule = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed, "rounds": rounds,
                 "precision": "bf16 autocast" if bf16 else "fp32"}
+    if args.init:
+        schedule["init"] = {"run": args.init, "schedule": earlier["state"]["schedule"]}
     state = {"step": 0, "log": [], "schedule": schedule, "trained_s": 0.0}
     if (folder / "ckpt.pt").exists():
         saved = torch.load(folder / "ckpt.pt", weights_only=False, map_location=device)
@@ -366,10 +375,16 @@ def manifest(state, diffs, slices, out):
     head = head.replace(teacher["files"]["encoder"]["sha256"], convert.sha256(out / "encoder.onnx"))
     schedule, log = state["schedule"], state["log"]
     provenance = {k: teacher["provenance"][k] for k in ("source", "code", "licence", "training_data", "click_decoder")}
+    def stage(sched):
+        return (f"{sched['steps']} steps of {sched['batch']} views (rounds {', '.join(sched['rounds'])}), "
+                f"lr {sched['lr']}, seed {sched['seed']}")
+
+    trained = f"trained for {stage(schedule)}"
+    if "init" in schedule:
+        trained = f"trained for {stage(schedule['init']['schedule'])} (run {schedule['init']['run']}), then for {stage(schedule)}"
     provenance["distillation"] = (
         f"packaging/model/litemedsam/distill.py: student.FastEncoder started from LiteMedSAM's stage and neck "
-        f"weights, trained for {schedule['steps']} steps of {schedule['batch']} views (MSE to the teacher's "
-        f"embedding; rounds {', '.join(schedule['rounds'])}), lr {schedule['lr']}, seed {schedule['seed']}; "
+        f"weights, {trained}, MSE to the teacher's embedding; "
         f"BTCV patients other than {', '.join(finetune.HELD_OUT)}, CHAOS T2 MR patients "
         f"{', '.join(map(str, finetune.MR_TRAIN))}; no labels; held-out monitor MSE "
         f"{log[0]['monitor_mse']:.5f} before, {log[-1]['monitor_mse']:.5f} after")
@@ -413,6 +428,7 @@ def main():
     parser.add_argument("--round", default="0", help="embed: a training round (0, 1, ...) or `monitor`")
     parser.add_argument("--rounds", nargs="*", help="train: the rounds to train on (default: every finished one)")
     parser.add_argument("--run", default="fast-v1", help="train, export: the run's folder under the work folder")
+    parser.add_argument("--init", help="train: start from this finished run's student instead of the teacher's weights")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=8)
