@@ -269,7 +269,7 @@ def train(args):
     bf16 = device == "cuda" or torch.cpu._is_avx512_bf16_supported()
     rounds = args.rounds or finished_rounds()
     data, held_out = Views(rounds), Views(["monitor"])
-    net = student.FastEncoder()
+    net = student.FastEncoder(**student.CONFIGS[args.student])
     if args.init:
         # a finished earlier run goes on with more views (its schedule is kept in this one's)
         earlier = torch.load(WORK / args.init / "ckpt.pt", weights_only=False, map_location="cpu")
@@ -283,6 +283,8 @@ def train(args):
     folder = WORK / args.run
     schedule = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed, "rounds": rounds,
                 "precision": "bf16 autocast" if bf16 else "fp32"}
+    if args.student != "v1":
+        schedule["student"] = args.student
     if args.init:
         schedule["init"] = {"run": args.init, "schedule": earlier["state"]["schedule"]}
     state = {"step": 0, "log": [], "schedule": schedule, "trained_s": 0.0}
@@ -383,7 +385,8 @@ def manifest(state, diffs, slices, out):
     if "init" in schedule:
         trained = f"trained for {stage(schedule['init']['schedule'])} (run {schedule['init']['run']}), then for {stage(schedule)}"
     provenance["distillation"] = (
-        f"packaging/model/litemedsam/distill.py: student.FastEncoder started from LiteMedSAM's stage and neck "
+        f"packaging/model/litemedsam/distill.py: student.FastEncoder ({schedule.get('student', 'v1')}) started "
+        f"from LiteMedSAM's stage and neck "
         f"weights, {trained}, MSE to the teacher's embedding; "
         f"BTCV patients other than {', '.join(finetune.HELD_OUT)}, CHAOS T2 MR patients "
         f"{', '.join(map(str, finetune.MR_TRAIN))}; no labels; held-out monitor MSE "
@@ -407,7 +410,7 @@ def export(args):
     state = saved["state"]
     if state["step"] != state["schedule"]["steps"]:
         sys.exit(f"the run has trained {state['step']} of {state['schedule']['steps']} steps; run `train` again")
-    net = student.FastEncoder()
+    net = student.FastEncoder(**student.CONFIGS[state["schedule"].get("student", "v1")])
     net.load_state_dict(saved["student"])
     net.eval()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -428,6 +431,8 @@ def main():
     parser.add_argument("--round", default="0", help="embed: a training round (0, 1, ...) or `monitor`")
     parser.add_argument("--rounds", nargs="*", help="train: the rounds to train on (default: every finished one)")
     parser.add_argument("--run", default="fast-v1", help="train, export: the run's folder under the work folder")
+    parser.add_argument("--student", choices=sorted(student.CONFIGS), default="v1",
+                        help="train: the student network (student.CONFIGS)")
     parser.add_argument("--init", help="train: start from this finished run's student instead of the teacher's weights")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3000)

@@ -16,6 +16,9 @@ from torch import nn
 
 EMBED_DIMS = [64, 128, 160, 320]
 EMBED = 256
+# the top-down path's extra blocks, by name (a run records its name): v1 is run fast-v1's network,
+# 3.48 GMACs; v2 adds inverted residuals at 32x32 and 64x64, 4.57 GMACs (the teacher's / 8.2)
+CONFIGS = {"v1": {}, "v2": {"blocks32": 2, "expand32": 2, "blocks64": 1, "expand64": 1}}
 
 
 def tiny_vit_parts():
@@ -36,30 +39,55 @@ class StridedStem(nn.Module):
         return self.seq(x)
 
 
+def zero_init(*convs):
+    """Residual branches that start at zero: the step starts as the plain upsampled neck output,
+    so the stage weights carry the teacher's meaning from the first step."""
+    for conv in convs:
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+
+
+class InvertedResidual(nn.Module):
+    """x + pointwise(depthwise 3x3(pointwise(x))), GELU between, no activation after the sum (the
+    path ends in a LayerNorm, not a GELU)."""
+
+    def __init__(self, dim, expand):
+        super().__init__()
+        hidden = dim * expand
+        self.expand = nn.Conv2d(dim, hidden, 1)
+        self.depthwise = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.project = nn.Conv2d(hidden, dim, 1)
+        self.act = nn.GELU()
+        zero_init(self.project)
+
+    def forward(self, x):
+        return x + self.project(self.act(self.depthwise(self.act(self.expand(x)))))
+
+
 class Refine(nn.Module):
     """x2 upsampling step: bilinear x2 of the coarser map, plus a 1x1 projection of the stage
-    features at the finer resolution, then depthwise 3x3 and pointwise 1x1 with a residual."""
+    features at the finer resolution, then depthwise 3x3 and pointwise 1x1 with a residual, then
+    `blocks` inverted residuals (`expand` x wide; 0 blocks in run fast-v1)."""
 
-    def __init__(self, lateral_dim):
+    def __init__(self, lateral_dim, blocks=0, expand=1):
         super().__init__()
         self.lateral = nn.Conv2d(lateral_dim, EMBED, 1)
         self.depthwise = nn.Conv2d(EMBED, EMBED, 3, padding=1, groups=EMBED)
         self.pointwise = nn.Conv2d(EMBED, EMBED, 1)
         self.act = nn.GELU()
-        # starts as the plain upsampled neck output: the stage weights carry the teacher's meaning
-        for conv in (self.lateral, self.pointwise):
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+        self.blocks = nn.Sequential(*[InvertedResidual(EMBED, expand) for _ in range(blocks)])
+        zero_init(self.lateral, self.pointwise)
 
     def forward(self, coarse, lateral):
         x = F.interpolate(coarse, scale_factor=2.0, mode="bilinear", align_corners=False) + self.lateral(lateral)
-        return x + self.pointwise(self.act(self.depthwise(x)))
+        return self.blocks(x + self.pointwise(self.act(self.depthwise(x))))
 
 
 class FastEncoder(nn.Module):
     """image [B,3,256,256] (LiteMedSAM's preprocessing) -> image_embeddings [B,256,64,64]."""
 
-    def __init__(self):
+    def __init__(self, blocks32=0, expand32=1, blocks64=0, expand64=1):
+        """The top-down path's extra inverted residuals at 32x32 and 64x64 (none in fast-v1)."""
         super().__init__()
         parts = tiny_vit_parts()
         # img_size 64: the stages are built for the resolutions the stride-4 stem gives them
@@ -70,8 +98,8 @@ class FastEncoder(nn.Module):
         self.vit.patch_embed = StridedStem(EMBED_DIMS[0])
         # the neck's closing LayerNorm2d moves to the end of the upsampling path (`norm`)
         self.vit.neck[3] = nn.Identity()
-        self.up32 = Refine(EMBED_DIMS[1])
-        self.up64 = Refine(EMBED_DIMS[0])
+        self.up32 = Refine(EMBED_DIMS[1], blocks32, expand32)
+        self.up64 = Refine(EMBED_DIMS[0], blocks64, expand64)
         self.norm = parts.LayerNorm2d(EMBED)
 
     def forward(self, x):
