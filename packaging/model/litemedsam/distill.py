@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import convert  # noqa: E402  (the teacher network, hashing, manifest)
 import finetune  # noqa: E402  (the shared data, its split and BTCV's window)
+import pausing  # noqa: E402  (checkpoints, pause and continue)
 import reference  # noqa: E402  (the official preprocessing)
 import student  # noqa: E402  (the student network)
 
@@ -53,7 +54,6 @@ REPO = HERE.parents[2]
 WORK = pathlib.Path(os.environ.get("LUMEN_TRAIN_DIR", REPO / ".train")) / "litemedsam-distill"
 TEACHER = REPO / "assets" / "models" / "litemedsam"
 OUT = REPO / "assets" / "models" / "litemedsam-fast"
-EXIT_PAUSED = 75
 SIZE = reference.SIZE
 MR_HELD_OUT = [2, 5, 10, 15, 20, 22, 32, 34]
 
@@ -238,15 +238,7 @@ def finished_rounds():
 # ---------------------------------------------------------------- train
 
 def save(folder, net, opt, state):
-    """A checkpoint written into a fresh folder and swapped in, so a kill keeps the previous one."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    torch.save({"student": net.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp / "ckpt.pt")
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    pausing.save_swapped(folder, {"student": net.state_dict(), "optimizer": opt.state_dict(), "state": state})
 
 
 @torch.no_grad()
@@ -301,8 +293,8 @@ def train(args):
         print(f"{len(data)} views of rounds {rounds}; held-out MSE before: {state['log'][0]['monitor_mse']:.5f}", flush=True)
     net.train()
     net.freeze_batch_norm()
-    limit = float(os.environ.get("LUMEN_TRAIN_SESSION_MIN", "0")) * 60
-    start = last_save = time.time()
+    paused = pausing.Pausing(lambda: save(folder, net, opt, state))
+    start = time.time()
     trained_before, first_step = state["trained_s"], state["step"]
     while state["step"] < args.steps:
         step = state["step"]
@@ -328,13 +320,7 @@ def train(args):
             mse = monitor_mse(net, held_out, device)
             state["log"].append({"step": state["step"], "monitor_mse": mse})
             print(f"step {state['step']} held-out MSE {mse:.5f}", flush=True)
-        if time.time() - last_save > 180 or state["step"] == args.steps:
-            save(folder, net, opt, state)
-            last_save = time.time()
-        if limit and time.time() - start > limit and state["step"] < args.steps:
-            save(folder, net, opt, state)
-            print(f"paused at step {state['step']}; run the same command again to continue")
-            sys.exit(EXIT_PAUSED)
+        paused.after_step(state["step"], args.steps)
     (folder / "log.json").write_text(json.dumps(state["log"], indent=1))
     print("done")
 

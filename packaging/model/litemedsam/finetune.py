@@ -49,6 +49,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import convert  # noqa: E402  (network, decoder export)
+import pausing  # noqa: E402  (checkpoints, pause and continue)
 import reference  # noqa: E402  (the official preprocessing)
 from train import bbox, focal_dice, run_decoder  # noqa: E402  (starter recipe's SAM pieces)
 
@@ -97,9 +98,6 @@ def augmented(grey, label, rng):
     image = cv2.resize(image[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
     label = cv2.resize(label[y:y + ch, x:x + cw].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
     return image, label
-
-
-EXIT_PAUSED = 75
 
 
 # ---------------------------------------------------------------- embed: the frozen encoder, once
@@ -383,19 +381,8 @@ def trainable(net):
 
 
 def save(folder, net, opt, state):
-    """A checkpoint written into a fresh folder and renamed over the old one."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
     parts = {"prompt_encoder": net.prompt_encoder.state_dict(), "mask_decoder": net.mask_decoder.state_dict()}
-    torch.save({"parts": parts, "optimizer": opt.state_dict(), "state": state}, tmp / "ckpt.pt")
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    if old.exists():
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+    pausing.save_swapped(folder, {"parts": parts, "optimizer": opt.state_dict(), "state": state})
 
 
 def load_parts(net, parts):
@@ -429,8 +416,8 @@ def train(args):
         state["log"].append({"step": 0, "val": before.tolist()})
         print("before: box %.4f, clicks %s" % (before[0], np.round(before[1:], 4)), flush=True)
     rng = np.random.default_rng([args.seed, state["step"]])
-    limit = float(os.environ.get("LUMEN_TRAIN_SESSION_MIN", "0")) * 60
-    start = last_save = time.time()
+    paused = pausing.Pausing(lambda: save(folder, net, opt, state))
+    start = time.time()
     first_step = state["step"]
     while state["step"] < args.steps:
         step = state["step"]
@@ -452,14 +439,9 @@ def train(args):
             v = monitor(net, val)
             state["log"].append({"step": state["step"], "val": v.tolist()})
             print("step %d held out: box %.4f, clicks %s" % (state["step"], v[0], np.round(v[1:], 4)), flush=True)
-        if time.time() - last_save > 180 or state["step"] == args.steps:
+        if paused.after_step(state["step"], args.steps):
+            # a continued run seeds from the step it starts at: so does this one at every checkpoint
             rng = np.random.default_rng([args.seed, state["step"]])
-            save(folder, net, opt, state)
-            last_save = time.time()
-        if limit and time.time() - start > limit and state["step"] < args.steps:
-            save(folder, net, opt, state)
-            print(f"paused at step {state['step']}; run the same command again to continue")
-            sys.exit(EXIT_PAUSED)
     (folder / "log.json").write_text(json.dumps(state["log"], indent=1))
     print("done")
 
