@@ -379,7 +379,7 @@ def load_weights(folder: Path, sam):
     return json.loads((folder / "ckpt.json").read_text()) if (folder / "ckpt.json").exists() else {}
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=TRAIN_DIR)
     ap.add_argument("--train-file", default="train.npz")
@@ -413,10 +413,134 @@ def main():
     args = ap.parse_args()
     if (args.steps > 0) == (args.minutes > 0):
         ap.error("give exactly one budget: --steps N (reproducible) or --minutes M (wall clock)")
-    micro = min(args.micro_batch or args.batch, args.batch)
-    if args.batch % micro:
+    args.micro = min(args.micro_batch or args.batch, args.batch)
+    if args.batch % args.micro:
         ap.error("--batch must be a multiple of --micro-batch")
+    return args
 
+
+def make_optimizer(sam, args):
+    """AdamW; no weight decay on norms, biases, positional and token embeddings."""
+    decay, no_decay = [], []
+    for n, p in sam.named_parameters():
+        (no_decay if p.ndim <= 1 or "pos" in n or "embed" in n or "token" in n else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.999))
+
+
+class Run:
+    """This run's progress: its step, time trained, log and the earlier run it started from;
+    continued from its own checkpoint, started from `--resume`'s weights, or new."""
+
+    def __init__(self, args, sam, opt, g, dev):
+        self.args, self.sam, self.opt, self.g = args, sam, opt, g
+        self.step, self.elapsed_before, self.log, self.prev = 0, 0.0, [], {}
+        self.finished = False
+        own = ckpt_folder(args.out)
+        if own is not None:
+            self.continue_from(own, dev)
+        elif args.resume:
+            self.start_from(args.resume, dev)
+        self.start_step = int(self.prev.get("step", 0))
+        self.t0 = time.time()
+
+    def continue_from(self, own, dev):
+        meta = json.loads((own / "ckpt.json").read_text())
+        if meta.get("schedule") != schedule_of(self.args):
+            raise SystemExit(f"{self.args.out} holds a checkpoint of another schedule ({meta.get('schedule')}); "
+                             "choose another --out or delete it")
+        if meta.get("finished"):
+            print(f"{self.args.out}: this run is already finished (step {meta['step']}); nothing to do")
+            self.finished = True
+            return
+        load_weights(own, self.sam)
+        self.opt.load_state_dict(torch.load(own / "optim.pt", map_location=dev))
+        state = torch.load(own / "state.pt", map_location="cpu", weights_only=False)
+        self.step, self.elapsed_before = state["step"], state["elapsed"]
+        self.g.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.log = json.loads((own / "log.json").read_text()) if (own / "log.json").exists() else []
+        self.prev = meta.get("init", {})
+        print(f"continuing {self.args.out} at step {self.step} of this run ({self.elapsed_before:.0f}s trained)")
+
+    def start_from(self, earlier, dev):
+        init = ckpt_folder(earlier)
+        if init is None:
+            raise SystemExit(f"--resume {earlier}: no checkpoint there")
+        self.prev = load_weights(init, self.sam)
+        if (init / "optim.pt").exists():
+            try:
+                self.opt.load_state_dict(torch.load(init / "optim.pt", map_location=dev))
+                print("resumed optimizer state")
+            except Exception as e:  # noqa: BLE001
+                print(f"optimizer state not resumed: {e}")
+        print(f"resumed weights from {earlier} at step {self.prev.get('step', 0)}")
+
+    def elapsed(self):
+        return self.elapsed_before + time.time() - self.t0
+
+    def frac(self):
+        return self.step / self.args.steps if self.args.steps else self.elapsed() / (self.args.minutes * 60)
+
+    def checkpoint(self, finished, extra=None):
+        args, prev = self.args, self.prev
+        bare = self.sam._orig_mod if hasattr(self.sam, "_orig_mod") else self.sam
+        meta = {"schedule": schedule_of(args), "finished": finished, "args": {k: str(v) for k, v in vars(args).items()},
+                "init": {k: prev[k] for k in ("step", "train_seconds", "prev_train_seconds") if k in prev},
+                "train_seconds": self.elapsed(), "steps_this_run": self.step,
+                "samples_this_run": self.step * args.batch,
+                "prev_train_seconds": prev.get("train_seconds", 0) + prev.get("prev_train_seconds", 0),
+                "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+                else f"cpu ({torch.get_num_threads()} threads)",
+                "precision": "bf16 autocast" if args.bf16 else "fp32"}
+        meta.update(extra or {})
+        state = {"step": self.step, "elapsed": self.elapsed(), "generator": self.g.get_state(),
+                 "torch_rng": torch.get_rng_state()}
+        save_ckpt(args.out, bare, self.opt, self.start_step + self.step, meta, state, self.log)
+
+    def should_pause(self, started):
+        args = self.args
+        return bool((args.stop_after_minutes and time.time() - started > args.stop_after_minutes * 60)
+                    or (args.stop_after_steps and self.step >= args.stop_after_steps))
+
+
+def train(run, data, val_path, dev):
+    args, sam, opt = run.args, run.sam, run.opt
+    run.t0 = last_ck = started = time.time()  # the clock of this process's training, data loaded
+    while run.frac() < 1.0:
+        if run.should_pause(started):
+            run.checkpoint(False)
+            print(f"paused at step {run.step} of this run -> {args.out}; run the same command again to continue",
+                  flush=True)
+            raise SystemExit(EXIT_PAUSED)
+        warm = min(1.0, (run.step + 1) / args.warmup)
+        cosine = 0.5 * (1 + math.cos(math.pi * run.frac()))
+        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * cosine)
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        parts = args.batch // args.micro
+        for _ in range(parts):
+            loss, st = train_step(sam, data, args.micro, args, run.g, args.rounds)
+            (loss / parts).backward()
+        gn = torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
+        opt.step()
+        run.step += 1
+        if run.step % 50 == 0 or run.step == 1:
+            st.update(step=run.start_step + run.step, lr=lr, gnorm=float(gn), t=round(run.elapsed(), 1))
+            run.log.append(st)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}), flush=True)
+        now = time.time()
+        if val_path.exists() and run.step % args.monitor_steps == 0:
+            m, per = monitor(sam, val_path, dev, args.bf16)
+            print(f"monitor step {run.start_step + run.step}: val box dice {m:.4f} {per}", flush=True)
+        if now - last_ck > args.ckpt_min * 60:
+            run.checkpoint(False)
+            last_ck = now
+
+
+def main():
+    args = parse_args()
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -429,47 +553,11 @@ def main():
     g.manual_seed(args.seed)
 
     sam = build_sam().to(dev)
-    decay, no_decay = [], []
-    for n, p in sam.named_parameters():
-        (no_decay if p.ndim <= 1 or "pos" in n or "embed" in n or "token" in n else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.999))
-
-    # Continue this run, or start it (from scratch or from an earlier run's weights).
-    step, elapsed_before, log, prev = 0, 0.0, [], {}
-    own = ckpt_folder(args.out)
-    if own is not None:
-        meta = json.loads((own / "ckpt.json").read_text())
-        if meta.get("schedule") != schedule_of(args):
-            raise SystemExit(f"{args.out} holds a checkpoint of another schedule ({meta.get('schedule')}); "
-                             "choose another --out or delete it")
-        if meta.get("finished"):
-            print(f"{args.out}: this run is already finished (step {meta['step']}); nothing to do")
-            return
-        load_weights(own, sam)
-        opt.load_state_dict(torch.load(own / "optim.pt", map_location=dev))
-        state = torch.load(own / "state.pt", map_location="cpu", weights_only=False)
-        step, elapsed_before = state["step"], state["elapsed"]
-        g.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        log = json.loads((own / "log.json").read_text()) if (own / "log.json").exists() else []
-        prev = meta.get("init", {})
-        print(f"continuing {args.out} at step {step} of this run ({elapsed_before:.0f}s trained)")
-    elif args.resume:
-        init = ckpt_folder(args.resume)
-        if init is None:
-            raise SystemExit(f"--resume {args.resume}: no checkpoint there")
-        prev = load_weights(init, sam)
-        if (init / "optim.pt").exists():
-            try:
-                opt.load_state_dict(torch.load(init / "optim.pt", map_location=dev))
-                print("resumed optimizer state")
-            except Exception as e:  # noqa: BLE001
-                print(f"optimizer state not resumed: {e}")
-        print(f"resumed weights from {args.resume} at step {prev.get('step', 0)}")
-    start_step = int(prev.get("step", 0))
-    n_par = sum(p.numel() for p in sam.parameters())
-    print(f"params {n_par / 1e6:.2f} M", flush=True)
+    opt = make_optimizer(sam, args)
+    run = Run(args, sam, opt, g, dev)
+    if run.finished:
+        return
+    print(f"params {sum(p.numel() for p in sam.parameters()) / 1e6:.2f} M", flush=True)
     if args.compile:
         sam.image_encoder = torch.compile(sam.image_encoder)
 
@@ -477,58 +565,7 @@ def main():
     val_path = args.data / "val.npz"
     print(f"train instances {len(data.rows)}, slices {len(data.image)}", flush=True)
     sam.train()
-    t0 = time.time()
-    last_ck = t0
-
-    def elapsed():
-        return elapsed_before + time.time() - t0
-
-    def frac():
-        return step / args.steps if args.steps else elapsed() / (args.minutes * 60)
-
-    def checkpoint(finished, extra=None):
-        bare = sam._orig_mod if hasattr(sam, "_orig_mod") else sam
-        meta = {"schedule": schedule_of(args), "finished": finished, "args": {k: str(v) for k, v in vars(args).items()},
-                "init": {k: prev[k] for k in ("step", "train_seconds", "prev_train_seconds") if k in prev},
-                "train_seconds": elapsed(), "steps_this_run": step, "samples_this_run": step * args.batch,
-                "prev_train_seconds": prev.get("train_seconds", 0) + prev.get("prev_train_seconds", 0),
-                "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-                "precision": "bf16 autocast" if args.bf16 else "fp32"}
-        meta.update(extra or {})
-        state = {"step": step, "elapsed": elapsed(), "generator": g.get_state(), "torch_rng": torch.get_rng_state()}
-        save_ckpt(args.out, bare, opt, start_step + step, meta, state, log)
-
-    while frac() < 1.0:
-        if (args.stop_after_minutes and time.time() - t0 > args.stop_after_minutes * 60) or \
-                (args.stop_after_steps and step >= args.stop_after_steps):
-            checkpoint(False)
-            print(f"paused at step {step} of this run -> {args.out}; run the same command again to continue",
-                  flush=True)
-            raise SystemExit(EXIT_PAUSED)
-        f = frac()
-        warm = min(1.0, (step + 1) / args.warmup)
-        lr = args.lr * warm * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * f)))
-        for grp in opt.param_groups:
-            grp["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        parts = args.batch // micro
-        for _ in range(parts):
-            loss, st = train_step(sam, data, micro, args, g, args.rounds)
-            (loss / parts).backward()
-        gn = torch.nn.utils.clip_grad_norm_(sam.parameters(), 1.0)
-        opt.step()
-        step += 1
-        if step % 50 == 0 or step == 1:
-            st.update(step=start_step + step, lr=lr, gnorm=float(gn), t=round(elapsed(), 1))
-            log.append(st)
-            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items()}), flush=True)
-        now = time.time()
-        if val_path.exists() and step % args.monitor_steps == 0:
-            m, per = monitor(sam, val_path, dev, args.bf16)
-            print(f"monitor step {start_step + step}: val box dice {m:.4f} {per}", flush=True)
-        if now - last_ck > args.ckpt_min * 60:
-            checkpoint(False)
-            last_ck = now
+    train(run, data, val_path, dev)
     if hasattr(sam.image_encoder, "_orig_mod"):
         sam.image_encoder = sam.image_encoder._orig_mod
     extra = {}
@@ -536,8 +573,8 @@ def main():
         m, per = monitor(sam, val_path, dev, args.bf16)
         extra = {"monitor_val_box_dice": m, "monitor_val_per_class": per}
         print(f"final monitor: val box dice {m:.4f} {per}", flush=True)
-    checkpoint(True, extra)
-    print(f"done: {step} steps in {elapsed():.0f}s -> {args.out}", flush=True)
+    run.checkpoint(True, extra)
+    print(f"done: {run.step} steps in {run.elapsed():.0f}s -> {args.out}", flush=True)
 
 
 if __name__ == "__main__":
