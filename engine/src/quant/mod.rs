@@ -8,17 +8,20 @@
 
 mod calibrate;
 mod emit;
+mod options;
 mod pipeline;
 pub mod quantizer;
+mod record;
 mod reparam;
 mod sites;
 
 pub use calibrate::{Collect, Samples, collect};
 pub use emit::{ActQuant, EmitSummary, emit, fake_weight, upgrade_to_opset21};
-pub use pipeline::{
+pub use options::{
     Bits, Calibration, DEFAULT_MIN_SELF_CHECK_IOU, Preset, Progress, RequantizeOptions,
-    RequantizeReport, requantize,
+    RequantizeReport,
 };
+pub use pipeline::requantize;
 pub use quantizer::{LogSqrt2, Uniform, search_uniform};
 pub use reparam::reparameterize;
 pub use sites::{ActKind, LayerNormGroup, Site, Sites, WeightRef, find_sites};
