@@ -6,8 +6,9 @@ embedding (MSE), no labels and no prompts, so LiteMedSAM's prompt encoder and bo
 (box and click) are reused unchanged.
 
     D=packaging/model/litemedsam/distill.py
-    .venv-model/bin/python $D embed --round 0      # teacher embeddings, once per round (resumable)
-    .venv-model/bin/python $D train --run fast-v1  # checkpoints; LUMEN_TRAIN_SESSION_MIN pauses (exit 75)
+    for r in monitor 0; do .venv-model/bin/python $D embed --round $r; done   # teacher embeddings (resumable)
+    .venv-model/bin/python $D train --run fast-v1 --rounds 0 --steps 2000 --warmup 50 --monitor-every 250
+    #   (the shipped run; checkpoints every 3 min; LUMEN_TRAIN_SESSION_MIN pauses with exit 75)
     .venv-model/bin/python $D export --run fast-v1 # -> assets/models/litemedsam-fast
     # measure by MODEL_CARD.md's commands into fast-accuracy.toml, then:
     .venv-model/bin/python $D export --run fast-v1 --manifest-only
