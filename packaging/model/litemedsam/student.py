@@ -10,7 +10,6 @@ are new. The neck's 16x16 output is brought to 64x64 by two x2 steps, each addin
 of the stage features at that resolution and a depthwise 3x3 + pointwise refinement, and a final
 LayerNorm2d as the teacher's neck ends with (the decoder expects its statistics).
 """
-import torch
 import torch.nn.functional as F
 from torch import nn
 
