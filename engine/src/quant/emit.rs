@@ -16,7 +16,7 @@ use ndarray::{ArrayD, Axis};
 use std::collections::HashMap;
 
 /// ONNX INT4 element type (opset 21).
-const INT4: i32 = 22;
+pub(super) const INT4: i32 = 22;
 
 /// The quantizer chosen for one activation tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -119,6 +119,8 @@ impl GraphBits {
 pub struct GraphSummary {
     pub emit: EmitSummary,
     pub reparameterized_norms: usize,
+    /// Stem layers whose weights stayed at 8 bits below 8-bit weights (`quantize_graph`).
+    pub stem_8bit_layers: usize,
     /// Activation tensors left float because one channel range dominates the rest (see
     /// `MIN_CHANNEL_SHARE`); their layers' weights are still quantized.
     pub kept_float: Vec<String>,
@@ -128,12 +130,14 @@ pub struct GraphSummary {
 }
 
 /// Quantizes `model`: calibrates its activations on `inputs` (feed sets), reparameterizes
-/// post-LayerNorm activations when `reparam`, and emits the integer-weight graph.
+/// post-LayerNorm activations when `reparam`, and emits the integer-weight graph. With
+/// `stem_8bit`, the convolutional stem (`Sites::stem_weights`) keeps 8-bit weights below 8 bits.
 pub fn quantize_graph(
     model: &Model,
     inputs: &[Vec<(String, TensorData)>],
     bits: GraphBits,
     reparam: bool,
+    stem_8bit: bool,
     config: &SessionConfig,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(Model, GraphSummary), QuantError> {
@@ -229,13 +233,19 @@ pub fn quantize_graph(
     }
 
     // weights are calibrated after reparameterization changed them
-    let weight_quant = weight_quantizers(&model, &sites, bits.weights, integer_convs)?;
+    let stem = if stem_8bit && bits.weights < 8 {
+        sites.stem_weights()
+    } else {
+        vec![]
+    };
+    let weight_quant = weight_quantizers(&model, &sites, bits.weights, &stem, integer_convs)?;
     let (out, summary) = emit(&model, &sites.sites, &weight_quant, &act_quant)?;
     Ok((
         out,
         GraphSummary {
             emit: summary,
             reparameterized_norms: reparameterized,
+            stem_8bit_layers: stem.len(),
             kept_float,
             sites: sites.sites.len(),
             activations: act_quant,
@@ -243,12 +253,14 @@ pub fn quantize_graph(
     ))
 }
 
-/// Per-channel weight quantizers of every site with a weight, by initializer: symmetric for
-/// the convolutions that run on integer kernels (`integer_convs`).
+/// Per-channel weight quantizers of every site with a weight, by initializer: 8 bits for the
+/// initializers in `eight_bit`, `bits` for the rest; symmetric for the convolutions that run on
+/// integer kernels (`integer_convs`).
 fn weight_quantizers(
     model: &Model,
     sites: &Sites,
     bits: u32,
+    eight_bit: &[String],
     integer_convs: bool,
 ) -> Result<HashMap<String, emit::WeightQuant>, QuantError> {
     let mut weight_quant = HashMap::new();
@@ -261,6 +273,11 @@ fn weight_quantizers(
             .axis_iter(ndarray::Axis(w.channel_axis))
             .map(|lane| lane.iter().copied().collect())
             .collect();
+        let bits = if eight_bit.contains(&w.initializer) {
+            8
+        } else {
+            bits
+        };
         let q = if site.output.is_some() && integer_convs {
             quantizer::search_per_channel_symmetric(&lanes, bits)
         } else {

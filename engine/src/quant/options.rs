@@ -110,6 +110,8 @@ pub struct RequantizeOptions {
     pub calibration: Calibration,
     /// RepQ reparameterization of post-LayerNorm activations.
     pub reparameterize: bool,
+    /// Below 8-bit weights, the convolutional stem keeps 8-bit weights (`quantize_graph`).
+    pub stem_8bit: bool,
     /// Also store the decoder's weights as integers (weights only; activations stay float).
     pub quantize_decoder: bool,
     /// Where synthetic sets are cached.

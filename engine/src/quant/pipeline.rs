@@ -187,6 +187,7 @@ fn make_bundle(
         &feeds,
         options.bits,
         options.reparameterize,
+        options.stem_8bit,
         &options.session,
         &mut |d, t| reporter.report(d, t, format!("calibration image {d} of {t}")),
     )?;
@@ -205,6 +206,7 @@ fn make_bundle(
             &decoder,
             &feeds,
             bits,
+            false,
             false,
             &options.session,
             &mut |_, _| true,

@@ -97,6 +97,12 @@ fn precision_details(
         "reparameterized_norms",
         toml::Value::Integer(summary.reparameterized_norms as i64),
     );
+    if summary.stem_8bit_layers > 0 {
+        put(
+            "stem_8bit_weight_layers",
+            toml::Value::Integer(summary.stem_8bit_layers as i64),
+        );
+    }
     put("base_model", s(&base.name));
     put("base_encoder_sha256", s(&base.files.encoder.sha256));
     if let Some(set) = synthetic {

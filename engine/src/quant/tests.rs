@@ -64,6 +64,7 @@ fn quantize(
         feeds,
         bits,
         false,
+        false,
         &SessionConfig::default(),
         &mut |_, _| true,
     )
@@ -341,6 +342,7 @@ fn quantized_starter_encoder_tracks_fp_and_degrades_with_fewer_bits() {
             &feeds,
             bits,
             true,
+            false,
             &SessionConfig::default(),
             &mut |_, _| true,
         )
@@ -371,6 +373,7 @@ fn tinyvit_w8a8_gives_dense_convolutions_the_integer_pattern_and_keeps_depthwise
         &encoder,
         &feeds,
         bits,
+        false,
         false,
         &SessionConfig::default(),
         &mut |_, _| true,
@@ -461,4 +464,57 @@ fn reparameterization_runs_by_default_below_8_bit_activations_only() {
     assert!(reparameterize_by_default(bits(4, Some(4))));
     assert!(reparameterize_by_default(bits(6, Some(6))));
     assert!(!reparameterize_by_default(bits(4, None)));
+}
+
+#[test]
+fn the_convolutional_stem_is_the_convolutions_before_the_first_linear_layer() {
+    let image = smooth_image(40);
+    let stem = |encoder: &Model| {
+        let shapes = Shapes::probe(encoder, &[("image", &image)]).unwrap();
+        find_sites(encoder, &shapes).stem_weights()
+    };
+    assert_eq!(stem(&starter_encoder()).len(), 1, "the patch embedding");
+    let tinyvit = stem(&litemedsam_encoder());
+    // patch embedding (2), two MBConv blocks (3 each), the downsampling (3)
+    assert_eq!(tinyvit.len(), 11, "{tinyvit:?}");
+}
+
+#[test]
+fn below_8_bits_the_stem_keeps_8bit_weights_when_asked() {
+    let encoder = starter_encoder();
+    let feeds = vec![vec![("image".to_string(), smooth_image(41))]];
+    let bits = GraphBits {
+        weights: 4,
+        activations: Some(8),
+    };
+    let weight_types = |stem_8bit: bool| {
+        let (q, summary) = quantize_graph(
+            &encoder,
+            &feeds,
+            bits,
+            false,
+            stem_8bit,
+            &SessionConfig::default(),
+            &mut |_, _| true,
+        )
+        .unwrap();
+        let types: HashMap<i32, usize> = q
+            .graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type == "DequantizeLinear")
+            .filter_map(|n| q.graph().initializer.iter().find(|i| i.name == n.input[0]))
+            .fold(HashMap::new(), |mut m, i| {
+                *m.entry(i.data_type).or_default() += 1;
+                m
+            });
+        (types, summary.stem_8bit_layers)
+    };
+    let (plain, none) = weight_types(false);
+    let (stem, one) = weight_types(true);
+    assert_eq!((none, one), (0, 1));
+    assert_eq!(plain.get(&dtype::INT8), None, "{plain:?}");
+    assert_eq!(stem.get(&dtype::INT8), Some(&1), "{stem:?}");
+    let int4 = |types: &HashMap<i32, usize>| types.get(&emit::INT4).copied().unwrap_or(0);
+    assert_eq!(int4(&stem) + 1, int4(&plain), "one INT4 layer fewer");
 }
