@@ -65,4 +65,11 @@ for source in noise pse-only dfq "real:$REAL"; do
   [ "$label" = dfq ] || quantize "abl-$label-rep-w4a4" -w 4 -a 4 --calibration "$source"
   quantize "abl-$label-norep-w4a4" -w 4 -a 4 --calibration "$source" --no-reparam
 done
+# Mixed precision: RepQ at W4A8, and budgets of 8-bit layers (docs/quantization.md, "Mixed
+# precision").
+quantize w4a8-rep -w 4 -a 8 --reparam
+quantize w4a8-mixed5 -w 4 -a 8 --eight-bit-budget 0.05
+quantize w4a8-mixed10 -w 4 -a 8 --eight-bit-budget 0.10
+quantize w6a6-mixed5 -w 6 -a 6 --eight-bit-budget 0.05
+quantize w4a4-mixed5 -w 4 -a 4 --eight-bit-budget 0.05
 python3 packaging/quant/table.py "$OUT" "$FP"

@@ -71,6 +71,16 @@ for source, label in [("noise", "Gaussian noise"), ("pse-only", "PSE only"),
         if r:
             print(r.replace(f"| {label} |", f"| {label} | {rlabel} |", 1))
 print()
+print("Mixed precision (the costliest layers per weight keep 8-bit weights, --eight-bit-budget):")
+print()
+header("model")
+for name, label in [("w4a8-rep", "W4A8, RepQ"), ("w4a8-mixed5", "W4A8, budget 0.05"),
+                    ("w4a8-mixed10", "W4A8, budget 0.10"), ("w6a6-mixed5", "W6A6, budget 0.05"),
+                    ("w4a4-mixed5", "W4A4, budget 0.05")]:
+    r = row(name, label)
+    if r:
+        print(r)
+print()
 print("Per organ (BTCV Dice ×100):")
 names = [o["name"] for o in fp["btcv"]["organs"]]
 models = [m for m in ["fp", "dfq-w8a8", "dfq-w6a6", "dfq-w4a8", "dfq-w4a4"] if load(m, "btcv")]

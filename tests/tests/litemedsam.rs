@@ -240,7 +240,7 @@ fn w8a8_litemedsam_keeps_the_fp_livers_on_slices_it_was_not_calibrated_on() {
             pick("CHAOS MR 2"),
         ]),
         reparameterize: false,
-        stem_8bit: false,
+        eight_bit_budget: 0.0,
         quantize_decoder: false,
         cache_dir: work.path().join("cache"),
         use_shipped_synthetic: true,

@@ -20,7 +20,7 @@ fn options(cache: &std::path::Path, weights: u32, activations: Option<u32>) -> R
         preset: Preset::Quick,
         calibration: Calibration::Dfq,
         reparameterize: true,
-        stem_8bit: false,
+        eight_bit_budget: 0.0,
         quantize_decoder: false,
         cache_dir: cache.to_path_buf(),
         use_shipped_synthetic: true,

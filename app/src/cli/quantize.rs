@@ -41,10 +41,11 @@ pub struct QuantizeArgs {
     /// Reparameterize post-LayerNorm activations at 8 bits too (ablation).
     #[arg(long)]
     pub reparam: bool,
-    /// Below 8-bit weights, keep 8-bit weights in the convolutional stem (the convolutions
-    /// before the first linear layer: under 2 % of TinyViT's weights).
-    #[arg(long)]
-    pub stem_w8: bool,
+    /// Below 8-bit weights, the fraction of the weights (0–1) that may keep 8 bits: each
+    /// layer's low-bit weights are tried alone on the calibration images, and the costliest
+    /// per weight stay at 8 bits.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub eight_bit_budget: f64,
     /// Synthesize a new calibration set even where the bundle ships one (as the preset
     /// measurements do).
     #[arg(long, conflicts_with = "ship_synthetic")]
@@ -154,6 +155,11 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         "--min-self-check {} must be a mask IoU from 0 to 1",
         args.min_self_check
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.eight_bit_budget),
+        "--eight-bit-budget {} must be a fraction of the weights from 0 to 1",
+        args.eight_bit_budget
+    );
     let bits = Bits {
         weights: args.weights,
         activations: parse_activation_bits(&args.activations)?,
@@ -180,7 +186,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             (_, true) => false,
             _ => reparameterize_by_default(bits),
         },
-        stem_8bit: args.stem_w8,
+        eight_bit_budget: args.eight_bit_budget,
         quantize_decoder: args.decoder,
         cache_dir: crate::paths::synth_cache_dir(),
         use_shipped_synthetic: !args.synthesize,
@@ -223,7 +229,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             "activations": options.bits.activations,
             "calibration": options.calibration.name(),
             "reparameterized_norms": report.summary.reparameterized_norms,
-            "stem_8bit_layers": report.summary.stem_8bit_layers,
+            "eight_bit_layers": report.summary.eight_bit_layers,
             "quantized_layers": report.summary.emit.quantized_weights,
             "synthetic_set_sha256": report.synthetic_set,
             "synthetic_images": report.synthetic_images,

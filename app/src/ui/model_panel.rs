@@ -129,7 +129,7 @@ impl ModelPanel {
                 weights: s.weights,
                 activations: s.activations,
             }),
-            stem_8bit: false,
+            eight_bit_budget: 0.0,
             quantize_decoder: false,
             cache_dir: crate::paths::synth_cache_dir(),
             use_shipped_synthetic: true,

@@ -13,6 +13,7 @@ mod pipeline;
 pub mod quantizer;
 mod record;
 mod reparam;
+mod sensitivity;
 mod sites;
 
 pub use calibrate::{Collect, Samples, collect};
@@ -119,8 +120,8 @@ impl GraphBits {
 pub struct GraphSummary {
     pub emit: EmitSummary,
     pub reparameterized_norms: usize,
-    /// Stem layers whose weights stayed at 8 bits below 8-bit weights (`quantize_graph`).
-    pub stem_8bit_layers: usize,
+    /// The layers whose weights stayed at 8 bits below 8-bit weights (`quantize_graph`).
+    pub eight_bit_layers: Vec<String>,
     /// Activation tensors left float because one channel range dominates the rest (see
     /// `MIN_CHANNEL_SHARE`); their layers' weights are still quantized.
     pub kept_float: Vec<String>,
@@ -130,16 +131,18 @@ pub struct GraphSummary {
 }
 
 /// Quantizes `model`: calibrates its activations on `inputs` (feed sets), reparameterizes
-/// post-LayerNorm activations when `reparam`, and emits the integer-weight graph. With
-/// `stem_8bit`, the convolutional stem (`Sites::stem_weights`) keeps 8-bit weights below 8 bits.
+/// post-LayerNorm activations when `reparam`, and emits the integer-weight graph. Below 8-bit
+/// weights, the layers that `sensitivity` ranks costliest keep 8 bits, up to `eight_bit_budget`
+/// (a fraction of the weights; 0: none). `progress(stage, done, total)` hears of each stage
+/// that takes a while: "calibrate" (per input) and "rank layers" (per layer); false cancels.
 pub fn quantize_graph(
     model: &Model,
     inputs: &[Vec<(String, TensorData)>],
     bits: GraphBits,
     reparam: bool,
-    stem_8bit: bool,
+    eight_bit_budget: f64,
     config: &SessionConfig,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
+    progress: &mut dyn FnMut(&'static str, usize, usize) -> bool,
 ) -> Result<(Model, GraphSummary), QuantError> {
     bits.check()?;
     let first = inputs
@@ -180,7 +183,9 @@ pub fn quantize_graph(
                 requests.push((t.clone(), Collect::PerTensor));
             }
         }
-        let samples = collect(&model, &requests, inputs, config, progress)?;
+        let samples = collect(&model, &requests, inputs, config, &mut |d, t| {
+            progress("calibrate", d, t)
+        })?;
         let mut done_groups: Vec<usize> = Vec::new();
         for (tensor, kind) in sites.activation_tensors() {
             let Some(s) = samples.get(&tensor) else {
@@ -233,19 +238,23 @@ pub fn quantize_graph(
     }
 
     // weights are calibrated after reparameterization changed them
-    let stem = if stem_8bit && bits.weights < 8 {
-        sites.stem_weights()
+    let costs = if eight_bit_budget > 0.0 && bits.weights < 8 {
+        sensitivity::layer_costs(&model, &sites, inputs, bits.weights, config, &mut |d, t| {
+            progress("rank layers", d, t)
+        })?
     } else {
         vec![]
     };
-    let weight_quant = weight_quantizers(&model, &sites, bits.weights, &stem, integer_convs)?;
+    let kept = sensitivity::eight_bit_layers(&costs, eight_bit_budget);
+    let eight_bit: Vec<String> = kept.iter().map(|c| c.initializer.clone()).collect();
+    let weight_quant = weight_quantizers(&model, &sites, bits.weights, &eight_bit, integer_convs)?;
     let (out, summary) = emit(&model, &sites.sites, &weight_quant, &act_quant)?;
     Ok((
         out,
         GraphSummary {
             emit: summary,
             reparameterized_norms: reparameterized,
-            stem_8bit_layers: stem.len(),
+            eight_bit_layers: kept.iter().map(|c| c.layer.clone()).collect(),
             kept_float,
             sites: sites.sites.len(),
             activations: act_quant,

@@ -110,8 +110,9 @@ pub struct RequantizeOptions {
     pub calibration: Calibration,
     /// RepQ reparameterization of post-LayerNorm activations.
     pub reparameterize: bool,
-    /// Below 8-bit weights, the convolutional stem keeps 8-bit weights (`quantize_graph`).
-    pub stem_8bit: bool,
+    /// Below 8-bit weights, the fraction of the weights that may keep 8 bits, given to the
+    /// layers whose low-bit weights cost most (`quantize_graph`); 0: none.
+    pub eight_bit_budget: f64,
     /// Also store the decoder's weights as integers (weights only; activations stay float).
     pub quantize_decoder: bool,
     /// Where synthetic sets are cached.

@@ -187,9 +187,19 @@ fn make_bundle(
         &feeds,
         options.bits,
         options.reparameterize,
-        options.stem_8bit,
+        options.eight_bit_budget,
         &options.session,
-        &mut |d, t| reporter.report(d, t, format!("calibration image {d} of {t}")),
+        &mut |stage, d, t| {
+            if reporter.phase != stage {
+                reporter.phase(stage);
+            }
+            let what = if stage == "calibrate" {
+                "calibration image"
+            } else {
+                "layer"
+            };
+            reporter.report(d, t, format!("{what} {d} of {t}"))
+        },
     )?;
     reporter.check()?;
 
@@ -207,9 +217,9 @@ fn make_bundle(
             &feeds,
             bits,
             false,
-            false,
+            0.0,
             &options.session,
-            &mut |_, _| true,
+            &mut |_, _, _| true,
         )?;
         q.save(&tmp.join("decoder.onnx"))?;
     } else {

@@ -84,7 +84,9 @@ fn precision_details(
            activations with MSE-searched clipping (symmetric weights for integer convolutions; \
            depthwise-convolution inputs and activations whose median channel spans under 1/8 of \
            the tensor's range stay float); log-sqrt2 post-softmax below 8 bits, unclipped \
-           uniform at 8; RepQ reparameterization of post-LayerNorm activations when enabled",
+           uniform at 8; RepQ reparameterization of post-LayerNorm activations when enabled; \
+           below 8-bit weights, the layers whose low-bit weights alone cost the output most per \
+           weight on the calibration images keep 8 bits, within eight_bit_weight_budget",
         ),
     );
     put("calibration", s(options.calibration.name()));
@@ -97,10 +99,14 @@ fn precision_details(
         "reparameterized_norms",
         toml::Value::Integer(summary.reparameterized_norms as i64),
     );
-    if summary.stem_8bit_layers > 0 {
+    if !summary.eight_bit_layers.is_empty() {
         put(
-            "stem_8bit_weight_layers",
-            toml::Value::Integer(summary.stem_8bit_layers as i64),
+            "eight_bit_weight_layers",
+            toml::Value::Array(summary.eight_bit_layers.iter().map(|t| s(t)).collect()),
+        );
+        put(
+            "eight_bit_weight_budget",
+            toml::Value::Float(options.eight_bit_budget),
         );
     }
     put("base_model", s(&base.name));

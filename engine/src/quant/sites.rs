@@ -75,22 +75,6 @@ impl Sites {
         out
     }
 
-    /// The weight initializers of the convolutional stem: the convolutions before the first
-    /// other site (a linear layer or attention), in graph order. The starter ViT's stem is its
-    /// patch embedding; TinyViT's the patch embedding, the MBConv stage and its downsampling.
-    /// Empty for a graph of convolutions only, which has no stem apart from its body.
-    pub fn stem_weights(&self) -> Vec<String> {
-        let is_conv = |s: &&Site| s.op == "Conv";
-        if self.sites.iter().all(|s| is_conv(&s)) {
-            return vec![];
-        }
-        self.sites
-            .iter()
-            .take_while(is_conv)
-            .filter_map(|s| s.weight.as_ref().map(|w| w.initializer.clone()))
-            .collect()
-    }
-
     /// The group whose per-channel activations include `tensor`.
     pub fn layer_norm_of(&self, tensor: &str) -> Option<&LayerNormGroup> {
         self.layer_norms
