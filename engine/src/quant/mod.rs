@@ -278,10 +278,7 @@ fn weight_quantizers(
         let TensorData::F32(values) = model.initializer(&w.initializer)? else {
             continue;
         };
-        let lanes: Vec<Vec<f32>> = values
-            .axis_iter(ndarray::Axis(w.channel_axis))
-            .map(|lane| lane.iter().copied().collect())
-            .collect();
+        let lanes = channel_lanes(&values, w.channel_axis);
         let bits = if eight_bit.contains(&w.initializer) {
             8
         } else {
@@ -295,6 +292,14 @@ fn weight_quantizers(
         weight_quant.insert(w.initializer.clone(), q);
     }
     Ok(weight_quant)
+}
+
+/// A weight's values per output channel (`axis`), as the per-channel quantizers take them.
+fn channel_lanes(values: &ndarray::ArrayD<f32>, axis: usize) -> Vec<Vec<f32>> {
+    values
+        .axis_iter(ndarray::Axis(axis))
+        .map(|lane| lane.iter().copied().collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! are the small convolutions (patch embedding, depthwise, downsampling), where one 4-bit layer
 //! alone moves the embedding by up to half its norm.
 
-use super::QuantError;
 use super::emit::fake_weight;
 use super::quantizer::search_per_channel;
 use super::sites::Sites;
+use super::{QuantError, channel_lanes};
 use crate::graph::{Model, Runner, TensorData};
 use crate::runtime::SessionConfig;
 
@@ -54,11 +54,7 @@ pub fn layer_costs(
         let TensorData::F32(values) = model.initializer(&w.initializer)? else {
             continue;
         };
-        let lanes: Vec<Vec<f32>> = values
-            .axis_iter(ndarray::Axis(w.channel_axis))
-            .map(|lane| lane.iter().copied().collect())
-            .collect();
-        let q = search_per_channel(&lanes, bits);
+        let q = search_per_channel(&channel_lanes(&values, w.channel_axis), bits);
         let mut trial = model.clone();
         trial.set_initializer(
             &w.initializer,
